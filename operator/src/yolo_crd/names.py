@@ -1,0 +1,24 @@
+"""Names of the YoloTraining custom resource and the labels that link its children to it.
+
+The API group, version, kind and plurals appear in the CRD manifest, in the operator's handlers, in the
+trainer's status sink and in the API's watch; a test checks the CRD manifest against these constants.
+"""
+
+from typing import Final
+
+GROUP: Final = "yolo-operator.io"
+VERSION: Final = "v1alpha1"
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+KIND: Final = "YoloTraining"
+PLURAL: Final = "yolotrainings"
+SINGULAR: Final = "yolotraining"
+SHORT_NAMES: Final = ("yt",)
+CRD_NAME: Final = f"{PLURAL}.{GROUP}"
+
+#: Label put on every Job, Pod, ServiceAccount and Role created for a training: the resource's name.
+LABEL_NAME: Final = f"{GROUP}/training"
+#: Label carrying the training's task id (the resource's metadata.uid), for selection by id.
+LABEL_TASK_ID: Final = f"{GROUP}/task-id"
+#: Standard label naming the component that manages the children.
+LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
+MANAGED_BY: Final = "yolo-training-operator"

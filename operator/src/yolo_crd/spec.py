@@ -1,0 +1,136 @@
+"""The ``spec`` of a YoloTraining: what to train, on what, with which resources.
+
+The same model validates a CR body in the operator, a ``POST /train`` body in the API and the trainer's
+input, so a spec that one component accepts, all accept. Field bounds match the CRD's OpenAPI schema
+(a test compares them).
+"""
+
+from typing import Annotated, Any
+
+from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr, field_validator, model_validator
+
+from yolo_crd.hyperparameters import ALLOWED_HYPERPARAMETERS, hyperparameter_errors
+from yolo_crd.wire import WireModel
+
+__all__ = [
+    "ALLOWED_HYPERPARAMETERS",
+    "ResourceRequirements",
+    "StorageSpec",
+    "StorageVolume",
+    "YoloTrainingSpec",
+]
+
+Quantity = StrictInt | StrictFloat | StrictStr
+K8sName = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")]
+HyperValue = StrictBool | StrictInt | StrictFloat | StrictStr
+
+MODEL_SUFFIXES = (".pt", ".yaml", ".yml")
+DATA_SUFFIXES = (".yaml", ".yml")
+
+
+class ResourceRequirements(WireModel):
+    """CPU, memory and extra resources for the trainer container (GPUs come from ``gpus``)."""
+
+    limits: dict[str, Quantity] | None = None
+    requests: dict[str, Quantity] | None = None
+
+
+class StorageVolume(WireModel):
+    """A PersistentVolumeClaim mounted into the trainer, for datasets, weights or outputs."""
+
+    name: Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
+    claim_name: K8sName
+    mount_path: Annotated[str, Field(min_length=2, max_length=1024, pattern=r"^/")]
+    read_only: bool = False
+    sub_path: str | None = None
+
+
+class StorageSpec(WireModel):
+    """Volumes of a training; ``outputVolume`` names the one where runs (weights, results) are kept."""
+
+    volumes: list[StorageVolume] = Field(default_factory=list, max_length=16)
+    output_volume: str | None = None
+
+    @model_validator(mode="after")
+    def _output_volume_is_declared(self) -> "StorageSpec":
+        names = [volume.name for volume in self.volumes]
+        if len(set(names)) != len(names):
+            raise ValueError("storage.volumes names must be unique")
+        if self.output_volume is not None and self.output_volume not in names:
+            raise ValueError(f"storage.outputVolume {self.output_volume!r} is not one of storage.volumes")
+        out = next((v for v in self.volumes if v.name == self.output_volume), None)
+        if out is not None and out.read_only:
+            raise ValueError(f"storage.outputVolume {self.output_volume!r} is mounted readOnly")
+        return self
+
+
+class YoloTrainingSpec(WireModel):
+    """What a user asks for: a model, a dataset, the training length and size, and where it runs."""
+
+    model: Annotated[str, Field(min_length=1, max_length=1024)]
+    data: Annotated[str, Field(min_length=1, max_length=1024)]
+    epochs: Annotated[int, Field(ge=1, le=10000)] = 100
+    imgsz: Annotated[int, Field(ge=32, le=8192)] = 640
+    batch: Annotated[int, Field(ge=-1, le=4096)] = 16
+    gpus: Annotated[int, Field(ge=0, le=16)] = 1
+    device: Annotated[str, Field(max_length=64, pattern=r"^(cpu|mps|[0-9]+(,[0-9]+)*)$")] | None = None
+    hyperparameters: dict[str, HyperValue] = Field(default_factory=dict)
+    resources: ResourceRequirements | None = None
+    node_selector: dict[str, str] | None = None
+    tolerations: list[dict[str, Any]] | None = None
+    affinity: dict[str, Any] | None = None
+    priority_class_name: str | None = None
+    image: Annotated[str, Field(min_length=1, max_length=512)] | None = None
+    storage: StorageSpec | None = None
+    active_deadline_seconds: Annotated[int, Field(ge=1)] | None = None
+    backoff_limit: Annotated[int, Field(ge=0, le=100)] | None = None
+    ttl_seconds_after_finished: Annotated[int, Field(ge=0)] | None = None
+    suspend: bool = False
+    queue_name: Annotated[str, Field(min_length=1, max_length=253)] | None = None
+
+    @field_validator("model")
+    @classmethod
+    def _model_is_weights_or_architecture(cls, value: str) -> str:
+        if not value.lower().endswith(MODEL_SUFFIXES):
+            raise ValueError(f"model must be weights (.pt) or an architecture (.yaml), got {value!r}")
+        return value
+
+    @field_validator("data")
+    @classmethod
+    def _data_is_yaml(cls, value: str) -> str:
+        if not value.lower().endswith(DATA_SUFFIXES):
+            raise ValueError(f"data must be the path of a dataset YAML file, got {value!r}")
+        return value
+
+    @field_validator("batch")
+    @classmethod
+    def _batch_not_zero(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("batch must be -1 (automatic) or between 1 and 4096")
+        return value
+
+    @field_validator("hyperparameters")
+    @classmethod
+    def _hyperparameters_allowed(cls, value: dict[str, Any]) -> dict[str, Any]:
+        errors = hyperparameter_errors(value)
+        if errors:
+            raise ValueError("; ".join(errors))
+        return value
+
+    @model_validator(mode="after")
+    def _device_matches_gpus(self) -> "YoloTrainingSpec":
+        if self.device is None:
+            return self
+        if self.device in ("cpu", "mps") and self.gpus > 0:
+            raise ValueError(f"device {self.device!r} runs without a GPU, but gpus is {self.gpus}: set gpus to 0")
+        if self.device not in ("cpu", "mps") and len(self.device.split(",")) != self.gpus:
+            raise ValueError(f"device {self.device!r} names a different number of GPUs than gpus={self.gpus}")
+        return self
+
+    def train_device(self) -> str:
+        """The ultralytics ``device`` argument: ``cpu`` for no GPU, ``0`` for one, ``0,1,...`` for more."""
+        if self.device is not None:
+            return self.device
+        if self.gpus == 0:
+            return "cpu"
+        return ",".join(str(index) for index in range(self.gpus))

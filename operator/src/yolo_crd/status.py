@@ -1,0 +1,171 @@
+"""The ``status`` of a YoloTraining, its vocabulary, and who writes which field.
+
+The operator owns the infrastructure side (phase, conditions, infrastructure reasons, job name); the
+trainer owns the training side (stage, epochs, progress, metrics, artifacts). Each writes only its own
+fields, with JSON merge patches on the status subresource, so the two never overwrite each other.
+"""
+
+import math
+from enum import StrEnum
+from typing import Annotated, Final
+
+from pydantic import Field
+
+from yolo_crd.wire import WireModel
+
+#: The most per-epoch entries kept in ``status.history`` (etcd objects must stay well under 1.5 MiB).
+HISTORY_LIMIT: Final = 300
+
+
+class Phase(StrEnum):
+    """Where the training is in its life, as Kubernetes users read it (operator-owned)."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+class Stage(StrEnum):
+    """What the training is doing right now (trainer-owned, except queued/scheduling set by the operator)."""
+
+    QUEUED = "queued"
+    SCHEDULING = "scheduling"
+    INITIALIZING = "initializing"
+    TRAINING = "training"
+    FINALIZING = "finalizing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class Reason(StrEnum):
+    """Machine-readable causes, CamelCase as in Kubernetes conditions."""
+
+    # trainer
+    MODEL_NOT_FOUND = "ModelNotFound"
+    DATASET_INVALID = "DatasetInvalid"
+    OUT_OF_MEMORY = "OutOfMemory"
+    TRAINING_ERROR = "TrainingError"
+    # operator and API
+    INVALID_SPEC = "InvalidSpec"
+    UNSCHEDULABLE = "Unschedulable"
+    IMAGE_PULL_BACK_OFF = "ImagePullBackOff"
+    CRASH_LOOP_BACK_OFF = "CrashLoopBackOff"
+    OOM_KILLED = "OOMKilled"
+    DEADLINE_EXCEEDED = "DeadlineExceeded"
+    BACKOFF_LIMIT_EXCEEDED = "BackoffLimitExceeded"
+    CANCELLED = "Cancelled"
+
+
+class StopReason(StrEnum):
+    """Why training ended before or at ``totalEpochs`` (trainer-owned)."""
+
+    EPOCHS = "epochs"
+    EARLY_STOPPING = "early_stopping"
+    TIME_LIMIT = "time_limit"
+
+
+class EpochMetrics(WireModel):
+    """Validation metrics and losses of one epoch, as shown in ``status.metrics`` and ``status.history``."""
+
+    epoch: Annotated[int, Field(ge=0)]
+    precision: float | None = None
+    recall: float | None = None
+    map50: float | None = Field(default=None, alias="mAP50")
+    map50_95: float | None = Field(default=None, alias="mAP50-95")
+    f1_score: float | None = None
+    train_box_loss: float | None = None
+    train_cls_loss: float | None = None
+    train_dfl_loss: float | None = None
+    val_box_loss: float | None = None
+    val_cls_loss: float | None = None
+    val_dfl_loss: float | None = None
+
+
+class FinalMetrics(WireModel):
+    """The final validation of best.pt, with exactly the keys of the task-status spec."""
+
+    map50: float = Field(alias="mAP50")
+    map50_95: float = Field(alias="mAP50-95")
+    precision: float
+    recall: float
+    f1_score: float = Field(alias="f1_score")
+
+    @classmethod
+    def from_validation(cls, map50: float, map50_95: float, precision: float, recall: float) -> "FinalMetrics":
+        """Round as the spec shows (4 places), computing F1 from the unrounded precision and recall."""
+        return cls(
+            mAP50=round(map50, 4),
+            **{"mAP50-95": round(map50_95, 4)},
+            precision=round(precision, 4),
+            recall=round(recall, 4),
+            f1_score=round(f1_score(precision, recall), 4),
+        )
+
+
+class Condition(WireModel):
+    """A standard Kubernetes condition (``metav1.Condition`` shape)."""
+
+    type: str
+    status: Annotated[str, Field(pattern=r"^(True|False|Unknown)$")]
+    reason: str | None = None
+    message: str | None = None
+    last_transition_time: str | None = None
+    observed_generation: int | None = None
+
+
+class TrainingStatus(WireModel):
+    """Everything a user can learn about a training. Every field is optional: each writer sets its own."""
+
+    phase: Phase | None = None
+    stage: Stage | None = None
+    current_epoch: Annotated[int, Field(ge=0)] | None = None
+    total_epochs: Annotated[int, Field(ge=0)] | None = None
+    progress: Annotated[float, Field(ge=0, le=100)] | None = None
+    metrics: EpochMetrics | None = None
+    best_epoch: Annotated[int, Field(ge=0)] | None = None
+    history: list[EpochMetrics] | None = Field(default=None, max_length=HISTORY_LIMIT)
+    final_metrics: FinalMetrics | None = None
+    weights_path: str | None = None
+    project_path: str | None = None
+    stop_reason: StopReason | None = None
+    resumed_from_epoch: Annotated[int, Field(ge=0)] | None = None
+    reason: str | None = None
+    error: str | None = None
+    message: str | None = None
+    job_name: str | None = None
+    start_time: str | None = None
+    completion_time: str | None = None
+    last_update_time: str | None = None
+    conditions: list[Condition] | None = None
+    observed_generation: int | None = None
+
+
+#: Status fields the trainer writes (camelCase, as on the wire). ``reason``/``error`` are shared by
+#: transition: the trainer sets them for training failures, the operator for infrastructure failures.
+TRAINER_FIELDS: Final = frozenset({
+    "stage", "currentEpoch", "totalEpochs", "progress", "metrics", "bestEpoch", "history",
+    "finalMetrics", "weightsPath", "projectPath", "stopReason", "resumedFromEpoch",
+    "reason", "error", "lastUpdateTime",
+})
+#: Status fields the operator writes (the local backend plays the operator's part on one machine).
+OPERATOR_FIELDS: Final = frozenset({
+    "phase", "stage", "conditions", "reason", "error", "message", "jobName", "observedGeneration",
+    "startTime", "completionTime",
+})
+
+
+def progress_percent(current_epoch: int, total_epochs: int) -> float:
+    """Percent of epochs done, one decimal, never below 0 nor above 100 (0 when the total is unknown)."""
+    if total_epochs <= 0:
+        return 0.0
+    share = min(max(current_epoch, 0), total_epochs) / total_epochs
+    return round(100.0 * share, 1)
+
+
+def f1_score(precision: float, recall: float) -> float:
+    """The harmonic mean 2PR/(P+R) of precision and recall; 0 when both are 0 (or not finite)."""
+    total = precision + recall
+    if not math.isfinite(total) or total <= 0:
+        return 0.0
+    return 2.0 * precision * recall / total

@@ -1,0 +1,22 @@
+"""The base model for everything that travels as JSON: snake_case in Python, camelCase on the wire."""
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+
+class WireModel(BaseModel):
+    """A pydantic model whose JSON form uses camelCase keys, as Kubernetes objects do.
+
+    Unknown keys are rejected so that a misspelled field fails loudly instead of being ignored.
+    """
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        validate_assignment=True,
+    )
+
+    def wire(self) -> dict[str, object]:
+        """Return the JSON-ready dict with camelCase keys, leaving out unset optional fields."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)

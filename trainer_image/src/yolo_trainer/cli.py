@@ -1,0 +1,68 @@
+"""Command line of the trainer: ``python -m yolo_trainer`` (in a Job, configured by ``YOLO_TRAINER_*``)
+or by hand with flags, which override the environment.
+"""
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from pydantic import ValidationError
+
+from yolo_crd.spec import YoloTrainingSpec
+from yolo_trainer.errors import EXIT_INVALID_INPUT
+from yolo_trainer.settings import TrainerSettings
+
+app = typer.Typer(add_completion=False, help="Train a YOLOv8 model and report its status.")
+
+
+def _hyperparameters(pairs: list[str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--hp")
+        values[key.strip()] = yaml.safe_load(raw)
+    return values
+
+
+@app.command()
+def train(  # noqa: PLR0913 - one flag per spec field
+    model: Annotated[str | None, typer.Option(help="weights (.pt) or architecture (.yaml)")] = None,
+    data: Annotated[str | None, typer.Option(help="dataset YAML")] = None,
+    epochs: Annotated[int | None, typer.Option()] = None,
+    imgsz: Annotated[int | None, typer.Option()] = None,
+    batch: Annotated[int | None, typer.Option()] = None,
+    gpus: Annotated[int | None, typer.Option(help="0 trains on CPU")] = None,
+    device: Annotated[str | None, typer.Option()] = None,
+    hp: Annotated[list[str] | None, typer.Option(help="hyperparameter KEY=VALUE, repeatable")] = None,
+    sink: Annotated[str | None, typer.Option(help="kubernetes, local or log")] = None,
+    state_db: Annotated[Path | None, typer.Option(help="SQLite state file (local sink)")] = None,
+    task_id: Annotated[str | None, typer.Option()] = None,
+    output_dir: Annotated[Path | None, typer.Option(help="root of run directories")] = None,
+) -> None:
+    """Run one training to the end and exit 0 on success, 2 on invalid input, 1 on a training error."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    overrides = {k: v for k, v in {"sink": sink, "state_db": state_db, "task_id": task_id,
+                                   "output_dir": output_dir}.items() if v is not None}
+    try:
+        settings = TrainerSettings(**overrides)
+        fields = {k: v for k, v in {"model": model, "data": data, "epochs": epochs, "imgsz": imgsz,
+                                    "batch": batch, "gpus": gpus, "device": device}.items() if v is not None}
+        if hp:
+            fields["hyperparameters"] = _hyperparameters(hp)
+        base = settings.spec.model_dump() if settings.spec else {}
+        spec = YoloTrainingSpec.model_validate({**base, **fields})
+    except ValidationError as exc:
+        typer.echo(f"invalid training spec: {exc}", err=True)
+        raise typer.Exit(EXIT_INVALID_INPUT) from exc
+    from yolo_trainer.runner import run
+
+    raise typer.Exit(run(settings, spec))
+
+
+def main() -> None:
+    """Console entry point."""
+    app(sys.argv[1:])

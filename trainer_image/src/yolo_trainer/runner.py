@@ -1,0 +1,76 @@
+"""The trainer's main flow: check inputs, train, report; map every failure to a reason and an exit code.
+
+Reporting never kills training and training failures never escape as tracebacks: each ends as
+``stage=failed`` with a reason and a message a user can act on, delivered before the process exits.
+"""
+
+import logging
+import os
+from pathlib import Path
+
+from yolo_crd.spec import YoloTrainingSpec
+from yolo_trainer.checks import check_dataset, check_model
+from yolo_trainer.errors import EXIT_OK, EXIT_REPORT_UNDELIVERED, TrainingFailure, classify
+from yolo_trainer.progress import ProgressTracker
+from yolo_trainer.reporter import StatusReporter
+from yolo_trainer.settings import TrainerSettings
+from yolo_trainer.sinks import LogSink, StatusSink
+
+log = logging.getLogger(__name__)
+
+
+def make_sink(settings: TrainerSettings, spec: YoloTrainingSpec) -> StatusSink:
+    """The sink the settings ask for; a missing setting is a clear configuration error."""
+    if settings.sink == "kubernetes":
+        if not settings.namespace or not settings.name:
+            raise ValueError("the kubernetes sink needs YOLO_TRAINER_NAMESPACE and YOLO_TRAINER_NAME")
+        from yolo_trainer.sinks.kubernetes import KubernetesStatusSink
+
+        return KubernetesStatusSink(settings.namespace, settings.name)
+    if settings.sink == "local":
+        if settings.state_db is None:
+            raise ValueError("the local sink needs YOLO_TRAINER_STATE_DB (the SQLite state file)")
+        from yolo_trainer.sinks.local import LocalStatusSink
+
+        return LocalStatusSink(settings.state_db, settings.run_id(), name=settings.name, spec=spec.wire())
+    return LogSink()
+
+
+def configure_ultralytics(settings: TrainerSettings, output_dir: Path) -> None:
+    """Offline and analytics-free unless downloads are allowed; settings kept next to the outputs."""
+    if not settings.allow_downloads:
+        os.environ.setdefault("YOLO_OFFLINE", "1")
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(output_dir / ".ultralytics"))
+    from ultralytics import settings as ultralytics_settings
+
+    ultralytics_settings.update({"sync": False})
+
+
+def run(settings: TrainerSettings, spec: YoloTrainingSpec, sink: StatusSink | None = None) -> int:
+    """Train ``spec`` and report to ``sink`` (default: from the settings); return the process exit code."""
+    from yolo_trainer.training import run_training  # imports torch and ultralytics lazily
+
+    output_dir = settings.output_dir.absolute()
+    run_dir = output_dir / settings.run_id()
+    reporter = StatusReporter(sink or make_sink(settings, spec), min_interval=settings.report_interval)
+    tracker = ProgressTracker(spec.epochs)
+    reporter.update(tracker.initializing())
+    code = EXIT_OK
+    try:
+        check_model(spec.model, allow_downloads=settings.allow_downloads)
+        data = check_dataset(spec.data)
+        configure_ultralytics(settings, output_dir)
+        follow_csv = settings.follow_results_csv if settings.follow_results_csv is not None else spec.gpus > 1
+        outcome = run_training(spec, data, run_dir, tracker, reporter, follow_results_csv=follow_csv)
+        reporter.update(tracker.completed(outcome.final, str(outcome.weights), str(outcome.project), outcome.stop_reason))
+        log.info("training finished: %s, weights %s", outcome.final.wire(), outcome.weights)
+    except Exception as exc:
+        failure: TrainingFailure = classify(exc, batch=spec.batch, imgsz=spec.imgsz)
+        if failure is not exc:
+            log.exception("training failed")
+        log.error("training failed (%s): %s", failure.reason, failure.message)
+        reporter.update(tracker.failed(failure.reason.value, failure.message))
+        code = failure.exit_code
+    if not reporter.close(settings.final_report_timeout) and code == EXIT_OK:
+        code = EXIT_REPORT_UNDELIVERED
+    return code
