@@ -7,7 +7,7 @@ fields, with JSON merge patches on the status subresource, so the two never over
 
 import math
 from enum import StrEnum
-from typing import Annotated, Final
+from typing import Annotated, Final, Literal
 
 from pydantic import Field
 
@@ -107,7 +107,7 @@ class Condition(WireModel):
     """A standard Kubernetes condition (``metav1.Condition`` shape)."""
 
     type: str
-    status: Annotated[str, Field(pattern=r"^(True|False|Unknown)$")]
+    status: Literal["True", "False", "Unknown"]
     reason: str | None = None
     message: str | None = None
     last_transition_time: str | None = None

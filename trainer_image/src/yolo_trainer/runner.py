@@ -10,7 +10,7 @@ from pathlib import Path
 
 from yolo_crd.spec import YoloTrainingSpec
 from yolo_trainer.checks import check_dataset, check_model
-from yolo_trainer.errors import EXIT_OK, EXIT_REPORT_UNDELIVERED, TrainingFailure, classify
+from yolo_trainer.errors import EXIT_OK, EXIT_REPORT_UNDELIVERED, EXIT_TRAINING_ERROR, TrainingFailure, classify
 from yolo_trainer.progress import ProgressTracker
 from yolo_trainer.reporter import StatusReporter
 from yolo_trainer.settings import TrainerSettings
@@ -52,7 +52,12 @@ def run(settings: TrainerSettings, spec: YoloTrainingSpec, sink: StatusSink | No
 
     output_dir = settings.output_dir.absolute()
     run_dir = output_dir / settings.run_id()
-    reporter = StatusReporter(sink or make_sink(settings, spec), min_interval=settings.report_interval)
+    try:
+        sink = sink or make_sink(settings, spec)
+    except Exception as exc:  # no way to report: say why in the log and let the Job retry
+        log.error("cannot report status (%s: %s); not training", type(exc).__name__, exc)
+        return EXIT_TRAINING_ERROR
+    reporter = StatusReporter(sink, min_interval=settings.report_interval)
     tracker = ProgressTracker(spec.epochs)
     reporter.update(tracker.initializing())
     code = EXIT_OK

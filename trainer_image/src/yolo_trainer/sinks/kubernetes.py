@@ -4,6 +4,7 @@ The trainer's ServiceAccount may only get and patch the status of its own resour
 call the trainer makes. Credentials come from the pod (in-cluster) or from KUBECONFIG.
 """
 
+import os
 from typing import Any
 
 from yolo_crd.names import GROUP, PLURAL, VERSION
@@ -21,7 +22,8 @@ def load_api_client() -> Any:
     try:
         config.load_incluster_config()
     except config.ConfigException:
-        config.load_kube_config()
+        # read KUBECONFIG now: the library's default is fixed when it is first imported
+        config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
     return client.ApiClient()
 
 
@@ -37,13 +39,13 @@ class KubernetesStatusSink:
         self._timeout = timeout
 
     def send(self, patch: dict[str, Any]) -> None:
-        """Send the patch; classify API and network errors as retryable or not."""
+        """Send the status patch (wrapped in ``{"status": ...}``); classify errors as retryable or not."""
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
         try:
             self._api.patch_namespaced_custom_object_status(
-                GROUP, VERSION, self._namespace, PLURAL, self._name, patch,
+                GROUP, VERSION, self._namespace, PLURAL, self._name, {"status": patch},
                 _content_type="application/merge-patch+json",
                 _request_timeout=self._timeout,
             )

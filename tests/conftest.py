@@ -1,0 +1,41 @@
+"""Shared fixtures: the emulated API server, generated datasets, and the opt-in e2e switch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from apiserver import ApiServer
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--with-e2e", action="store_true", default=False,
+                     help="run the e2e tests against the cluster in KUBECONFIG")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--with-e2e"):
+        return
+    deselected = [item for item in items if "e2e" in item.keywords]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if "e2e" not in item.keywords]
+
+
+@pytest.fixture
+def api_server() -> Iterator[ApiServer]:
+    """An emulated Kubernetes API server on a loopback port (see tests/emulator.py for its semantics)."""
+    server = ApiServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def dataset3(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A synthetic 3-class detection dataset (data.yaml path), generated once per session."""
+    from yolo_trainer.synthetic import make_dataset
+
+    return make_dataset(tmp_path_factory.mktemp("dataset3"), classes=3, train=48, val=16, imgsz=64)

@@ -1,0 +1,452 @@
+"""An emulated Kubernetes API server for tests: kmock's scaffold plus the API semantics our code relies on.
+
+kmock 0.8's ``KubernetesEmulator`` stores objects as plain dicts: it sets no uid, resourceVersion,
+generation or creationTimestamp, does not take the namespace from the URL, rejects ``generateName``,
+answers 200 to creates, does not separate ``/status`` from the main resource, ignores selectors, has no
+garbage collection and re-scans its request history on every request. Kopf, the API's watch and the
+trainer's status sink depend on exactly those things, so this subclass of kmock's ``KubernetesScaffold``
+(which still serves discovery: ``/api``, ``/apis``, resource lists) implements them faithfully enough:
+
+* create: server-set ``uid``, ``resourceVersion``, ``generation``, ``creationTimestamp``; namespace from
+  the URL; ``generateName``; 201; 409 AlreadyExists; ``status`` dropped when the resource has a status
+  subresource (as the API server does for such CRDs).
+* patch (merge, strategic-merge treated as merge, JSON patch) and put: a ``metadata.resourceVersion`` in
+  the body is a precondition (409 Conflict when stale); the main resource ignores ``status`` and the
+  ``/status`` subresource changes only ``status``; ``generation`` grows when anything but metadata and
+  status changes; every write bumps ``resourceVersion``.
+* delete: finalizers block deletion (``deletionTimestamp`` is set; removing the last finalizer deletes);
+  owned objects (``ownerReferences[].uid``) are deleted in the background, recursively.
+* list and watch: label selectors (``=``, ``==``, ``!=``, ``key``, ``!key``) and field selectors on
+  ``metadata.name``/``metadata.namespace``; watches resume from a ``resourceVersion`` and answer 410 Gone
+  once it has been compacted away (``compact()`` forces it); ``timeoutSeconds`` ends a watch.
+
+Not emulated (documented, tests must not depend on it): admission and schema validation, strategic-merge
+list semantics, server-side apply, foreground/orphan deletion, field managers, bookmarks, RBAC.
+Fault injection: ``fail(count, status, ...)`` answers the next matching requests with an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import datetime as dt
+import json
+import random
+import string
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp.web
+import attrs
+import kmock
+from kmock._internal import enums, rendering
+from kmock._internal.k8s import KubernetesScaffold
+
+Key = tuple[str, str | None, str]  # (resource "group/version/plural", namespace, name)
+
+DEFAULT_RESOURCES: dict[str, tuple[str, bool, set[str]]] = {
+    # "group/version/plural": (kind, namespaced, subresources)
+    "/v1/namespaces": ("Namespace", False, set()),
+    "/v1/events": ("Event", True, set()),
+    "/v1/pods": ("Pod", True, {"status"}),
+    "/v1/serviceaccounts": ("ServiceAccount", True, set()),
+    "batch/v1/jobs": ("Job", True, {"status"}),
+    "rbac.authorization.k8s.io/v1/roles": ("Role", True, set()),
+    "rbac.authorization.k8s.io/v1/rolebindings": ("RoleBinding", True, set()),
+    "events.k8s.io/v1/events": ("Event", True, set()),
+    "yolo-operator.io/v1alpha1/yolotrainings": ("YoloTraining", True, {"status"}),
+}
+
+
+def _rkey(resource: kmock.resource) -> str:
+    return f"{resource.group or ''}/{resource.version}/{resource.plural}"
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 JSON merge patch."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def json_patch(target: dict[str, Any], ops: list[dict[str, Any]]) -> dict[str, Any]:
+    """RFC 6902 JSON patch (add, replace, remove, test); raises ValueError when a test fails."""
+    doc = copy.deepcopy(target)
+    for op in ops:
+        parts = [p.replace("~1", "/").replace("~0", "~") for p in op["path"].split("/")[1:]]
+        parent: Any = doc
+        for part in parts[:-1]:
+            parent = parent[int(part)] if isinstance(parent, list) else parent.setdefault(part, {})
+        last = parts[-1] if parts else ""
+        current = (parent[int(last)] if isinstance(parent, list) and last != "-" else
+                   parent.get(last) if isinstance(parent, dict) else None)
+        if op["op"] == "test":
+            if current != op.get("value"):
+                raise ValueError(f"test failed at {op['path']}")
+        elif op["op"] == "remove":
+            del parent[int(last) if isinstance(parent, list) else last]
+        elif isinstance(parent, list):
+            if last == "-":
+                parent.append(op["value"])
+            elif op["op"] == "add":
+                parent.insert(int(last), op["value"])
+            else:
+                parent[int(last)] = op["value"]
+        else:
+            parent[last] = op["value"]
+    return doc
+
+
+def _selector_matches(labels: dict[str, str], selector: str) -> bool:
+    for term in filter(None, (t.strip() for t in selector.split(","))):
+        if "!=" in term:
+            key, value = term.split("!=", 1)
+            if labels.get(key.strip()) == value.strip():
+                return False
+        elif "=" in term:
+            key, value = term.replace("==", "=").split("=", 1)
+            if labels.get(key.strip()) != value.strip():
+                return False
+        elif term.startswith("!"):
+            if term[1:] in labels:
+                return False
+        elif term not in labels:
+            return False
+    return True
+
+
+def _fields_match(obj: dict[str, Any], selector: str) -> bool:
+    meta = obj.get("metadata", {})
+    for term in filter(None, (t.strip() for t in selector.split(","))):
+        key, _, value = term.replace("==", "=").partition("=")
+        if meta.get(key.removeprefix("metadata.")) != value:
+            return False
+    return True
+
+
+class _Error(Exception):
+    def __init__(self, code: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.reason, self.message = code, reason, message
+
+
+@dataclass
+class Fault:
+    """Answer ``count`` requests matching (method, resource, subresource) with ``status``."""
+
+    count: int
+    status: int
+    method: str | None = None
+    plural: str | None = None
+    subresource: str | None = None
+    hits: int = 0
+
+    def matches(self, request: rendering.Request) -> bool:
+        return (
+            self.hits < self.count
+            and (self.method is None or request.method.value == self.method.upper())
+            and (self.plural is None or (request.resource is not None and request.resource.plural == self.plural))
+            and (self.subresource is None or request.subresource == self.subresource)
+        )
+
+
+@dataclass
+class Write:
+    """A recorded write request: for assertions on what a client sent, in order."""
+
+    method: str
+    plural: str
+    namespace: str | None
+    name: str | None
+    subresource: str | None
+    content_type: str
+    body: Any
+    status: int = 0
+    at: float = field(default_factory=lambda: asyncio.get_running_loop().time())
+
+
+@attrs.define(kw_only=True, eq=False)
+class ApiEmulator(KubernetesScaffold):
+    """See the module docstring."""
+
+    objects: dict[Key, dict[str, Any]] = attrs.field(factory=dict, init=False)
+    faults: list[Fault] = attrs.field(factory=list, init=False)
+    writes: list[Write] = attrs.field(factory=list, init=False)
+    event_limit: int = 10000
+    _rv: int = attrs.field(default=1000, init=False)
+    _events: dict[str, deque[tuple[int, str, dict[str, Any]]]] = attrs.field(factory=dict, init=False)
+    _compacted: dict[str, int] = attrs.field(factory=dict, init=False)
+    _changed: asyncio.Condition | None = attrs.field(default=None, init=False)
+    _infos: dict[str, tuple[str, bool, set[str]]] = attrs.field(factory=dict, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        for key, (kind, namespaced, subresources) in DEFAULT_RESOURCES.items():
+            self.declare(key, kind, namespaced, subresources)
+
+    def declare(self, key: str, kind: str, namespaced: bool, subresources: set[str]) -> None:
+        """Serve a resource (``group/version/plural``; core group is empty) with discovery info."""
+        group, version, plural = key.split("/")
+        verbs = {"get", "list", "watch", "create", "patch", "update", "delete"}
+        self.resources[kmock.resource(group, version, plural)] = kmock.ResourceInfo(
+            kind=kind, namespaced=namespaced, verbs=verbs, subresources=subresources,
+            singular=kind.lower())
+        self._infos[key] = (kind, namespaced, subresources)
+
+    # -- helpers for tests -------------------------------------------------------------------------
+
+    def fail(self, count: int, status: int = 503, *, method: str | None = None, plural: str | None = None,
+             subresource: str | None = None) -> Fault:
+        """Answer the next ``count`` matching requests with ``status`` (e.g. 503, 409)."""
+        fault = Fault(count, status, method, plural, subresource)
+        self.faults.append(fault)
+        return fault
+
+    def compact(self) -> None:
+        """Forget all watch history, so that resuming any watch answers 410 Gone."""
+        for key, events in self._events.items():
+            self._compacted[key] = self._rv
+            events.clear()
+
+    def find(self, plural: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Copies of the stored objects of a plural (optionally one namespace)."""
+        return [copy.deepcopy(obj) for (rk, ns, _), obj in list(self.objects.items())
+                if rk.endswith(f"/{plural}") and (namespace is None or ns == namespace)]
+
+    def get(self, plural: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        """A copy of one stored object, or None."""
+        for (rk, ns, nm), obj in list(self.objects.items()):
+            if rk.endswith(f"/{plural}") and ns == namespace and nm == name:
+                return copy.deepcopy(obj)
+        return None
+
+    # -- request handling --------------------------------------------------------------------------
+
+    async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        del self._requests[:-200]  # kmock scans its history per request; keep it short
+        if request.resource is None or _rkey(request.resource) not in self._infos:
+            return await super()._handle(request)
+        if self._changed is None:
+            self._changed = asyncio.Condition()
+        record = None
+        if request.method.value not in ("GET", "HEAD"):
+            content_type = request.headers.get("Content-Type", "application/json").split(";")[0]
+            record = Write(request.method.value, request.resource.plural or "", request.namespace, request.name,
+                           request.subresource, content_type, copy.deepcopy(request.data))
+            self.writes.append(record)
+        try:
+            for fault in self.faults:
+                if fault.matches(request):
+                    fault.hits += 1
+                    raise _Error(fault.status, "Injected", f"injected fault {fault.status}")
+            if request.action == enums.action.WATCH:
+                return await self._watch(request)
+            if request.action == enums.action.LIST:
+                return aiohttp.web.json_response(self._list(request))
+            if request.action == enums.action.FETCH:
+                return aiohttp.web.json_response(self._fetch(request))
+            assert record is not None
+            obj, record.status = await self._write(request, record.content_type)
+            return aiohttp.web.json_response(obj, status=record.status)
+        except _Error as exc:
+            if record is not None:
+                record.status = exc.code
+            return self._status(exc)
+
+    @staticmethod
+    def _status(exc: _Error) -> aiohttp.web.Response:
+        body = {"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure",
+                "code": exc.code, "reason": exc.reason, "message": exc.message}
+        return aiohttp.web.json_response(body, status=exc.code)
+
+    def _key(self, request: rendering.Request, name: str | None = None) -> Key:
+        assert request.resource is not None
+        return (_rkey(request.resource), request.namespace, name or request.name or "")
+
+    def _fetch(self, request: rendering.Request) -> dict[str, Any]:
+        obj = self.objects.get(self._key(request))
+        if obj is None:
+            raise _Error(404, "NotFound", f"{request.resource.plural} {request.name!r} not found")  # type: ignore[union-attr]
+        return obj
+
+    def _matching(self, request: rendering.Request) -> list[dict[str, Any]]:
+        rkey = _rkey(request.resource)  # type: ignore[arg-type]
+        labels, fields = request.params.get("labelSelector", ""), request.params.get("fieldSelector", "")
+        return [obj for (rk, ns, _), obj in self.objects.items()
+                if rk == rkey and (request.namespace is None or ns == request.namespace)
+                and _selector_matches(obj["metadata"].get("labels") or {}, labels) and _fields_match(obj, fields)]
+
+    def _list(self, request: rendering.Request) -> dict[str, Any]:
+        kind = self._infos[_rkey(request.resource)][0]  # type: ignore[arg-type]
+        return {"apiVersion": "v1", "kind": f"{kind}List", "metadata": {"resourceVersion": str(self._rv)},
+                "items": self._matching(request)}
+
+    async def _watch(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        assert request.resource is not None and request._raw_request is not None and self._changed
+        rkey = _rkey(request.resource)
+        response = aiohttp.web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request._raw_request)
+        since = int(request.params.get("resourceVersion") or 0)
+        timeout = float(request.params.get("timeoutSeconds") or 3600)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        labels, fields = request.params.get("labelSelector", ""), request.params.get("fieldSelector", "")
+
+        def wanted(obj: dict[str, Any]) -> bool:
+            meta = obj["metadata"]
+            return ((request.namespace is None or meta.get("namespace") == request.namespace)
+                    and _selector_matches(meta.get("labels") or {}, labels) and _fields_match(obj, fields))
+
+        async def send(kind: str, obj: dict[str, Any]) -> None:
+            await response.write(json.dumps({"type": kind, "object": obj}).encode() + b"\n")
+
+        if since and since < self._compacted.get(rkey, 0):
+            gone = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 410, "reason": "Expired",
+                    "message": f"too old resource version: {since} ({self._compacted[rkey]})"}
+            await send("ERROR", gone)
+            return response
+        if not since:
+            for obj in self._matching(request):
+                await send("ADDED", copy.deepcopy(obj))
+            since = self._rv
+        try:
+            while loop.time() < deadline:
+                for rv, kind, obj in list(self._events.get(rkey, ())):
+                    if rv > since:
+                        since = rv
+                        if wanted(obj):
+                            await send(kind, obj)
+                async with self._changed:
+                    pending = self._events.get(rkey)
+                    if pending and pending[-1][0] > since:
+                        continue  # recorded while we were writing: no wake-up will come for it
+                    try:
+                        await asyncio.wait_for(self._changed.wait(), timeout=max(0.0, deadline - loop.time()))
+                    except TimeoutError:
+                        break
+        except (ConnectionResetError, asyncio.CancelledError):
+            return response
+        return response
+
+    async def _record(self, rkey: str, kind: str, obj: dict[str, Any]) -> None:
+        events = self._events.setdefault(rkey, deque())
+        events.append((self._rv, kind, copy.deepcopy(obj)))
+        while len(events) > self.event_limit:
+            self._compacted[rkey] = events.popleft()[0]
+        assert self._changed is not None
+        async with self._changed:
+            self._changed.notify_all()
+
+    def _bump(self, obj: dict[str, Any]) -> None:
+        self._rv += 1
+        obj["metadata"]["resourceVersion"] = str(self._rv)
+
+    async def _write(self, request: rendering.Request, content_type: str) -> tuple[dict[str, Any], int]:
+        method = request.method.value
+        if method == "POST" and request.name is None:
+            return await self._create(request), 201
+        if method == "DELETE" and request.name is not None:
+            return await self._delete(self._key(request)), 200
+        if method in ("PATCH", "PUT") and request.name is not None:
+            return await self._update(request, content_type), 200
+        raise _Error(405, "MethodNotAllowed", f"{method} is not supported here")
+
+    async def _create(self, request: rendering.Request) -> dict[str, Any]:
+        assert request.resource is not None
+        rkey = _rkey(request.resource)
+        kind, namespaced, subresources = self._infos[rkey]
+        obj = copy.deepcopy(request.data) if isinstance(request.data, dict) else {}
+        meta = obj.setdefault("metadata", {})
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = meta["generateName"] + "".join(random.choices(string.ascii_lowercase + string.digits, k=5))
+        if not meta.get("name"):
+            raise _Error(422, "Invalid", "metadata.name or metadata.generateName is required")
+        if namespaced:
+            meta["namespace"] = request.namespace or meta.get("namespace") or "default"
+        key = (rkey, meta.get("namespace"), meta["name"])
+        if key in self.objects:
+            raise _Error(409, "AlreadyExists", f'{request.resource.plural} "{meta["name"]}" already exists')
+        if "status" in subresources:
+            obj.pop("status", None)
+        obj.setdefault("apiVersion", f"{request.resource.group}/{request.resource.version}".lstrip("/"))
+        obj.setdefault("kind", kind)
+        meta.update(uid=str(uuid.uuid4()), generation=1, creationTimestamp=_now())
+        self._bump(obj)
+        self.objects[key] = obj
+        await self._record(rkey, "ADDED", obj)
+        return obj
+
+    async def _update(self, request: rendering.Request, content_type: str) -> dict[str, Any]:
+        key = self._key(request)
+        current = self._fetch(request)
+        body = request.data
+        expected = (body.get("metadata") or {}).get("resourceVersion") if isinstance(body, dict) else None
+        if expected is not None and expected != current["metadata"]["resourceVersion"]:
+            raise _Error(409, "Conflict", "the object has been modified; please apply your changes to the latest version")
+        try:
+            if content_type == "application/json-patch+json":
+                updated = json_patch(current, body)
+            elif request.method.value == "PUT":
+                updated = copy.deepcopy(body)
+            else:
+                updated = merge_patch(current, body)
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise _Error(422, "Invalid", f"patch does not apply: {exc}") from exc
+        has_status = "status" in self._infos[key[0]][2]
+        if request.subresource == "status":
+            result = copy.deepcopy(current)
+            result["status"] = updated.get("status", {})
+        else:
+            result = updated
+            result["metadata"] = {**updated.get("metadata", {}), **{k: current["metadata"][k] for k in (
+                "uid", "namespace", "name", "creationTimestamp", "generation") if k in current["metadata"]}}
+            if has_status:
+                result["status"] = copy.deepcopy(current.get("status"))
+                if result["status"] is None:
+                    result.pop("status")
+            spec_of = lambda o: {k: v for k, v in o.items() if k not in ("metadata", "status")}  # noqa: E731
+            if spec_of(result) != spec_of(current):
+                result["metadata"]["generation"] = int(current["metadata"].get("generation", 1)) + 1
+        self._bump(result)
+        self.objects[key] = result
+        meta = result["metadata"]
+        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+            return await self._remove(key)
+        await self._record(key[0], "MODIFIED", result)
+        return result
+
+    async def _delete(self, key: Key) -> dict[str, Any]:
+        obj = self.objects.get(key)
+        if obj is None:
+            raise _Error(404, "NotFound", f"{key[0]} {key[2]!r} not found")
+        if obj["metadata"].get("finalizers"):
+            if not obj["metadata"].get("deletionTimestamp"):
+                obj["metadata"]["deletionTimestamp"] = _now()
+                self._bump(obj)
+                await self._record(key[0], "MODIFIED", obj)
+            return obj
+        return await self._remove(key)
+
+    async def _remove(self, key: Key) -> dict[str, Any]:
+        obj = self.objects.pop(key)
+        self._bump(obj)
+        await self._record(key[0], "DELETED", obj)
+        uid = obj["metadata"].get("uid")
+        owned = [k for k, o in self.objects.items()
+                 if any(ref.get("uid") == uid for ref in o["metadata"].get("ownerReferences") or [])]
+        for child in owned:  # background cascading deletion, as the garbage collector does
+            if child in self.objects:
+                await self._delete(child)
+        return obj

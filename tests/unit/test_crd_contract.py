@@ -1,0 +1,100 @@
+"""The CRD manifest in the chart and the pydantic models are one contract: names, fields, types, bounds.
+
+The API server silently prunes status fields its schema does not declare, so a field written by the
+trainer or the operator but missing here would vanish without an error: these tests make that impossible.
+"""
+
+from typing import Any
+
+import pytest
+from crd import load_crd, openapi_schema, pruned_paths
+
+from yolo_crd import names
+from yolo_crd.spec import YoloTrainingSpec
+from yolo_crd.status import OPERATOR_FIELDS, TRAINER_FIELDS, FinalMetrics, StopReason, TrainingStatus
+from yolo_trainer.progress import ProgressTracker, epoch_metrics
+
+ROW = {"metrics/precision(B)": 0.5, "metrics/recall(B)": 0.4, "metrics/mAP50(B)": 0.3,
+       "metrics/mAP50-95(B)": 0.2, "train/box_loss": 1.0, "train/cls_loss": 2.0, "train/dfl_loss": 3.0,
+       "val/box_loss": 1.1, "val/cls_loss": 2.1, "val/dfl_loss": 3.1}
+
+
+def test_names_match_the_constants() -> None:
+    crd = load_crd()
+    spec = crd["spec"]
+    assert crd["metadata"]["name"] == names.CRD_NAME
+    assert spec["group"] == names.GROUP and spec["scope"] == "Namespaced"
+    assert spec["names"]["kind"] == names.KIND and spec["names"]["plural"] == names.PLURAL
+    assert spec["names"]["singular"] == names.SINGULAR and tuple(spec["names"]["shortNames"]) == names.SHORT_NAMES
+    version = spec["versions"][0]
+    assert version["name"] == names.VERSION and version["subresources"] == {"status": {}}
+
+
+def test_printer_columns() -> None:
+    columns = {c["name"]: c for c in load_crd()["spec"]["versions"][0]["additionalPrinterColumns"]}
+    assert list(columns) == ["Status", "Stage", "Epoch", "Progress", "mAP50", "mAP50-95", "Reason", "Task-ID", "Age"]
+    assert columns["Task-ID"]["jsonPath"] == ".metadata.uid" and columns["Task-ID"]["priority"] == 1
+
+
+def _resolve(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    if "$ref" in schema:
+        return _resolve(defs[schema["$ref"].split("/")[-1]], defs)
+    options = [s for s in schema.get("anyOf", []) if s.get("type") != "null"]
+    if len(options) == 1:
+        return _resolve({**{k: v for k, v in schema.items() if k != "anyOf"}, **options[0]}, defs)
+    return schema
+
+
+def _compare(model: dict[str, Any], crd: dict[str, Any], defs: dict[str, Any], path: str) -> None:
+    model = _resolve(model, defs)
+    if "anyOf" in model:  # a union (e.g. hyperparameter values, quantities): the CRD must stay open
+        return
+    expected = {"integer": "integer", "number": "number", "string": "string", "boolean": "boolean",
+                "object": "object", "array": "array"}[model["type"]]
+    assert crd.get("type") == expected or ("anyOf" in crd and expected != "object"), f"{path}: type"
+    for bound, crd_key in (("minimum", "minimum"), ("maximum", "maximum"), ("minLength", "minLength"),
+                           ("maxLength", "maxLength"), ("maxItems", "maxItems"), ("pattern", "pattern")):
+        if bound in model:
+            assert crd.get(crd_key) == model[bound], f"{path}: {bound} {crd.get(crd_key)} != {model[bound]}"
+    if "enum" in model:
+        assert set(crd["enum"]) == set(model["enum"]), f"{path}: enum"
+    if "properties" in model:
+        assert set(crd.get("properties", {})) == set(model["properties"]), f"{path}: fields differ"
+        for key, sub in model["properties"].items():
+            _compare(sub, crd["properties"][key], defs, f"{path}.{key}")
+    if model.get("type") == "array" and "items" in model and "items" in crd:
+        _compare(model["items"], crd["items"], defs, f"{path}[]")
+
+
+@pytest.mark.parametrize(("section", "model"), [("spec", YoloTrainingSpec), ("status", TrainingStatus)])
+def test_models_and_schema_agree(section: str, model: type) -> None:
+    json_schema = model.model_json_schema(by_alias=True)
+    _compare(json_schema, openapi_schema()["properties"][section], json_schema.get("$defs", {}), section)
+
+
+def test_required_spec_fields() -> None:
+    assert openapi_schema()["properties"]["spec"]["required"] == ["model", "data"]
+
+
+def test_everything_the_trainer_writes_is_declared() -> None:
+    status_schema = openapi_schema()["properties"]["status"]
+    tracker = ProgressTracker(3)
+    patches = [tracker.initializing(), tracker.started(0, 3)]
+    for epoch in (1, 2, 3):
+        patch = tracker.epoch_done(epoch_metrics(epoch, ROW), 3, last=epoch == 3)
+        assert patch is not None
+        patches.append(patch)
+    final = FinalMetrics.from_validation(0.3, 0.2, 0.5, 0.4)
+    patches += [tracker.completed(final, "/out/w/best.pt", "/out", StopReason.EPOCHS), tracker.failed("TrainingError", "x")]
+    resumed = ProgressTracker(3).started(2, 3, [epoch_metrics(1, ROW), epoch_metrics(2, ROW)])
+    for patch in [*patches, resumed]:
+        assert pruned_paths(patch, status_schema) == []
+        assert set(patch) <= TRAINER_FIELDS
+        TrainingStatus.model_validate({k: v for k, v in patch.items() if v is not None})
+
+
+def test_every_status_field_has_an_owner() -> None:
+    declared = set(openapi_schema()["properties"]["status"]["properties"])
+    assert declared == TRAINER_FIELDS | OPERATOR_FIELDS
+    shared = TRAINER_FIELDS & OPERATOR_FIELDS
+    assert shared == {"reason", "error", "stage"}  # shared by transition, see ARCHITECTURE.md

@@ -1,0 +1,122 @@
+"""The emulated API server keeps the API semantics our components rely on (see tests/emulator.py)."""
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from apiserver import ApiServer
+from kubernetes import client, config, watch
+from kubernetes.client.exceptions import ApiException
+
+G, V, P = "yolo-operator.io", "v1alpha1", "yolotrainings"
+
+
+@pytest.fixture
+def api(api_server: ApiServer, tmp_path: Path) -> Iterator[client.ApiClient]:
+    kubeconfig = api_server.write_kubeconfig(tmp_path / "kubeconfig")
+    with config.new_client_from_config(str(kubeconfig)) as api_client:
+        yield api_client
+
+
+def body(name: str = "", generate: str = "", **spec: Any) -> dict[str, Any]:
+    meta = {"name": name} if name else {"generateName": generate}
+    return {"apiVersion": f"{G}/{V}", "kind": "YoloTraining", "metadata": meta,
+            "spec": {"model": "m.yaml", "data": "d.yaml", **spec}, "status": {"phase": "Hacked"}}
+
+
+def test_create_sets_server_fields_and_drops_status(api: client.ApiClient) -> None:
+    custom = client.CustomObjectsApi(api)
+    created = custom.create_namespaced_custom_object(G, V, "team-a", P, body(generate="train-"))
+    meta = created["metadata"]
+    assert meta["name"].startswith("train-") and len(meta["name"]) == 11
+    assert meta["namespace"] == "team-a" and meta["generation"] == 1 and len(meta["uid"]) == 36
+    assert int(meta["resourceVersion"]) > 0 and meta["creationTimestamp"].endswith("Z")
+    assert "status" not in created
+    with pytest.raises(ApiException) as conflict:
+        custom.create_namespaced_custom_object(G, V, "team-a", P, body(name=meta["name"]))
+    assert conflict.value.status == 409
+
+
+def test_status_subresource_is_separate_and_generation_follows_spec(api: client.ApiClient) -> None:
+    custom = client.CustomObjectsApi(api)
+    custom.create_namespaced_custom_object(G, V, "ns", P, body(name="t"))
+    custom.patch_namespaced_custom_object(G, V, "ns", P, "t", {"status": {"phase": "X"}, "metadata": {"labels": {"a": "b"}}})
+    obj = custom.get_namespaced_custom_object(G, V, "ns", P, "t")
+    assert "status" not in obj and obj["metadata"]["generation"] == 1 and obj["metadata"]["labels"] == {"a": "b"}
+    custom.patch_namespaced_custom_object_status(G, V, "ns", P, "t", {"status": {"stage": "training"}, "spec": {"epochs": 9}},
+                                                 _content_type="application/merge-patch+json")
+    obj = custom.get_namespaced_custom_object(G, V, "ns", P, "t")
+    assert obj["status"] == {"stage": "training"} and "epochs" not in obj["spec"] and obj["metadata"]["generation"] == 1
+    custom.patch_namespaced_custom_object(G, V, "ns", P, "t", {"spec": {"epochs": 9}})
+    assert custom.get_namespaced_custom_object(G, V, "ns", P, "t")["metadata"]["generation"] == 2
+
+
+def test_stale_resource_version_conflicts(api: client.ApiClient) -> None:
+    custom = client.CustomObjectsApi(api)
+    created = custom.create_namespaced_custom_object(G, V, "ns", P, body(name="t"))
+    stale = created["metadata"]["resourceVersion"]
+    custom.patch_namespaced_custom_object(G, V, "ns", P, "t", {"metadata": {"labels": {"x": "1"}}})
+    with pytest.raises(ApiException) as conflict:
+        custom.patch_namespaced_custom_object(G, V, "ns", P, "t", {"metadata": {"resourceVersion": stale, "labels": {"x": "2"}}})
+    assert conflict.value.status == 409
+
+
+def test_finalizers_block_deletion_and_owners_cascade(api_server: ApiServer, api: client.ApiClient) -> None:
+    custom, batch = client.CustomObjectsApi(api), client.BatchV1Api(api)
+    owner = custom.create_namespaced_custom_object(G, V, "ns", P, {**body(name="t"), "metadata": {"name": "t", "finalizers": ["x/y"]}})
+    ref = {"apiVersion": f"{G}/{V}", "kind": "YoloTraining", "name": "t", "uid": owner["metadata"]["uid"]}
+    job_spec = {"template": {"spec": {"containers": [{"name": "c", "image": "i"}], "restartPolicy": "Never"}}}
+    batch.create_namespaced_job("ns", {"metadata": {"name": "j", "ownerReferences": [ref], "labels": {"app": "t"}},
+                                       "spec": job_spec})
+    batch.create_namespaced_job("ns", {"metadata": {"name": "other", "labels": {"app": "u"}}, "spec": job_spec})
+    assert [j.metadata.name for j in batch.list_namespaced_job("ns", label_selector="app=t").items] == ["j"]
+    assert [j.metadata.name for j in batch.list_namespaced_job("ns", label_selector="app!=t").items] == ["other"]
+    custom.delete_namespaced_custom_object(G, V, "ns", P, "t")
+    assert api_server.emulator.get(P, "ns", "t")["metadata"]["deletionTimestamp"]  # type: ignore[index]
+    custom.patch_namespaced_custom_object(G, V, "ns", P, "t", {"metadata": {"finalizers": None}})
+    assert api_server.emulator.get(P, "ns", "t") is None
+    assert [j["metadata"]["name"] for j in api_server.emulator.find("jobs")] == ["other"]
+
+
+def test_watch_streams_changes_resumes_and_answers_410_when_compacted(api_server: ApiServer, api: client.ApiClient) -> None:
+    custom = client.CustomObjectsApi(api)
+    custom.create_namespaced_custom_object(G, V, "ns", P, body(name="a"))
+    listing = custom.list_cluster_custom_object(G, V, P)
+    since = listing["metadata"]["resourceVersion"]
+    events: list[tuple[str, str]] = []
+
+    def follow() -> None:
+        stream = watch.Watch().stream(custom.list_cluster_custom_object, G, V, P, resource_version=since, timeout_seconds=5)
+        for event in stream:
+            events.append((event["type"], event["object"]["metadata"]["name"]))
+            if len(events) == 3:
+                return
+
+    thread = threading.Thread(target=follow)
+    thread.start()
+    custom.create_namespaced_custom_object(G, V, "ns", P, body(name="b"))
+    custom.patch_namespaced_custom_object_status(G, V, "ns", P, "b", {"status": {"stage": "training"}})
+    custom.delete_namespaced_custom_object(G, V, "ns", P, "a")
+    thread.join(timeout=10)
+    assert events == [("ADDED", "b"), ("MODIFIED", "b"), ("DELETED", "a")]
+
+    api_server.emulator.compact()
+    response = custom.list_cluster_custom_object(G, V, P, watch=True, resource_version=since, timeout_seconds=2,
+                                                 _preload_content=False)
+    first = json.loads(response.readline())
+    assert first["type"] == "ERROR" and first["object"]["code"] == 410
+
+
+def test_injected_faults_answer_then_clear(api_server: ApiServer, api: client.ApiClient) -> None:
+    custom = client.CustomObjectsApi(api)
+    custom.create_namespaced_custom_object(G, V, "ns", P, body(name="t"))
+    api_server.emulator.fail(2, 503, method="PATCH", subresource="status")
+    for _ in range(2):
+        with pytest.raises(ApiException) as failed:
+            custom.patch_namespaced_custom_object_status(G, V, "ns", P, "t", {"status": {"stage": "training"}})
+        assert failed.value.status == 503
+    custom.patch_namespaced_custom_object_status(G, V, "ns", P, "t", {"status": {"stage": "training"}})
+    assert [w.status for w in api_server.emulator.writes if w.subresource == "status"] == [503, 503, 200]

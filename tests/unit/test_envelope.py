@@ -1,0 +1,102 @@
+"""The /task_status envelope: the spec's four examples, field by field, and the edge cases around them."""
+
+from typing import Any
+
+import pytest
+
+from yolo_crd.envelope import TaskState, task_envelope, task_state
+from yolo_crd.status import TrainingStatus
+
+TASK = "e125f230-d11f-4edc-9e37-1c58a9cedf55"
+
+# The four examples of shared/spec/task_status_api.zh.md, verbatim.
+SPEC_PENDING = {"code": 0, "message": "任务等待中", "data": {"task_id": TASK, "status": "pending"}}
+SPEC_PROGRESS = {"code": 0, "message": "正在训练", "data": {"task_id": TASK, "status": "progress", "result": {
+    "stage": "training", "current_epoch": 5, "total_epochs": 20, "progress": "25.0%"}}}
+SPEC_SUCCESS = {"code": 0, "message": "训练完成", "data": {"task_id": TASK, "status": "success", "result": {
+    "status": "success", "task_id": TASK, "weights_path": "runs/train/1234567/weights/best.pt",
+    "project_path": "runs/train/1234567", "final_metrics": {
+        "mAP50": 0.3317, "mAP50-95": 0.2322, "precision": 0.9957, "recall": 0.3333, "f1_score": 0.4995}}}}
+SPEC_FAILURE = {"code": 1, "message": "训练失败", "data": {"task_id": TASK, "status": "failure", "error": "模型文件不存在"}}
+
+
+def assert_conforms(ours: Any, spec: Any, path: str = "$") -> None:
+    """Every field of the spec's example exists in ours with the same type (and nesting); extras allowed."""
+    if isinstance(spec, dict):
+        assert isinstance(ours, dict), path
+        for key, value in spec.items():
+            assert key in ours, f"{path}.{key} missing"
+            assert_conforms(ours[key], value, f"{path}.{key}")
+    else:
+        assert type(ours) is type(spec), f"{path}: {type(ours).__name__} is not {type(spec).__name__}"
+
+
+def test_pending_matches_the_spec_exactly() -> None:
+    assert task_envelope(TASK, None) == (200, SPEC_PENDING)
+    assert task_envelope(TASK, TrainingStatus()) == (200, SPEC_PENDING)
+
+
+def test_progress_matches_the_spec() -> None:
+    status = TrainingStatus(phase="Running", stage="training", current_epoch=5, total_epochs=20, progress=25.0)
+    code, body = task_envelope(TASK, status)
+    assert code == 200
+    assert_conforms(body, SPEC_PROGRESS)
+    assert body["data"]["result"] == {**SPEC_PROGRESS["data"]["result"], "progress_value": 25.0}  # type: ignore[index]
+    assert {k: body[k] for k in ("code", "message")} == {"code": 0, "message": "正在训练"}
+
+
+def test_success_matches_the_spec_exactly() -> None:
+    status = TrainingStatus.model_validate({
+        "phase": "Succeeded", "stage": "completed", "currentEpoch": 20, "totalEpochs": 20, "progress": 100,
+        "weightsPath": "runs/train/1234567/weights/best.pt", "projectPath": "runs/train/1234567",
+        "finalMetrics": SPEC_SUCCESS["data"]["result"]["final_metrics"]})  # type: ignore[index]
+    assert task_envelope(TASK, status) == (200, SPEC_SUCCESS)
+
+
+def test_failure_matches_the_spec() -> None:
+    status = TrainingStatus(stage="failed", reason="ModelNotFound", error="模型文件不存在")
+    code, body = task_envelope(TASK, status)
+    assert code == 500
+    assert_conforms(body, SPEC_FAILURE)
+    assert body["data"]["error"] == "模型文件不存在" and body["data"]["reason"] == "ModelNotFound"
+    assert "result" not in body["data"]
+
+
+@pytest.mark.parametrize(("wire", "state"), [
+    ({}, TaskState.PENDING),
+    ({"phase": "Pending", "stage": "scheduling", "message": "0/3 nodes are available"}, TaskState.PENDING),
+    ({"stage": "queued"}, TaskState.PENDING),
+    ({"phase": "Running"}, TaskState.PROGRESS),
+    ({"stage": "initializing"}, TaskState.PROGRESS),
+    ({"stage": "finalizing", "currentEpoch": 3, "totalEpochs": 3}, TaskState.PROGRESS),
+    ({"phase": "Failed", "reason": "OOMKilled", "error": "killed"}, TaskState.FAILURE),
+    ({"phase": "Succeeded"}, TaskState.FAILURE),  # completed without final metrics is not a success
+    ({"stage": "completed"}, TaskState.FAILURE),
+])
+def test_states(wire: dict[str, Any], state: TaskState) -> None:
+    assert task_state(TrainingStatus.model_validate(wire)) is state
+
+
+def test_pending_says_why_it_waits() -> None:
+    status = TrainingStatus.model_validate({"phase": "Pending", "stage": "scheduling",
+                                            "message": "0/3 nodes are available: 3 Insufficient nvidia.com/gpu"})
+    _, body = task_envelope(TASK, status)
+    assert body["data"]["stage"] == "scheduling" and "Insufficient" in body["data"]["detail"]
+
+
+def test_progress_before_the_first_epoch_uses_the_spec_total() -> None:
+    _, body = task_envelope(TASK, TrainingStatus(stage="initializing"), total_epochs_hint=30)
+    assert body["data"]["result"] | {} == {"stage": "initializing", "current_epoch": 0, "total_epochs": 30,
+                                           "progress": "0.0%", "progress_value": 0.0}
+
+
+def test_failure_without_an_error_message_still_has_a_string_error() -> None:
+    _, body = task_envelope(TASK, TrainingStatus(phase="Failed", reason="DeadlineExceeded"))
+    assert body["data"]["error"] == "DeadlineExceeded"
+    _, body = task_envelope(TASK, TrainingStatus(phase="Succeeded"))
+    assert "final metrics" in body["data"]["error"]
+
+
+def test_english_messages_on_request() -> None:
+    _, body = task_envelope(TASK, None, lang="en")
+    assert body["message"] == "Task is pending"

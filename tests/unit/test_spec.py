@@ -1,0 +1,87 @@
+"""The spec model: defaults, bounds, the hyperparameter allow-list and the device mapping."""
+
+import pytest
+from pydantic import ValidationError
+
+from yolo_crd.hyperparameters import hyperparameter_error
+from yolo_crd.spec import YoloTrainingSpec
+
+
+def spec(**fields: object) -> YoloTrainingSpec:
+    return YoloTrainingSpec.model_validate({"model": "yolov8n.yaml", "data": "/data/d.yaml", **fields})
+
+
+def test_defaults_follow_the_contract() -> None:
+    s = spec()
+    assert (s.epochs, s.imgsz, s.batch, s.gpus, s.suspend) == (100, 640, 16, 1, False)
+    assert s.hyperparameters == {}
+
+
+def test_camel_case_on_the_wire_snake_case_in_python() -> None:
+    s = YoloTrainingSpec.model_validate({"model": "m.pt", "data": "d.yaml", "activeDeadlineSeconds": 60,
+                                         "nodeSelector": {"gpu": "a100"}, "queueName": "team-a"})
+    assert s.active_deadline_seconds == 60 and s.node_selector == {"gpu": "a100"}
+    wire = s.wire()
+    assert wire["activeDeadlineSeconds"] == 60 and wire["queueName"] == "team-a"
+    assert "active_deadline_seconds" not in wire
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("epochs", 0), ("epochs", 10001), ("imgsz", 31), ("imgsz", 8193), ("batch", 0), ("batch", -2),
+    ("batch", 4097), ("gpus", -1), ("gpus", 17), ("model", "weights.bin"), ("data", "data.json"),
+    ("model", ""), ("unknownField", 1),
+])
+def test_out_of_range_and_unknown_fields_are_rejected(field: str, value: object) -> None:
+    with pytest.raises(ValidationError):
+        spec(**{field: value})
+
+
+@pytest.mark.parametrize(("gpus", "device"), [(0, "cpu"), (1, "0"), (2, "0,1"), (4, "0,1,2,3")])
+def test_device_follows_gpus(gpus: int, device: str) -> None:
+    assert spec(gpus=gpus).train_device() == device
+
+
+def test_cpu_device_with_gpus_is_an_invalid_combination() -> None:
+    with pytest.raises(ValidationError, match="set gpus to 0"):
+        spec(gpus=1, device="cpu")
+    assert spec(gpus=0, device="cpu").train_device() == "cpu"
+    assert spec(gpus=2, device="2,3").train_device() == "2,3"
+
+
+def test_allowed_hyperparameters_pass() -> None:
+    hp = {"lr0": 0.02, "optimizer": "SGD", "patience": 5, "cos_lr": True, "cache": "ram", "mosaic": 0.5,
+          "workers": 2, "seed": 1, "weight_decay": 0.0005, "lrf": 0.01, "momentum": 0.9}
+    assert spec(hyperparameters=hp).hyperparameters == hp
+
+
+@pytest.mark.parametrize("key", ["project", "name", "save_dir", "exist_ok"])
+def test_output_location_cannot_be_chosen(key: str) -> None:
+    with pytest.raises(ValidationError, match="trainer chooses where outputs are written"):
+        spec(hyperparameters={key: "x"})
+
+
+@pytest.mark.parametrize(("key", "value", "fragment"), [
+    ("epochs", 3, "set the spec field 'epochs'"),
+    ("resume", True, "resumes automatically"),
+    ("lr", 0.1, "unknown hyperparameter 'lr'"),
+    ("lr0", -1, "between"),
+    ("lr0", "fast", "must be a number"),
+    ("patience", 2.5, "must be an integer"),
+    ("optimizer", "Adagrad", "must be one of"),
+    ("cos_lr", "yes", "true or false"),
+    ("mosaic", 1.5, "between"),
+])
+def test_hyperparameter_errors_say_what_to_do(key: str, value: object, fragment: str) -> None:
+    error = hyperparameter_error(key, value)
+    assert error is not None and fragment in error
+    with pytest.raises(ValidationError, match=fragment.replace("(", r"\(")):
+        spec(hyperparameters={key: value})
+
+
+def test_storage_output_volume_must_be_declared_and_writable() -> None:
+    volume = {"name": "data", "claimName": "pvc-data", "mountPath": "/data"}
+    assert spec(storage={"volumes": [volume], "outputVolume": "data"}).storage is not None
+    with pytest.raises(ValidationError, match="not one of storage.volumes"):
+        spec(storage={"volumes": [volume], "outputVolume": "out"})
+    with pytest.raises(ValidationError, match="readOnly"):
+        spec(storage={"volumes": [{**volume, "readOnly": True}], "outputVolume": "data"})
