@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import kmock
 import yaml
+
 from emulator import ApiEmulator
 
 T = TypeVar("T")

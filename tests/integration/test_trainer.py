@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from apiserver import ApiServer
 
+from apiserver import ApiServer
 from yolo_crd import local_store
 from yolo_crd.spec import YoloTrainingSpec
 from yolo_crd.status import f1_score

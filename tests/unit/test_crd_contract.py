@@ -7,8 +7,8 @@ trainer or the operator but missing here would vanish without an error: these te
 from typing import Any
 
 import pytest
-from crd import load_crd, openapi_schema, pruned_paths
 
+from crd import load_crd, openapi_schema, pruned_paths
 from yolo_crd import names
 from yolo_crd.spec import YoloTrainingSpec
 from yolo_crd.status import OPERATOR_FIELDS, TRAINER_FIELDS, FinalMetrics, StopReason, TrainingStatus

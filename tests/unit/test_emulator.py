@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from apiserver import ApiServer
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
+
+from apiserver import ApiServer
 
 G, V, P = "yolo-operator.io", "v1alpha1", "yolotrainings"
 

@@ -81,7 +81,7 @@ def test_hyperparameter_errors_say_what_to_do(key: str, value: object, fragment:
 def test_storage_output_volume_must_be_declared_and_writable() -> None:
     volume = {"name": "data", "claimName": "pvc-data", "mountPath": "/data"}
     assert spec(storage={"volumes": [volume], "outputVolume": "data"}).storage is not None
-    with pytest.raises(ValidationError, match="not one of storage.volumes"):
+    with pytest.raises(ValidationError, match=r"not one of storage\.volumes"):
         spec(storage={"volumes": [volume], "outputVolume": "out"})
     with pytest.raises(ValidationError, match="readOnly"):
         spec(storage={"volumes": [{**volume, "readOnly": True}], "outputVolume": "data"})

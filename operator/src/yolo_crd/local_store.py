@@ -40,7 +40,8 @@ def insert_task(conn: sqlite3.Connection, task_id: str, name: str, spec: dict[st
     """Record a new task with an empty status; an existing task id is left as it is (idempotent)."""
     now = time.time()
     conn.execute(
-        "INSERT OR IGNORE INTO tasks (task_id, name, spec, status, created_at, updated_at) VALUES (?, ?, ?, '{}', ?, ?)",
+        "INSERT OR IGNORE INTO tasks (task_id, name, spec, status, created_at, updated_at) "
+        "VALUES (?, ?, ?, '{}', ?, ?)",
         (task_id, name, json.dumps(spec), now, now),
     )
 

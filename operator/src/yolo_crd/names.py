@@ -22,3 +22,7 @@ LABEL_TASK_ID: Final = f"{GROUP}/task-id"
 #: Standard label naming the component that manages the children.
 LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
 MANAGED_BY: Final = "yolo-training-operator"
+
+#: Annotation set by ``DELETE /tasks/{id}``: the training is cancelled (its Job is suspended, then failed
+#: with reason Cancelled by the operator); the resource stays so that its task id keeps answering.
+ANNOTATION_CANCEL: Final = f"{GROUP}/cancel"

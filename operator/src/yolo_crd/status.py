@@ -5,13 +5,14 @@ trainer owns the training side (stage, epochs, progress, metrics, artifacts). Ea
 fields, with JSON merge patches on the status subresource, so the two never overwrite each other.
 """
 
+import datetime as dt
 import math
 from enum import StrEnum
 from typing import Annotated, Final, Literal
 
 from pydantic import Field
 
-from yolo_crd.wire import WireModel
+from yolo_crd.wire import StatusModel
 
 #: The most per-epoch entries kept in ``status.history`` (etcd objects must stay well under 1.5 MiB).
 HISTORY_LIMIT: Final = 300
@@ -65,7 +66,7 @@ class StopReason(StrEnum):
     TIME_LIMIT = "time_limit"
 
 
-class EpochMetrics(WireModel):
+class EpochMetrics(StatusModel):
     """Validation metrics and losses of one epoch, as shown in ``status.metrics`` and ``status.history``."""
 
     epoch: Annotated[int, Field(ge=0)]
@@ -82,7 +83,7 @@ class EpochMetrics(WireModel):
     val_dfl_loss: float | None = None
 
 
-class FinalMetrics(WireModel):
+class FinalMetrics(StatusModel):
     """The final validation of best.pt, with exactly the keys of the task-status spec."""
 
     map50: float = Field(alias="mAP50")
@@ -103,7 +104,7 @@ class FinalMetrics(WireModel):
         )
 
 
-class Condition(WireModel):
+class Condition(StatusModel):
     """A standard Kubernetes condition (``metav1.Condition`` shape)."""
 
     type: str
@@ -114,7 +115,7 @@ class Condition(WireModel):
     observed_generation: int | None = None
 
 
-class TrainingStatus(WireModel):
+class TrainingStatus(StatusModel):
     """Everything a user can learn about a training. Every field is optional: each writer sets its own."""
 
     phase: Phase | None = None
@@ -153,6 +154,11 @@ OPERATOR_FIELDS: Final = frozenset({
     "phase", "stage", "conditions", "reason", "error", "message", "jobName", "observedGeneration",
     "startTime", "completionTime",
 })
+
+
+def utc_now() -> str:
+    """The current time as an RFC 3339 UTC timestamp, the format Kubernetes uses."""
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def progress_percent(current_epoch: int, total_epochs: int) -> float:

@@ -1,5 +1,7 @@
 """The base model for everything that travels as JSON: snake_case in Python, camelCase on the wire."""
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
@@ -17,6 +19,12 @@ class WireModel(BaseModel):
         validate_assignment=True,
     )
 
-    def wire(self) -> dict[str, object]:
+    def wire(self) -> dict[str, Any]:
         """Return the JSON-ready dict with camelCase keys, leaving out unset optional fields."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class StatusModel(WireModel):
+    """A model read back from the cluster: unknown keys (from a newer writer) are ignored, not fatal."""
+
+    model_config = ConfigDict(extra="ignore")

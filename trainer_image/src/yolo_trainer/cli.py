@@ -29,7 +29,7 @@ def _hyperparameters(pairs: list[str]) -> dict[str, Any]:
 
 
 @app.command()
-def train(  # noqa: PLR0913 - one flag per spec field
+def train(
     model: Annotated[str | None, typer.Option(help="weights (.pt) or architecture (.yaml)")] = None,
     data: Annotated[str | None, typer.Option(help="dataset YAML")] = None,
     epochs: Annotated[int | None, typer.Option()] = None,
@@ -45,11 +45,11 @@ def train(  # noqa: PLR0913 - one flag per spec field
 ) -> None:
     """Run one training to the end and exit 0 on success, 2 on invalid input, 1 on a training error."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    overrides = {k: v for k, v in {"sink": sink, "state_db": state_db, "task_id": task_id,
+    overrides: dict[str, Any] = {k: v for k, v in {"sink": sink, "state_db": state_db, "task_id": task_id,
                                    "output_dir": output_dir}.items() if v is not None}
     try:
         settings = TrainerSettings(**overrides)
-        fields = {k: v for k, v in {"model": model, "data": data, "epochs": epochs, "imgsz": imgsz,
+        fields: dict[str, Any] = {k: v for k, v in {"model": model, "data": data, "epochs": epochs, "imgsz": imgsz,
                                     "batch": batch, "gpus": gpus, "device": device}.items() if v is not None}
         if hp:
             fields["hyperparameters"] = _hyperparameters(hp)

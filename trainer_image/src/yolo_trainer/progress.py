@@ -4,7 +4,6 @@ exceeds 100 nor goes backwards, and the extra validation after the last epoch is
 Pure and clock-injected, so every rule is unit-tested without ultralytics.
 """
 
-import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -16,6 +15,7 @@ from yolo_crd.status import (
     StopReason,
     f1_score,
     progress_percent,
+    utc_now,
 )
 
 Patch = dict[str, Any]
@@ -33,11 +33,6 @@ _COLUMNS = {
     "val/cls_loss": "val_cls_loss",
     "val/dfl_loss": "val_dfl_loss",
 }
-
-
-def utc_now() -> str:
-    """The current time as an RFC 3339 UTC timestamp, the format Kubernetes uses."""
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def epoch_metrics(epoch: int, row: Mapping[str, Any]) -> EpochMetrics:

@@ -67,7 +67,8 @@ def run(settings: TrainerSettings, spec: YoloTrainingSpec, sink: StatusSink | No
         configure_ultralytics(settings, output_dir)
         follow_csv = settings.follow_results_csv if settings.follow_results_csv is not None else spec.gpus > 1
         outcome = run_training(spec, data, run_dir, tracker, reporter, follow_results_csv=follow_csv)
-        reporter.update(tracker.completed(outcome.final, str(outcome.weights), str(outcome.project), outcome.stop_reason))
+        weights, project = str(outcome.weights), str(outcome.project)
+        reporter.update(tracker.completed(outcome.final, weights, project, outcome.stop_reason))
         log.info("training finished: %s, weights %s", outcome.final.wire(), outcome.weights)
     except Exception as exc:
         failure: TrainingFailure = classify(exc, batch=spec.batch, imgsz=spec.imgsz)

@@ -1,0 +1,31 @@
+# The README's commands. Every target creates the virtual environment first if it is missing.
+VENV    ?= .venv
+PYTHON  ?= python3
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed-dev
+
+.PHONY: demo test test-all lint bench install clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=24"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the project with every extra
+
+demo: $(STAMP) ## train a synthetic dataset through the local API and show it live
+	$(PY) -m yolo_api.demo
+
+test: $(STAMP) ## the default test suite (unit + integration with real training; e2e is opt-in)
+	$(PY) -m pytest
+
+lint: $(STAMP) ## ruff and mypy --strict
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+bench: $(STAMP) ## benchmarks: figures printed side by side, never asserted in tests
+	$(PY) -m bench
+
+clean:
+	rm -rf .demo .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,89 @@
+"""``create_app()``: the FastAPI application over a backend chosen by the settings."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from yolo_api.backends import TaskBackend
+from yolo_api.errors import install_error_handlers
+from yolo_api.routes import health, tasks
+from yolo_api.settings import ApiSettings
+
+
+def make_backend(settings: ApiSettings) -> TaskBackend:
+    """The backend the settings name."""
+    if settings.backend == "kubernetes":
+        from yolo_api.backends.kubernetes import KubernetesBackend
+
+        return KubernetesBackend(settings)
+    from yolo_api.backends.local import LocalBackend
+
+    return LocalBackend(settings)
+
+
+class BodyLimit:
+    """Pure ASGI middleware: answer 413 to request bodies over ``limit`` bytes before they are parsed."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Count body bytes as they arrive; refuse early on Content-Length."""
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD"):
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await self._refuse(send)
+
+    async def _refuse(self, send: Send) -> None:
+        body = b'{"code":1,"message":"request body too large","data":{"limit_bytes":%d}}' % self.limit
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_app(settings: ApiSettings | None = None, backend: TaskBackend | None = None) -> FastAPI:
+    """Build the application; tests pass their own settings or backend."""
+    settings = settings or ApiSettings()
+    chosen = backend or make_backend(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        chosen.start()
+        try:
+            yield
+        finally:
+            chosen.stop()
+
+    app = FastAPI(title="YOLO training API", version="0.1.0", lifespan=lifespan,
+                  description="Submit YOLOv8 trainings and follow them (shared/spec/task_status_api.zh.md).")
+    app.state.backend = chosen
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(tasks.router)
+    app.include_router(health.router)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    return app

@@ -1,0 +1,246 @@
+"""The embedded default: trainer subprocesses on this machine, state in SQLite under the state directory.
+
+The backend plays the operator's part: it owns ``phase``, ``startTime`` and ``completionTime`` and the
+reason when a trainer dies without reporting; the trainer writes its own fields through the local sink.
+At most ``max_parallel`` trainers run; the rest wait as pending. Trainers run in their own session, so an
+API restart does not kill them: on start-up a running task whose process is alive is re-attached, and one
+whose process is gone is marked failed with a clear error, so no task stays "in progress" forever.
+"""
+
+import datetime as dt
+import json
+import logging
+import os
+import signal
+import subprocess
+import threading
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from yolo_api.backends import TaskRecord
+from yolo_api.backends.paths import confine_spec_paths
+from yolo_api.settings import ApiSettings
+from yolo_crd import local_store
+from yolo_crd.spec import YoloTrainingSpec
+from yolo_crd.status import Phase, Reason, Stage, TrainingStatus, utc_now
+
+log = logging.getLogger(__name__)
+
+_COLUMNS = "task_id, name, spec, status, created_at, pid"
+
+
+@dataclass
+class _Running:
+    pid: int
+    process: subprocess.Popen[bytes] | None  # None when re-attached after an API restart
+    log_path: Path
+    cancelled: bool = field(default=False)
+
+
+def _pid_alive(pid: int, task_id: str) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return False
+    return "yolo_trainer" in cmdline or task_id in cmdline
+
+
+def _tail(path: Path, limit: int = 300) -> str:
+    try:
+        lines = [line for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return ""
+    return lines[-1][-limit:] if lines else ""
+
+
+class LocalBackend:
+    """See the module docstring."""
+
+    def __init__(self, settings: ApiSettings) -> None:
+        self.settings = settings
+        self.state_dir = settings.state_dir.resolve()
+        self.runs_dir = self.state_dir / "runs"
+        self.logs_dir = self.state_dir / "logs"
+        self._conn = local_store.connect(self.state_dir / "state.db")
+        self._lock = threading.RLock()
+        self._running: dict[str, _Running] = {}
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="local-scheduler", daemon=True)
+
+    # -- reads ---------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _record(row: tuple[Any, ...]) -> TaskRecord:
+        task_id, name, spec, status, created_at, _ = row
+        raw = json.loads(status)
+        created = dt.datetime.fromtimestamp(created_at, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return TaskRecord(task_id=task_id, name=name, namespace=None, spec=json.loads(spec),
+                          status=TrainingStatus.model_validate(raw) if raw else None, created_at=created)
+
+    def get(self, task_id: str) -> TaskRecord | None:
+        """Read one task from SQLite (WAL: never blocked by a writing trainer)."""
+        with self._lock:
+            row = self._conn.execute(f"SELECT {_COLUMNS} FROM tasks WHERE task_id = ?", (task_id,)).fetchone()  # noqa: S608
+        return None if row is None else self._record(row)
+
+    def list(self, offset: int, limit: int) -> tuple[list[TaskRecord], int]:
+        """Tasks newest first."""
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM tasks ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",  # noqa: S608
+                (limit, offset)).fetchall()
+            total = self._conn.execute("SELECT COUNT(*) FROM tasks").fetchone()[0]
+        return [self._record(row) for row in rows], int(total)
+
+    def ready(self) -> bool:
+        """Ready once the scheduler runs."""
+        return self._thread.is_alive()
+
+    # -- writes --------------------------------------------------------------------------------------
+
+    def _patch(self, task_id: str, patch: dict[str, Any]) -> None:
+        with self._lock:
+            local_store.patch_status(self._conn, task_id, patch)
+
+    def submit(self, spec: YoloTrainingSpec, name: str | None, namespace: str | None) -> TaskRecord:
+        """Queue a training; paths must lie inside the allowed roots. It starts when a slot is free."""
+        wire = confine_spec_paths(spec.wire(), self.settings.roots())
+        task_id = str(uuid.uuid4())
+        with self._lock:
+            local_store.insert_task(self._conn, task_id, name or "train", wire)
+            local_store.patch_status(self._conn, task_id, {"phase": Phase.PENDING.value, "stage": Stage.QUEUED.value})
+        self._wake.set()
+        record = self.get(task_id)
+        assert record is not None
+        return record
+
+    def cancel(self, task_id: str) -> TaskRecord | None:
+        """Stop the trainer (SIGTERM, then SIGKILL) and mark the task failed with error "cancelled"."""
+        record = self.get(task_id)
+        if record is None or record.state().value in ("success", "failure"):
+            return record
+        with self._lock:
+            running = self._running.get(task_id)
+            if running is not None:
+                running.cancelled = True
+            self._patch(task_id, {"phase": Phase.FAILED.value, "stage": Stage.FAILED.value,
+                                  "reason": Reason.CANCELLED.value, "error": "cancelled", "completionTime": utc_now()})
+        if running is not None:
+            self._terminate(running)
+        return self.get(task_id)
+
+    def _terminate(self, running: _Running) -> None:
+        try:
+            os.killpg(running.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        if running.process is not None:
+            try:
+                running.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(running.pid, signal.SIGKILL)
+
+    # -- scheduling ----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Recover tasks left running by a previous API process, then start the scheduler."""
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        self._recover()
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop scheduling. Running trainers keep running and are re-attached by the next start."""
+        self._stopping.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def _recover(self) -> None:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT task_id, pid FROM tasks WHERE json_extract(status, '$.phase') = ?", (Phase.RUNNING.value,)
+            ).fetchall()
+        for task_id, pid in rows:
+            if pid and _pid_alive(int(pid), task_id):
+                log.info("re-attached to trainer %s of task %s", pid, task_id)
+                self._running[task_id] = _Running(int(pid), None, self.logs_dir / f"{task_id}.log")
+            else:
+                self._finish(task_id, None, lost=True)
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._reap()
+                self._launch()
+            except Exception:  # keep scheduling; the error is logged with its traceback
+                log.exception("local scheduler step failed")
+            self._wake.wait(self.settings.poll_interval)
+            self._wake.clear()
+
+    def _reap(self) -> None:
+        for task_id, running in list(self._running.items()):
+            if running.process is not None:
+                code = running.process.poll()
+                if code is None:
+                    continue
+            elif _pid_alive(running.pid, task_id):
+                continue
+            else:
+                code = None
+            del self._running[task_id]
+            if not running.cancelled:
+                self._finish(task_id, code, log_path=running.log_path)
+
+    def _finish(self, task_id: str, code: int | None, *, lost: bool = False, log_path: Path | None = None) -> None:
+        """Set the phase from what the trainer reported; explain a trainer that died without reporting."""
+        record = self.get(task_id)
+        status = record.status if record else None
+        done = utc_now()
+        if status is not None and status.stage == Stage.COMPLETED and status.final_metrics is not None:
+            self._patch(task_id, {"phase": Phase.SUCCEEDED.value, "completionTime": done})
+            return
+        patch: dict[str, Any] = {"phase": Phase.FAILED.value, "completionTime": done}
+        if status is None or status.stage != Stage.FAILED:
+            if lost:
+                error = "训练进程已中断 (the trainer process ended while the API was not running)"
+            else:
+                last = _tail(log_path) if log_path else ""
+                error = f"trainer exited with code {code}" + (f": {last}" if last else "")
+            patch.update(stage=Stage.FAILED.value, reason=Reason.TRAINING_ERROR.value, error=error)
+        self._patch(task_id, patch)
+
+    def _launch(self) -> None:
+        free = self.settings.max_parallel - len(self._running)
+        if free <= 0:
+            return
+        with self._lock:  # held while spawning, so a concurrent cancel cannot be overwritten by Running
+            rows = self._conn.execute(
+                "SELECT task_id, name, spec FROM tasks WHERE json_extract(status, '$.phase') = ? "
+                "ORDER BY created_at, rowid LIMIT ?", (Phase.PENDING.value, free)).fetchall()
+            for task_id, name, spec in rows:
+                self._spawn(task_id, name, spec)
+
+    def _spawn(self, task_id: str, name: str, spec: str) -> None:
+        env = {
+            **os.environ,
+            "YOLO_TRAINER_SINK": "local",
+            "YOLO_TRAINER_STATE_DB": str(self.state_dir / "state.db"),
+            "YOLO_TRAINER_TASK_ID": task_id,
+            "YOLO_TRAINER_NAME": name,
+            "YOLO_TRAINER_OUTPUT_DIR": str(self.runs_dir),
+            "YOLO_TRAINER_SPEC": spec,
+        }
+        log_path = self.logs_dir / f"{task_id}.log"
+        with log_path.open("ab") as output:
+            process = subprocess.Popen(
+                [self.settings.trainer_python, "-m", "yolo_trainer"], env=env, stdout=output,
+                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        self._running[task_id] = _Running(process.pid, process, log_path)
+        with self._lock:
+            self._conn.execute("UPDATE tasks SET pid = ? WHERE task_id = ?", (process.pid, task_id))
+        self._patch(task_id, {"phase": Phase.RUNNING.value, "startTime": utc_now()})
+        log.info("started trainer %s for task %s", process.pid, task_id)

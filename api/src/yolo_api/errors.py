@@ -1,0 +1,64 @@
+"""Domain errors carry their HTTP status and envelope; they are mapped to responses in one place."""
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from yolo_crd.envelope import message
+
+
+def request_lang(request: Request) -> str:
+    """``en`` when the client prefers English (Accept-Language), else the spec's Chinese."""
+    return "en" if request.headers.get("accept-language", "").lower().startswith("en") else "zh"
+
+
+class ApiError(Exception):
+    """An error answered as ``{code: 1, message, data}`` with an HTTP status."""
+
+    def __init__(self, status: int, message_key: str, data: dict[str, Any], detail: str | None = None) -> None:
+        super().__init__(detail or message_key)
+        self.status = status
+        self.message_key = message_key
+        self.data = data
+        self.detail = detail
+
+
+def task_not_found(task_id: str) -> ApiError:
+    """The spec's unknown-task answer: 404 with code 1 (never pending, never 500)."""
+    return ApiError(404, "not_found", {"task_id": task_id[:200]})
+
+
+def invalid(errors: list[dict[str, Any]]) -> ApiError:
+    """A 422 with every problem listed, so a client can fix them all at once."""
+    return ApiError(422, "invalid", {"errors": errors})
+
+
+def _clean(errors: list[Any]) -> list[dict[str, Any]]:
+    cleaned = []
+    for error in errors:
+        text = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+        cleaned.append({"loc": [str(part) for part in error.get("loc", ())], "msg": text, "type": error.get("type")})
+    return cleaned
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Answer every error with the spec's envelope (code 1) instead of FastAPI's default shapes."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        body: dict[str, Any] = {"code": 1, "message": message(exc.message_key, request_lang(request)), "data": exc.data}
+        if exc.detail:
+            body["detail"] = exc.detail
+        return JSONResponse(body, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return await _api_error(request, invalid(_clean(list(exc.errors()))))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        body = {"code": 1, "message": str(exc.detail), "data": {}}
+        return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))

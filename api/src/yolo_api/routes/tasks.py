@@ -1,0 +1,69 @@
+"""``POST /train``, ``GET /task_status/{task_id}`` and the task-management routes."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from yolo_api.deps import BackendDep, LangDep
+from yolo_api.errors import task_not_found
+from yolo_api.models import TrainRequest
+from yolo_crd.envelope import epoch_metrics_view, message
+
+router = APIRouter()
+
+TaskId = Annotated[str, Path(max_length=200, description="the task id returned by POST /train")]
+
+
+@router.post("/train", status_code=200, summary="Submit a training")
+async def train(body: TrainRequest, backend: BackendDep, lang: LangDep) -> dict[str, Any]:
+    """Create a training; answers ``{code: 0, message: 任务已提交, data: {task_id, status: pending}}``."""
+    record = await run_in_threadpool(backend.submit, body.spec, body.name, body.namespace)
+    return {"code": 0, "message": message("submitted", lang), "data": {"task_id": record.task_id, "status": "pending"}}
+
+
+@router.get("/task_status/{task_id}", summary="Status of one training (the spec's envelope)")
+async def task_status(task_id: TaskId, backend: BackendDep, lang: LangDep) -> JSONResponse:
+    """The spec's four shapes; 404 with code 1 for an unknown id; 500 with code 1 for a failed training."""
+    record = backend.get(task_id)
+    if record is None:
+        raise task_not_found(task_id)
+    code, body = record.envelope(lang)
+    return JSONResponse(body, status_code=code)
+
+
+@router.get("/tasks", summary="List trainings, newest first")
+async def list_tasks(
+    backend: BackendDep,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> dict[str, Any]:
+    """A page of trainings with their state, epoch, progress and latest mAP."""
+    records, total = await run_in_threadpool(backend.list, offset, limit)
+    return {"code": 0, "message": "ok", "data": {"total": total, "offset": offset, "limit": limit,
+                                                 "items": [record.summary() for record in records]}}
+
+
+@router.delete("/tasks/{task_id}", summary="Cancel a training")
+async def cancel_task(task_id: TaskId, backend: BackendDep, lang: LangDep) -> JSONResponse:
+    """Stop a training; a finished one is left as it is. Answers its envelope after cancelling."""
+    record = await run_in_threadpool(backend.cancel, task_id)
+    if record is None:
+        raise task_not_found(task_id)
+    code, body = record.envelope(lang)
+    body["message"] = message("cancelled", lang) if body["data"].get("error") == "cancelled" else body["message"]
+    return JSONResponse(body, status_code=200 if code == 500 else code)
+
+
+@router.get("/tasks/{task_id}/metrics", summary="Per-epoch metrics of a training")
+async def task_metrics(task_id: TaskId, backend: BackendDep) -> dict[str, Any]:
+    """The per-epoch history (for loss and mAP curves) and the best epoch."""
+    record = backend.get(task_id)
+    if record is None:
+        raise task_not_found(task_id)
+    status = record.status
+    history = [epoch_metrics_view(m) for m in (status.history or [])] if status else []
+    return {"code": 0, "message": "ok", "data": {
+        "task_id": task_id, "best_epoch": status.best_epoch if status else None, "epochs": history,
+        "final_metrics": status.final_metrics.wire() if status and status.final_metrics else None}}

@@ -1,0 +1,45 @@
+"""The API's settings, one pydantic-settings class with the ``YOLO_API_`` prefix."""
+
+import os
+import sys
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def in_cluster() -> bool:
+    """True inside a Kubernetes pod (the service-account environment is present)."""
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+
+
+class ApiSettings(BaseSettings):
+    """Everything the HTTP API needs; defaults suit the one-machine local mode."""
+
+    model_config = SettingsConfigDict(env_prefix="YOLO_API_", extra="ignore")
+
+    backend: Literal["local", "kubernetes"] = Field(
+        default_factory=lambda: "kubernetes" if in_cluster() else "local",
+        description="kubernetes inside a cluster, local otherwise")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    # local backend
+    state_dir: Path = Field(default=Path(".yolo-state"), description="SQLite state and run outputs (local)")
+    max_parallel: int = Field(default=1, ge=1, le=64, description="trainings run at once (local)")
+    allowed_roots: list[Path] = Field(
+        default_factory=list, description="where model and data paths may point (local); default: cwd and state dir")
+    trainer_python: str = Field(default=sys.executable, description="interpreter that runs python -m yolo_trainer")
+    poll_interval: float = Field(default=0.5, gt=0, description="seconds between trainer-process checks (local)")
+    # kubernetes backend
+    namespace: str | None = Field(default=None, description="namespace to create in and watch; None: all")
+    default_namespace: str = "default"
+    watch_timeout: int = Field(default=300, ge=1, description="seconds before a watch is renewed")
+    # HTTP
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, description="largest accepted request body")
+    access_log: bool = False
+
+    def roots(self) -> list[Path]:
+        """The resolved allowed roots for model and data paths in local mode."""
+        roots = self.allowed_roots or [Path.cwd(), self.state_dir]
+        return [root.resolve() for root in roots]

@@ -1,0 +1,187 @@
+"""Routes with TestClient over an in-memory backend: every envelope shape, the 404s, the 422s, cancel."""
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from yolo_api.app import create_app
+from yolo_api.backends import TaskRecord
+from yolo_api.settings import ApiSettings
+from yolo_crd.spec import YoloTrainingSpec
+from yolo_crd.status import TrainingStatus
+
+FINAL = {"mAP50": 0.3317, "mAP50-95": 0.2322, "precision": 0.9957, "recall": 0.3333, "f1_score": 0.4995}
+
+
+class MemoryBackend:
+    def __init__(self) -> None:
+        self.records: dict[str, TaskRecord] = {}
+        self.submitted: list[YoloTrainingSpec] = []
+        self.is_ready = True
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def ready(self) -> bool:
+        return self.is_ready
+
+    def put(self, status: dict[str, Any] | None, task_id: str | None = None, **extra: Any) -> str:
+        task_id = task_id or str(uuid.uuid4())
+        self.records[task_id] = TaskRecord(
+            task_id=task_id, name="t", namespace=None, spec={"epochs": 20, "model": "m.yaml", "data": "d.yaml"},
+            status=TrainingStatus.model_validate(status) if status else None,
+            created_at=f"2026-01-01T00:00:{len(self.records):02d}Z", **extra)
+        return task_id
+
+    def submit(self, spec: YoloTrainingSpec, name: str | None, namespace: str | None) -> TaskRecord:
+        self.submitted.append(spec)
+        return self.records[self.put(None)]
+
+    def get(self, task_id: str) -> TaskRecord | None:
+        return self.records.get(task_id)
+
+    def list(self, offset: int, limit: int) -> tuple[list[TaskRecord], int]:
+        items = sorted(self.records.values(), key=lambda r: r.created_at, reverse=True)
+        return items[offset:offset + limit], len(items)
+
+    def cancel(self, task_id: str) -> TaskRecord | None:
+        record = self.records.get(task_id)
+        if record is None or record.state().value in ("success", "failure"):
+            return record
+        self.records[task_id] = TaskRecord(**{**record.__dict__, "cancelled": True})
+        return self.records[task_id]
+
+
+@pytest.fixture
+def backend() -> MemoryBackend:
+    return MemoryBackend()
+
+
+@pytest.fixture
+def http(backend: MemoryBackend) -> Iterator[TestClient]:
+    with TestClient(create_app(ApiSettings(backend="local"), backend=backend)) as client:
+        yield client
+
+
+def test_train_returns_the_submitted_envelope(http: TestClient, backend: MemoryBackend) -> None:
+    response = http.post("/train", json={"model": "yolov8n.yaml", "data": "d.yaml", "epochs": 3, "gpus": 0,
+                                         "hyperparameters": {"lr0": 0.01}})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["code"] == 0 and body["message"] == "任务已提交" and body["data"]["status"] == "pending"
+    uuid.UUID(body["data"]["task_id"])
+    assert backend.submitted[0].epochs == 3 and backend.submitted[0].train_device() == "cpu"
+
+
+@pytest.mark.parametrize(("body", "fragment"), [
+    ({"data": "d.yaml"}, "model"),
+    ({"model": "m.yaml", "data": "d.yaml", "epochs": 0}, "epochs"),
+    ({"model": "m.yaml", "data": "d.yaml", "epochs": "many"}, "epochs"),
+    ({"model": "m.yaml", "data": "d.yaml", "batch": 0}, "batch"),
+    ({"model": "m.yaml", "data": "d.yaml", "hyperparameters": {"project": "/etc"}}, "trainer chooses where outputs"),
+    ({"model": "m.yaml", "data": "d.yaml", "hyperparameters": {"lr": 1}}, "unknown hyperparameter 'lr'"),
+    ({"model": "m.yaml", "data": "d.yaml", "gpus": 1, "device": "cpu"}, "set gpus to 0"),
+    ({"model": "m.yaml", "data": "d.yaml", "name": "Bad_Name"}, "name"),
+    ({"model": "m.yaml", "data": "d.yaml", "surprise": 1}, "surprise"),
+    ({"model": "m.exe", "data": "d.yaml"}, "weights (.pt) or an architecture"),
+])
+def test_invalid_bodies_get_422_with_actionable_errors(http: TestClient, backend: MemoryBackend,
+                                                       body: dict[str, Any], fragment: str) -> None:
+    response = http.post("/train", json=body)
+    assert response.status_code == 422
+    envelope = response.json()
+    assert envelope["code"] == 1 and envelope["message"] == "请求参数无效"
+    assert fragment in str(envelope["data"]["errors"])
+    assert backend.records == {}
+
+
+def test_device_alone_sets_the_gpu_count(http: TestClient, backend: MemoryBackend) -> None:
+    assert http.post("/train", json={"model": "m.yaml", "data": "d.yaml", "device": "0,1"}).status_code == 200
+    assert backend.submitted[0].gpus == 2
+
+
+def test_non_json_and_oversized_bodies(http: TestClient) -> None:
+    assert http.post("/train", content=b"not json", headers={"content-type": "application/json"}).status_code == 422
+    huge = {"model": "m.yaml", "data": "d.yaml", "hyperparameters": {"seed": 1}, "pad": "x" * 100_000}
+    response = http.post("/train", json=huge)
+    assert response.status_code == 413 and response.json()["code"] == 1
+
+
+def test_the_four_states(http: TestClient, backend: MemoryBackend) -> None:
+    pending = backend.put(None)
+    progress = backend.put({"phase": "Running", "stage": "training", "currentEpoch": 5, "totalEpochs": 20,
+                            "progress": 25.0, "metrics": {"epoch": 5, "mAP50": 0.4}})
+    success = backend.put({"phase": "Succeeded", "stage": "completed", "finalMetrics": FINAL,
+                           "weightsPath": "/r/w/best.pt", "projectPath": "/r"})
+    failure = backend.put({"phase": "Failed", "stage": "failed", "reason": "ModelNotFound", "error": "模型文件不存在: /m.pt"})
+
+    body = http.get(f"/task_status/{pending}").json()
+    assert body == {"code": 0, "message": "任务等待中", "data": {"task_id": pending, "status": "pending"}}
+    response = http.get(f"/task_status/{progress}")
+    assert response.status_code == 200
+    result = response.json()["data"]["result"]
+    assert (result["stage"], result["current_epoch"], result["total_epochs"], result["progress"]) == ("training", 5, 20, "25.0%")
+    assert result["metrics"]["mAP50"] == 0.4
+    body = http.get(f"/task_status/{success}").json()
+    assert body["message"] == "训练完成" and body["data"]["result"]["final_metrics"] == FINAL
+    response = http.get(f"/task_status/{failure}")
+    assert response.status_code == 500
+    assert response.json() == {"code": 1, "message": "训练失败", "data": {
+        "task_id": failure, "status": "failure", "error": "模型文件不存在: /m.pt", "reason": "ModelNotFound"}}
+
+
+@pytest.mark.parametrize("task_id", [
+    str(uuid.uuid4()), "not-a-uuid", "x" * 200, "任务", "%2E%2E%2F%2E%2E%2Fetc%2Fpasswd", "..", "a b", "'; DROP TABLE",
+])
+def test_unknown_or_malformed_ids_are_404_never_500(http: TestClient, task_id: str) -> None:
+    response = http.get(f"/task_status/{task_id}")
+    assert response.status_code in (404, 422)
+    assert response.json()["code"] == 1
+    if response.status_code == 404 and "%2F" not in task_id and task_id != "..":  # these never reach the route
+        assert response.json()["message"] == "任务不存在"
+
+
+def test_very_long_ids_are_rejected_not_crashed(http: TestClient) -> None:
+    response = http.get(f"/task_status/{'y' * 5000}")
+    assert response.status_code == 422 and response.json()["code"] == 1
+
+
+def test_english_on_request(http: TestClient, backend: MemoryBackend) -> None:
+    task = backend.put(None)
+    assert http.get(f"/task_status/{task}", headers={"Accept-Language": "en-US"}).json()["message"] == "Task is pending"
+    assert http.get("/task_status/nope", headers={"Accept-Language": "en"}).json()["message"] == "Task not found"
+
+
+def test_cancel(http: TestClient, backend: MemoryBackend) -> None:
+    task = backend.put({"phase": "Running", "stage": "training", "currentEpoch": 1, "totalEpochs": 3})
+    response = http.delete(f"/tasks/{task}")
+    assert response.status_code == 200
+    assert response.json()["data"]["error"] == "cancelled" and response.json()["message"] == "任务已取消"
+    after = http.get(f"/task_status/{task}")
+    assert after.status_code == 500 and after.json()["data"]["error"] == "cancelled"
+    assert http.delete("/tasks/nope").status_code == 404
+
+
+def test_list_is_newest_first_with_paging(http: TestClient, backend: MemoryBackend) -> None:
+    ids = [backend.put(None) for _ in range(5)]
+    page = http.get("/tasks", params={"offset": 1, "limit": 2}).json()["data"]
+    assert page["total"] == 5 and [item["task_id"] for item in page["items"]] == [ids[3], ids[2]]
+    assert http.get("/tasks", params={"limit": 0}).status_code == 422
+
+
+def test_metrics_history(http: TestClient, backend: MemoryBackend) -> None:
+    task = backend.put({"stage": "training", "history": [{"epoch": 1, "mAP50": 0.1, "trainBoxLoss": 2.0},
+                                                          {"epoch": 2, "mAP50": 0.2}], "bestEpoch": 2})
+    data = http.get(f"/tasks/{task}/metrics").json()["data"]
+    assert data["best_epoch"] == 2 and data["epochs"][0] == {"epoch": 1, "mAP50": 0.1, "train_box_loss": 2.0}
+    assert http.get("/tasks/nope/metrics").status_code == 404
+
+
+def test_probes(http: TestClient, backend: MemoryBackend) -> None:
+    assert http.get("/healthz").json() == {"status": "ok"}
+    assert http.get("/readyz").status_code == 200
+    backend.is_ready = False
+    assert http.get("/readyz").status_code == 503
+    assert http.get("/openapi.json").json()["paths"]["/task_status/{task_id}"]

@@ -1,0 +1,38 @@
+"""Packaging rules: light components import without torch, and nothing shadows the stdlib ``operator``."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+BLOCK_HEAVY = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in {'torch', 'torchvision', 'ultralytics', 'cv2'}:
+            raise ImportError(f'{name} is not installed here')
+sys.meta_path.insert(0, Block())
+"""
+
+
+def run_python(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False,
+                          cwd=ROOT)
+
+
+def test_operator_api_and_contract_import_without_torch() -> None:
+    modules = ["yolo_crd", "yolo_crd.envelope", "yolo_crd.local_store", "yolo_operator", "yolo_api",
+               "yolo_trainer", "yolo_trainer.sinks.local", "yolo_trainer.reporter", "yolo_trainer.progress"]
+    code = BLOCK_HEAVY + "".join(f"import {m}\n" for m in modules) + "print('ok')"
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    blocked = run_python(BLOCK_HEAVY + "import torch")
+    assert blocked.returncode != 0  # the blocker really blocks
+
+
+def test_stdlib_operator_is_not_shadowed() -> None:
+    result = run_python("import operator; print(operator.add(1, 2), operator.__file__)")
+    assert result.returncode == 0 and result.stdout.startswith("3 ")
+    assert "site-packages" not in result.stdout and str(ROOT) not in result.stdout
+    assert not list(ROOT.glob("operator/__init__.py")) and not list(ROOT.glob("**/src/operator"))
