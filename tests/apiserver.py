@@ -50,7 +50,12 @@ class ApiServer:
         """Close the port and every open connection: the API server is unreachable until restarted."""
         if self._server is not None:
             server, self._server = self._server, None
-            self.call(server.__aexit__(None, None, None))
+
+            async def stop() -> None:
+                self.emulator.drop_watches()
+                await server.__aexit__(None, None, None)
+
+            self.call(stop())
 
     @property
     def url(self) -> str:

@@ -184,12 +184,14 @@ class ApiEmulator(KubernetesScaffold):
     objects: dict[Key, dict[str, Any]] = attrs.field(factory=dict, init=False)
     faults: list[Fault] = attrs.field(factory=list, init=False)
     writes: list[Write] = attrs.field(factory=list, init=False)
+    reads: int = attrs.field(default=0, init=False)  # GET requests (fetch, list, watch) served
     event_limit: int = 10000
     _rv: int = attrs.field(default=1000, init=False)
     _events: dict[str, deque[tuple[int, str, dict[str, Any]]]] = attrs.field(factory=dict, init=False)
     _compacted: dict[str, int] = attrs.field(factory=dict, init=False)
     _changed: asyncio.Condition | None = attrs.field(default=None, init=False)
     _infos: dict[str, tuple[str, bool, set[str]]] = attrs.field(factory=dict, init=False)
+    _watches: set[asyncio.Task[Any]] = attrs.field(factory=set, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -220,6 +222,21 @@ class ApiEmulator(KubernetesScaffold):
             self._compacted[key] = self._rv
             events.clear()
 
+    async def patch_status(self, plural: str, namespace: str | None, name: str, status: dict[str, Any]) -> None:
+        """Merge-patch an object's status server-side (as another client would), recording the event."""
+        key = next(k for k in self.objects if k[0].endswith(f"/{plural}") and k[1:] == (namespace, name))
+        obj = self.objects[key]
+        obj["status"] = merge_patch(obj.get("status") or {}, status)
+        self._bump(obj)
+        if self._changed is None:
+            self._changed = asyncio.Condition()
+        await self._record(key[0], "MODIFIED", obj)
+
+    def drop_watches(self) -> None:
+        """End every open watch stream (as an API server restart does)."""
+        for task in list(self._watches):
+            task.cancel()
+
     def find(self, plural: str, namespace: str | None = None) -> list[dict[str, Any]]:
         """Copies of the stored objects of a plural (optionally one namespace)."""
         return [copy.deepcopy(obj) for (rk, ns, _), obj in list(self.objects.items())
@@ -241,7 +258,9 @@ class ApiEmulator(KubernetesScaffold):
         if self._changed is None:
             self._changed = asyncio.Condition()
         record = None
-        if request.method.value not in ("GET", "HEAD"):
+        if request.method.value in ("GET", "HEAD"):
+            self.reads += 1
+        else:
             content_type = request.headers.get("Content-Type", "application/json").split(";")[0]
             record = Write(request.method.value, request.resource.plural or "", request.namespace, request.name,
                            request.subresource, content_type, copy.deepcopy(request.data))
@@ -296,6 +315,10 @@ class ApiEmulator(KubernetesScaffold):
     async def _watch(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
         assert request.resource is not None and request._raw_request is not None and self._changed
         rkey = _rkey(request.resource)
+        task = asyncio.current_task()
+        assert task is not None
+        self._watches.add(task)
+        task.add_done_callback(self._watches.discard)
         response = aiohttp.web.StreamResponse(headers={"Content-Type": "application/json"})
         await response.prepare(request._raw_request)
         since = int(request.params.get("resourceVersion") or 0)

@@ -1,0 +1,135 @@
+"""The Kubernetes backend against the emulated API server: create via POST, a watch-fed index, recovery."""
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from apiserver import ApiServer
+from fastapi.testclient import TestClient
+from kubernetes import client, config
+
+from yolo_api.app import create_app
+from yolo_api.backends.kubernetes import KubernetesBackend
+from yolo_api.settings import ApiSettings
+
+G, V, P = "yolo-operator.io", "v1alpha1", "yolotrainings"
+BODY = {"model": "yolov8n.yaml", "data": "/data/d.yaml", "epochs": 3, "gpus": 1, "name": "shapes"}
+
+
+def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def kube(api_server: ApiServer, tmp_path: Path) -> Iterator[client.ApiClient]:
+    with config.new_client_from_config(str(api_server.write_kubeconfig(tmp_path / "kubeconfig"))) as api:
+        yield api
+
+
+@pytest.fixture
+def backend(kube: client.ApiClient) -> KubernetesBackend:
+    return KubernetesBackend(ApiSettings(backend="kubernetes", default_namespace="team-a", watch_timeout=2), kube)
+
+
+@pytest.fixture
+def http(backend: KubernetesBackend) -> Iterator[TestClient]:
+    with TestClient(create_app(ApiSettings(backend="kubernetes"), backend=backend)) as test_client:
+        eventually(lambda: test_client.get("/readyz").status_code == 200)
+        yield test_client
+
+
+def patch_status(kube: client.ApiClient, name: str, status: dict[str, Any], namespace: str = "team-a") -> None:
+    client.CustomObjectsApi(kube).patch_namespaced_custom_object_status(G, V, namespace, P, name, {"status": status})
+
+
+def test_post_creates_a_resource_whose_uid_is_the_task_id(http: TestClient, api_server: ApiServer) -> None:
+    response = http.post("/train", json=BODY)
+    assert response.status_code == 200
+    task_id = response.json()["data"]["task_id"]
+    [obj] = api_server.emulator.find(P, "team-a")
+    assert obj["metadata"]["uid"] == task_id and obj["metadata"]["name"].startswith("shapes-")
+    assert obj["spec"]["model"] == "yolov8n.yaml" and obj["spec"]["gpus"] == 1
+    assert http.get(f"/task_status/{task_id}").json()["data"]["status"] == "pending"  # no wait for the watch
+
+
+def test_index_follows_watch_events_without_api_calls_per_poll(
+    http: TestClient, kube: client.ApiClient, api_server: ApiServer
+) -> None:
+    task_id = http.post("/train", json=BODY).json()["data"]["task_id"]
+    name = api_server.emulator.find(P)[0]["metadata"]["name"]
+    patch_status(kube, name, {"phase": "Running", "stage": "training", "currentEpoch": 2, "totalEpochs": 3,
+                              "progress": 66.7})
+    eventually(lambda: http.get(f"/task_status/{task_id}").json()["data"]["status"] == "progress")
+    requests_before = len(api_server.emulator.writes), _reads(api_server)
+    for _ in range(50):
+        result = http.get(f"/task_status/{task_id}").json()["data"]["result"]
+        assert result["progress"] == "66.7%" and result["current_epoch"] == 2
+    assert (len(api_server.emulator.writes), _reads(api_server)) == requests_before
+
+    final = {"mAP50": 0.5, "mAP50-95": 0.3, "precision": 0.6, "recall": 0.5, "f1_score": 0.5455}
+    patch_status(kube, name, {"phase": "Succeeded", "stage": "completed", "finalMetrics": final,
+                              "weightsPath": "/out/w/best.pt", "projectPath": "/out"})
+    eventually(lambda: http.get(f"/task_status/{task_id}").json()["data"]["status"] == "success")
+    client.CustomObjectsApi(kube).delete_namespaced_custom_object(G, V, "team-a", P, name)
+    eventually(lambda: http.get(f"/task_status/{task_id}").status_code == 404)
+
+
+def _reads(api_server: ApiServer) -> int:
+    return api_server.emulator.reads
+
+
+def test_cache_recovers_after_the_api_server_was_unreachable(
+    http: TestClient, kube: client.ApiClient, api_server: ApiServer, backend: KubernetesBackend
+) -> None:
+    task_id = http.post("/train", json=BODY).json()["data"]["task_id"]
+    name = api_server.emulator.find(P)[0]["metadata"]["name"]
+    api_server.stop_serving()
+    time.sleep(1.0)
+    assert http.get(f"/task_status/{task_id}").status_code == 200  # served from the cache meanwhile
+    api_server.start_serving()
+    patch_status(kube, name, {"phase": "Running", "stage": "training", "currentEpoch": 1, "totalEpochs": 3})
+    eventually(lambda: http.get(f"/task_status/{task_id}").json()["data"]["status"] == "progress", timeout=40)
+
+
+def test_relist_after_410_gone(http: TestClient, kube: client.ApiClient, api_server: ApiServer,
+                               backend: KubernetesBackend) -> None:
+    task_id = http.post("/train", json=BODY).json()["data"]["task_id"]
+    name = api_server.emulator.find(P)[0]["metadata"]["name"]
+    relists = backend.index.relists
+    api_server.stop_serving()
+    # a change the watch misses while disconnected, then the history is compacted: resuming gets 410 Gone
+    missed = {"phase": "Failed", "stage": "failed", "reason": "OOMKilled", "error": "killed"}
+    api_server.call(api_server.emulator.patch_status(P, "team-a", name, missed))
+    api_server.emulator.compact()
+    api_server.start_serving()
+    eventually(lambda: http.get(f"/task_status/{task_id}").status_code == 500, timeout=40)
+    assert backend.index.relists > relists
+
+
+def test_not_ready_until_the_first_list(kube: client.ApiClient, api_server: ApiServer) -> None:
+    api_server.emulator.fail(3, 500, method="GET", plural=P)
+    backend = KubernetesBackend(ApiSettings(backend="kubernetes", watch_timeout=2), kube)
+    with TestClient(create_app(ApiSettings(backend="kubernetes"), backend=backend)) as test_client:
+        assert test_client.get("/readyz").status_code == 503
+        eventually(lambda: test_client.get("/readyz").status_code == 200, timeout=30)
+
+
+def test_namespace_restriction(kube: client.ApiClient) -> None:
+    backend = KubernetesBackend(ApiSettings(backend="kubernetes", namespace="team-a"), kube)
+    with TestClient(create_app(ApiSettings(backend="kubernetes"), backend=backend)) as test_client:
+        response = test_client.post("/train", json={**BODY, "namespace": "team-b"})
+        assert response.status_code == 422 and "team-a" in str(response.json()["data"]["errors"])
+
+
+def test_cancel_marks_and_suspends(http: TestClient, api_server: ApiServer) -> None:
+    task_id = http.post("/train", json=BODY).json()["data"]["task_id"]
+    response = http.delete(f"/tasks/{task_id}")
+    assert response.status_code == 200 and response.json()["data"]["error"] == "cancelled"
+    [obj] = api_server.emulator.find(P)
+    assert obj["spec"]["suspend"] is True and obj["metadata"]["annotations"]["yolo-operator.io/cancel"] == "true"
+    assert http.get(f"/task_status/{task_id}").status_code == 500

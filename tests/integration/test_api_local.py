@@ -1,0 +1,124 @@
+"""The local backend end to end: real trainer subprocesses behind /train and /task_status."""
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from yolo_api.app import create_app
+from yolo_api.settings import ApiSettings
+
+pytestmark = pytest.mark.slow
+SPEC_KEYS = {"mAP50", "mAP50-95", "precision", "recall", "f1_score"}
+
+
+def settings(tmp_path: Path, dataset: Path, **extra: Any) -> ApiSettings:
+    values = {"backend": "local", "state_dir": tmp_path / "state", "poll_interval": 0.2,
+              "allowed_roots": [dataset.parent, tmp_path], **extra}
+    return ApiSettings(**values)
+
+
+@pytest.fixture
+def api(tmp_path: Path, dataset3: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    monkeypatch.setenv("YOLO_TRAINER_REPORT_INTERVAL", "0.2")
+    with TestClient(create_app(settings(tmp_path, dataset3))) as client:
+        yield client
+
+
+def body(dataset: Path, **extra: Any) -> dict[str, Any]:
+    return {"model": "yolov8n.yaml", "data": str(dataset), "epochs": 2, "imgsz": 64, "batch": 16, "gpus": 0,
+            "hyperparameters": {"workers": 0}, **extra}
+
+
+def poll(client: TestClient, task_id: str, timeout: float = 240) -> list[dict[str, Any]]:
+    """Poll like a front end would, until a terminal state; return every envelope seen."""
+    seen: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = client.get(f"/task_status/{task_id}")
+        envelope = response.json()
+        assert response.status_code == (500 if envelope["data"]["status"] == "failure" else 200)
+        seen.append(envelope)
+        if envelope["data"]["status"] in ("success", "failure"):
+            return seen
+        time.sleep(0.2)
+    raise AssertionError(f"task {task_id} did not finish: {seen[-1]}")
+
+
+def test_train_walks_pending_progress_success(api: TestClient, dataset3: Path) -> None:
+    task_id = api.post("/train", json=body(dataset3)).json()["data"]["task_id"]
+    seen = poll(api, task_id)
+    states = [e["data"]["status"] for e in seen]
+    assert states[0] in ("pending", "progress") and states[-1] == "success" and "progress" in states
+    epochs = [e["data"]["result"]["current_epoch"] for e in seen if e["data"]["status"] == "progress"]
+    assert epochs == sorted(epochs) and all(e <= 2 for e in epochs)
+    result = seen[-1]["data"]["result"]
+    assert set(result["final_metrics"]) == SPEC_KEYS and Path(result["weights_path"]).is_file()
+    assert str(api.app.state.settings.state_dir) in result["project_path"]  # type: ignore[attr-defined]
+    history = api.get(f"/tasks/{task_id}/metrics").json()["data"]["epochs"]
+    assert [h["epoch"] for h in history] == [1, 2]
+    listed = api.get("/tasks").json()["data"]["items"]
+    assert listed[0]["task_id"] == task_id and listed[0]["status"] == "success"
+
+
+def test_missing_model_fails_with_500_code_1_naming_the_file(api: TestClient, dataset3: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "weights" / "missing.pt"
+    task_id = api.post("/train", json=body(dataset3, model=str(missing))).json()["data"]["task_id"]
+    final = poll(api, task_id, timeout=60)[-1]
+    assert final["code"] == 1 and final["message"] == "训练失败"
+    assert str(missing) in final["data"]["error"] and final["data"]["reason"] == "ModelNotFound"
+
+
+@pytest.mark.parametrize("field", ["data", "model"])
+def test_paths_outside_the_allowed_roots_are_422(api: TestClient, dataset3: Path, field: str) -> None:
+    bad = {"data": "../../../../etc/passwd.yaml", "model": "/etc/secret/weights.pt"}[field]
+    response = api.post("/train", json=body(dataset3, **{field: bad}))
+    assert response.status_code == 422 and "allowed roots" in str(response.json()["data"]["errors"])
+    assert api.get("/tasks").json()["data"]["total"] == 0
+
+
+def test_queue_and_cancel(api: TestClient, dataset3: Path) -> None:
+    first = api.post("/train", json=body(dataset3, epochs=50)).json()["data"]["task_id"]
+    second = api.post("/train", json=body(dataset3)).json()["data"]["task_id"]
+    deadline = time.monotonic() + 60
+    while api.get(f"/task_status/{first}").json()["data"]["status"] != "progress" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert api.get(f"/task_status/{second}").json()["data"]["status"] == "pending"  # max_parallel = 1
+    cancelled = api.delete(f"/tasks/{second}").json()
+    assert cancelled["data"]["error"] == "cancelled"
+    response = api.delete(f"/tasks/{first}")
+    assert response.status_code == 200 and response.json()["data"]["status"] == "failure"
+    final = poll(api, first, timeout=30)[-1]
+    assert final["data"]["error"] == "cancelled" and final["data"]["reason"] == "Cancelled"
+    time.sleep(1.0)  # the scheduler must not start the cancelled second task
+    assert api.get(f"/task_status/{second}").json()["data"]["error"] == "cancelled"
+
+
+def test_api_restart_during_a_run_reattaches(tmp_path: Path, dataset3: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("YOLO_TRAINER_REPORT_INTERVAL", "0.2")
+    config = settings(tmp_path, dataset3)
+    with TestClient(create_app(config)) as first:
+        task_id = first.post("/train", json=body(dataset3, epochs=3)).json()["data"]["task_id"]
+        deadline = time.monotonic() + 60
+        while first.get(f"/task_status/{task_id}").json()["data"]["status"] != "progress":
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    with TestClient(create_app(config)) as second:  # a new API process over the same state directory
+        seen = poll(second, task_id)
+    assert seen[-1]["data"]["status"] == "success"
+
+
+def test_orphan_left_running_is_marked_failed_on_restart(tmp_path: Path, dataset3: Path) -> None:
+    from yolo_crd import local_store
+
+    config = settings(tmp_path, dataset3)
+    conn = local_store.connect(config.state_dir / "state.db")
+    local_store.insert_task(conn, "orphan", "t", {"epochs": 3})
+    local_store.patch_status(conn, "orphan", {"phase": "Running", "stage": "training", "currentEpoch": 1})
+    conn.execute("UPDATE tasks SET pid = 999999 WHERE task_id = 'orphan'")
+    with TestClient(create_app(config)) as client:
+        response = client.get("/task_status/orphan")
+    assert response.status_code == 500 and "训练进程已中断" in response.json()["data"]["error"]
