@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from apiserver import ApiServer
 from fastapi.testclient import TestClient
 from kubernetes import client, config
 
+from apiserver import ApiServer
 from yolo_api.app import create_app
 from yolo_api.backends.kubernetes import KubernetesBackend
 from yolo_api.settings import ApiSettings
@@ -33,7 +33,7 @@ def kube(api_server: ApiServer, tmp_path: Path) -> Iterator[client.ApiClient]:
 
 @pytest.fixture
 def backend(kube: client.ApiClient) -> KubernetesBackend:
-    return KubernetesBackend(ApiSettings(backend="kubernetes", default_namespace="team-a", watch_timeout=2), kube)
+    return KubernetesBackend(ApiSettings(backend="kubernetes", default_namespace="team-a", watch_timeout=300), kube)
 
 
 @pytest.fixture
