@@ -4,7 +4,8 @@
 creates YoloTraining resources and answers from a watch-fed in-memory index. Routes only see this protocol.
 """
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from yolo_crd.envelope import TaskState, task_envelope, task_state
@@ -23,6 +24,7 @@ class TaskRecord:
     status: TrainingStatus | None
     created_at: str
     cancelled: bool = False
+    _rendered: dict[str, tuple[int, bytes]] = field(default_factory=dict, compare=False, repr=False)
 
     def state(self) -> TaskState:
         """pending, progress, success or failure; a cancellation not yet reflected in status is a failure."""
@@ -38,6 +40,14 @@ class TaskRecord:
             status = (status or TrainingStatus()).model_copy(update={"stage": "failed", "reason": "Cancelled",
                                                                      "error": "cancelled"})
         return task_envelope(self.task_id, status, total_epochs_hint=int(self.spec.get("epochs", 0)), lang=lang)
+
+    def rendered(self, lang: str = "zh") -> tuple[int, bytes]:
+        """The envelope serialised once per record and language: polls of an unchanged task cost no work."""
+        cached = self._rendered.get(lang)
+        if cached is None:
+            code, body = self.envelope(lang)
+            cached = self._rendered[lang] = (code, json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode())
+        return cached
 
     def summary(self) -> dict[str, Any]:
         """One row of ``GET /tasks``."""
