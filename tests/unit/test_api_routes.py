@@ -7,51 +7,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from fakes import MemoryBackend
 from yolo_api.app import create_app
-from yolo_api.backends import TaskRecord
 from yolo_api.settings import ApiSettings
-from yolo_crd.spec import YoloTrainingSpec
-from yolo_crd.status import TrainingStatus
 
 FINAL = {"mAP50": 0.3317, "mAP50-95": 0.2322, "precision": 0.9957, "recall": 0.3333, "f1_score": 0.4995}
-
-
-class MemoryBackend:
-    def __init__(self) -> None:
-        self.records: dict[str, TaskRecord] = {}
-        self.submitted: list[YoloTrainingSpec] = []
-        self.is_ready = True
-
-    def start(self) -> None: ...
-    def stop(self) -> None: ...
-    def ready(self) -> bool:
-        return self.is_ready
-
-    def put(self, status: dict[str, Any] | None, task_id: str | None = None, **extra: Any) -> str:
-        task_id = task_id or str(uuid.uuid4())
-        self.records[task_id] = TaskRecord(
-            task_id=task_id, name="t", namespace=None, spec={"epochs": 20, "model": "m.yaml", "data": "d.yaml"},
-            status=TrainingStatus.model_validate(status) if status else None,
-            created_at=f"2026-01-01T00:00:{len(self.records):02d}Z", **extra)
-        return task_id
-
-    def submit(self, spec: YoloTrainingSpec, name: str | None, namespace: str | None) -> TaskRecord:
-        self.submitted.append(spec)
-        return self.records[self.put(None)]
-
-    def get(self, task_id: str) -> TaskRecord | None:
-        return self.records.get(task_id)
-
-    def list(self, offset: int, limit: int) -> tuple[list[TaskRecord], int]:
-        items = sorted(self.records.values(), key=lambda r: r.created_at, reverse=True)
-        return items[offset:offset + limit], len(items)
-
-    def cancel(self, task_id: str) -> TaskRecord | None:
-        record = self.records.get(task_id)
-        if record is None or record.state().value in ("success", "failure"):
-            return record
-        self.records[task_id] = TaskRecord(**{**record.__dict__, "cancelled": True})
-        return self.records[task_id]
 
 
 @pytest.fixture
