@@ -1,0 +1,25 @@
+"""The operator's settings, one pydantic-settings class with the ``YOLO_OPERATOR_`` prefix."""
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class OperatorSettings(BaseSettings):
+    """Defaults for the Jobs the operator builds, and kopf's tuning."""
+
+    model_config = SettingsConfigDict(env_prefix="YOLO_OPERATOR_", extra="ignore")
+
+    trainer_image: str = Field(default="ghcr.io/yolo-training-operator/trainer:0.1.0", description="trainer image")
+    image_pull_policy: str = "IfNotPresent"
+    default_backoff_limit: int = Field(default=3, ge=0, description="Job retries when a spec sets none")
+    default_ttl_seconds_after_finished: int | None = Field(default=None, ge=0)
+    gpu_resource: str = Field(default="nvidia.com/gpu", description="extended resource requested per GPU")
+    gpu_toleration: bool = Field(default=True, description="tolerate the GPU taint when gpus > 0")
+    shm_size: str = Field(default="2Gi", description="size of the in-memory /dev/shm for DataLoader workers")
+    output_mount_path: str = "/outputs"
+    run_as_user: int = 1000
+    # kopf tuning
+    watch_server_timeout: int = Field(default=300, ge=1, description="seconds before a watch is renewed")
+    watch_client_timeout: int = Field(default=330, ge=1)
+    resync_seconds: float = Field(default=60.0, gt=0, description="status re-derivation period as a safety net")
+    batch_window: float = Field(default=0.1, gt=0, description="kopf's idle time before handling a batch of events")
