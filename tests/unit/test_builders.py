@@ -40,9 +40,9 @@ def test_deterministic_name_owner_and_labels() -> None:
 
 
 def test_gpu_requests_limits_and_default_toleration() -> None:
-    built = job(gpus=2, resources={"limits": {"memory": "16Gi"}, "requests": {"cpu": "4"}})
-    assert container(built)["resources"] == {"limits": {"memory": "16Gi", "nvidia.com/gpu": 2},
-                                             "requests": {"cpu": "4", "nvidia.com/gpu": 2}}
+    built = job(gpus=2, resources={"limits": {"memory": "16Gi"}, "requests": {"cpu": 4}})
+    assert container(built)["resources"] == {"limits": {"memory": "16Gi", "nvidia.com/gpu": "2"},
+                                             "requests": {"cpu": "4", "nvidia.com/gpu": "2"}}
     pod = built["spec"]["template"]["spec"]
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
     assert json.loads(env(built)["YOLO_TRAINER_SPEC"])["gpus"] == 2

@@ -64,11 +64,12 @@ def build_role_binding(meta: dict[str, Any]) -> dict[str, Any]:
 
 
 def _resources(spec: YoloTrainingSpec, settings: OperatorSettings) -> dict[str, Any]:
-    limits: dict[str, Any] = dict(spec.resources.limits or {}) if spec.resources else {}
-    requests: dict[str, Any] = dict(spec.resources.requests or {}) if spec.resources else {}
+    # quantities as strings, as the API serialises them ("16Gi", "4", "1")
+    limits = {k: str(v) for k, v in (spec.resources.limits or {}).items()} if spec.resources else {}
+    requests = {k: str(v) for k, v in (spec.resources.requests or {}).items()} if spec.resources else {}
     if spec.gpus > 0:
-        limits[settings.gpu_resource] = spec.gpus
-        requests[settings.gpu_resource] = spec.gpus
+        limits[settings.gpu_resource] = str(spec.gpus)
+        requests[settings.gpu_resource] = str(spec.gpus)
     return {key: value for key, value in {"limits": limits, "requests": requests}.items() if value}
 
 

@@ -29,7 +29,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.posting.level = logging.WARNING  # our own Events tell the story; kopf's are noise
     settings.watching.server_timeout = config.watch_server_timeout
     settings.watching.client_timeout = config.watch_client_timeout
-    settings.batching.idle_timeout = config.batch_window
+    settings.queueing.idle_timeout = config.batch_window
     memo.config = config
     memo.gateway = KubeGateway(load_api_client())
 
@@ -58,8 +58,8 @@ def parse_spec(spec: Any) -> YoloTrainingSpec:
         raise ValueError(f"invalid spec: {problems}") from exc
 
 
-@kopf.on.resume(GROUP, VERSION, PLURAL)
-@kopf.on.create(GROUP, VERSION, PLURAL)
+@kopf.on.resume(GROUP, VERSION, PLURAL, backoff=10)
+@kopf.on.create(GROUP, VERSION, PLURAL, backoff=10)
 def reconcile(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, memo: kopf.Memo,
               **_: Any) -> None:
     """Ensure the trainer's ServiceAccount, Role, RoleBinding and Job exist; then derive the status."""
