@@ -1,0 +1,106 @@
+"""The whole loop: POST /train → YoloTraining → operator → Job → (stand-in kubelet) trainer → status → API.
+
+The real operator (kopf), the real API (Kubernetes backend) and the real trainer (a few seconds of real
+training) run together against the emulated API server; tests/kubelet.py runs each Job's trainer locally.
+"""
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from kopf.testing import KopfRunner
+from kubernetes import config
+
+from apiserver import ApiServer
+from kubelet import LocalKubelet
+from yolo_api.app import create_app
+from yolo_api.backends.kubernetes import KubernetesBackend
+from yolo_api.settings import ApiSettings
+
+pytestmark = pytest.mark.slow
+OPERATOR = ["run", "-m", "yolo_operator.handlers", "--standalone", "--all-namespaces"]
+SPEC_KEYS = {"mAP50", "mAP50-95", "precision", "recall", "f1_score"}
+
+
+@pytest.fixture
+def stack(api_server: ApiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    kubeconfig = api_server.write_kubeconfig(tmp_path / "kubeconfig")
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("YOLO_TRAINER_REPORT_INTERVAL", "0.3")
+    with config.new_client_from_config(str(kubeconfig)) as kube, KopfRunner(OPERATOR) as operator, \
+            LocalKubelet(kube, kubeconfig, tmp_path) as kubelet:
+        settings = ApiSettings(backend="kubernetes", default_namespace="team-a")
+        with TestClient(create_app(settings, backend=KubernetesBackend(settings, kube))) as api:
+            deadline = time.monotonic() + 20
+            while api.get("/readyz").status_code != 200:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+            yield {"api": api, "kube": kube, "kubelet": kubelet, "server": api_server}
+    assert operator.exit_code == 0, operator.output
+
+
+def poll(api: TestClient, task_id: str, timeout: float = 150) -> list[dict[str, Any]]:
+    seen: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        envelope = api.get(f"/task_status/{task_id}").json()
+        seen.append(envelope)
+        if envelope["data"]["status"] in ("success", "failure"):
+            return seen
+        time.sleep(0.2)
+    raise AssertionError(f"not finished: {seen[-1]}")
+
+
+def test_post_train_walks_pending_progress_success(stack: dict[str, Any], dataset3: Path) -> None:
+    api: TestClient = stack["api"]
+    body = {"model": "yolov8n.yaml", "data": str(dataset3), "epochs": 3, "imgsz": 64, "batch": 16, "gpus": 0,
+            "hyperparameters": {"workers": 0}, "name": "shapes"}
+    task_id = api.post("/train", json=body).json()["data"]["task_id"]
+    seen = poll(api, task_id)
+    states = [e["data"]["status"] for e in seen]
+    assert states[0] == "pending" and "progress" in states and states[-1] == "success", states
+    first_progress = states.index("progress")
+    assert "pending" not in states[first_progress:]  # never back to pending
+    epochs = [e["data"]["result"]["current_epoch"] for e in seen if e["data"]["status"] == "progress"]
+    assert epochs == sorted(epochs) and max(epochs) <= 3
+    result = seen[-1]["data"]["result"]
+    assert set(result["final_metrics"]) == SPEC_KEYS and result["weights_path"].endswith("weights/best.pt")
+    server: ApiServer = stack["server"]
+    [training] = server.emulator.find("yolotrainings", "team-a")
+    deadline = time.monotonic() + 20
+    while (server.emulator.get("yolotrainings", "team-a", training["metadata"]["name"]) or {}).get(
+            "status", {}).get("phase") != "Succeeded":
+        assert time.monotonic() < deadline, "the operator did not mark the training Succeeded"
+        time.sleep(0.2)
+    assert len(server.emulator.find("jobs", "team-a")) == 1
+
+
+def test_preempted_trainer_resumes_from_its_checkpoint(stack: dict[str, Any], dataset3: Path) -> None:
+    api: TestClient = stack["api"]
+    body = {"model": "yolov8n.yaml", "data": str(dataset3), "epochs": 5, "imgsz": 64, "batch": 16, "gpus": 0,
+            "hyperparameters": {"workers": 0}, "name": "preempted"}
+    task_id = api.post("/train", json=body).json()["data"]["task_id"]
+    seen: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 120
+    while True:
+        envelope = api.get(f"/task_status/{task_id}").json()
+        seen.append(envelope)
+        if envelope["data"]["status"] == "progress" and envelope["data"]["result"]["current_epoch"] >= 2:
+            break
+        assert time.monotonic() < deadline and envelope["data"]["status"] in ("pending", "progress")
+        time.sleep(0.1)
+    server: ApiServer = stack["server"]
+    job = server.emulator.find("jobs", "team-a")[0]["metadata"]["name"]
+    stack["kubelet"].preempt("team-a", job)
+    killed_at = seen[-1]["data"]["result"]["current_epoch"]
+    seen += poll(api, task_id)
+    assert seen[-1]["data"]["status"] == "success", seen[-1]
+    epochs = [e["data"]["result"]["current_epoch"] for e in seen if e["data"]["status"] == "progress"]
+    assert epochs == sorted(epochs), epochs  # never backwards, across the restart
+    resumed = [e["data"]["result"].get("resumed_from_epoch") for e in seen if e["data"]["status"] == "progress"]
+    assert any(r is not None and 1 <= r <= killed_at for r in resumed), resumed
+    assert stack["kubelet"].started == [f"{job}-1", f"{job}-2"]  # one retry, not counted as a failure

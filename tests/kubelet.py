@@ -1,0 +1,165 @@
+"""A stand-in for the Job controller, the scheduler and the kubelet: runs each Job's trainer as a local process.
+
+Used where no node can run the trainer image: against the emulated API server in the integration tests,
+and by the opt-in e2e suite on a bare control plane (``--local-kubelet``). For every unsuspended Job
+labelled as ours it creates a Pod object, runs the container's command with the container's environment
+(plus a kubeconfig, so the trainer's Kubernetes sink reaches the same API server), and writes the outcome
+back the way the real controllers do: Pod phase and container state, Job conditions, retries up to
+``backoffLimit``, ``podFailurePolicy`` (FailJob on the listed exit codes, Ignore for disruptions) and
+``suspend`` (the pod is killed). ``preempt(job)`` kills a running trainer as a node drain would.
+
+Simplifications: one pod per Job at a time (parallelism 1, as our Jobs are), no resource accounting, the
+output directory is mapped to a local folder that persists across attempts (like a PVC would).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+
+MANAGED = "app.kubernetes.io/managed-by=yolo-training-operator"
+
+
+@dataclass
+class _Attempt:
+    pod: str
+    process: subprocess.Popen[bytes]
+    disrupted: bool = False
+
+
+class LocalKubelet:
+    """See the module docstring."""
+
+    def __init__(self, api: client.ApiClient, kubeconfig: Path, workdir: Path, *, poll: float = 0.2) -> None:
+        self._batch = client.BatchV1Api(api)
+        self._core = client.CoreV1Api(api)
+        self._sanitize = api.sanitize_for_serialization
+        self._kubeconfig = kubeconfig
+        self._workdir = workdir
+        self._poll = poll
+        self._running: dict[tuple[str, str], _Attempt] = {}
+        self._failures: dict[tuple[str, str], int] = {}
+        self._attempts: dict[tuple[str, str], int] = {}
+        self._done: set[tuple[str, str]] = set()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._loop, name="local-kubelet", daemon=True)
+        self.started: list[str] = []
+
+    def __enter__(self) -> LocalKubelet:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        for attempt in self._running.values():
+            if attempt.process.poll() is None:
+                os.killpg(attempt.process.pid, signal.SIGKILL)
+                attempt.process.wait()
+
+    def preempt(self, namespace: str, job: str) -> None:
+        """Kill the running trainer of a Job as a node drain would (a DisruptionTarget pod failure)."""
+        with self._lock:
+            attempt = self._running[(namespace, job)]
+            attempt.disrupted = True
+            os.killpg(attempt.process.pid, signal.SIGKILL)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._poll):
+            for job in self._batch.list_job_for_all_namespaces(label_selector=MANAGED).items:
+                with self._lock:
+                    self._step(self._sanitize(job))
+
+    def _step(self, job: dict[str, Any]) -> None:
+        key = (job["metadata"]["namespace"], job["metadata"]["name"])
+        if key in self._done:
+            return
+        attempt = self._running.get(key)
+        if job["spec"].get("suspend"):
+            if attempt is not None and attempt.process.poll() is None:
+                os.killpg(attempt.process.pid, signal.SIGKILL)
+                attempt.process.wait()
+                self._core.delete_namespaced_pod(attempt.pod, key[0])
+                del self._running[key]
+            return
+        if attempt is None:
+            self._start(key, job)
+            return
+        code = attempt.process.poll()
+        if code is not None:
+            del self._running[key]
+            self._finished(key, job, attempt, code)
+
+    def _start(self, key: tuple[str, str], job: dict[str, Any]) -> None:
+        namespace, name = key
+        number = self._attempts[key] = self._attempts.get(key, 0) + 1
+        template = job["spec"]["template"]
+        container = template["spec"]["containers"][0]
+        pod = f"{name}-{number}"
+        self._core.create_namespaced_pod(namespace, {
+            "metadata": {"name": pod, "labels": template["metadata"]["labels"]},
+            "spec": {"containers": [{"name": container["name"], "image": container["image"]}]}})
+        self._core.patch_namespaced_pod_status(pod, namespace, {"status": {
+            "phase": "Running", "conditions": [{"type": "PodScheduled", "status": "True"}],
+            "containerStatuses": [{"name": container["name"], "image": container["image"], "ready": True,
+                                   "restartCount": 0, "imageID": "", "state": {"running": {}}}]}})
+        env = {item["name"]: item.get("value", "") for item in container.get("env", [])}
+        env["YOLO_TRAINER_OUTPUT_DIR"] = str(self._workdir / namespace / name)
+        environ = {k: v for k, v in os.environ.items() if k != "KUBERNETES_SERVICE_HOST"}
+        command = [sys.executable, *container["command"][1:]] if container["command"][0] == "python" else container["command"]
+        log = (self._workdir / f"{pod}.log").open("wb")
+        process = subprocess.Popen(command, env={**environ, **env, "KUBECONFIG": str(self._kubeconfig)},
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        self._running[key] = _Attempt(pod, process)
+        self.started.append(pod)
+        active = {"status": {"active": 1, "startTime": job.get("status", {}).get("startTime") or _now()}}
+        self._batch.patch_namespaced_job_status(name, namespace, active)
+
+    def _finished(self, key: tuple[str, str], job: dict[str, Any], attempt: _Attempt, code: int) -> None:
+        namespace, name = key
+        terminated = {"exitCode": code, "reason": "Completed" if code == 0 else "Error"}
+        conditions = [{"type": "DisruptionTarget", "status": "True", "reason": "PreemptionByScheduler"}] \
+            if attempt.disrupted else []
+        self._core.patch_namespaced_pod_status(attempt.pod, namespace, {"status": {
+            "phase": "Succeeded" if code == 0 else "Failed", "conditions": conditions,
+            "containerStatuses": [{"name": "trainer", "image": "", "ready": False, "restartCount": 0, "imageID": "",
+                                   "state": {"terminated": terminated}}]}})
+        if code == 0:
+            self._complete(key, "Complete", "Completed", succeeded=True)
+            return
+        if attempt.disrupted:
+            return  # podFailurePolicy Ignore: retried without counting against backoffLimit
+        for rule in (job["spec"].get("podFailurePolicy") or {}).get("rules", []):
+            exits = rule.get("onExitCodes") or {}
+            if rule.get("action") == "FailJob" and code in exits.get("values", []):
+                self._complete(key, "Failed", "PodFailurePolicy")
+                return
+        self._failures[key] = self._failures.get(key, 0) + 1
+        if self._failures[key] > int(job["spec"].get("backoffLimit", 6)):
+            self._complete(key, "Failed", "BackoffLimitExceeded")
+
+    def _complete(self, key: tuple[str, str], kind: str, reason: str, *, succeeded: bool = False) -> None:
+        namespace, name = key
+        status: dict[str, Any] = {"active": 0, "conditions": [{"type": kind, "status": "True", "reason": reason}]}
+        if succeeded:
+            status.update(succeeded=1, completionTime=_now())
+        else:
+            status["failed"] = self._failures.get(key, 0) + 1
+        self._batch.patch_namespaced_job_status(name, namespace, {"status": status})
+        self._done.add(key)
+
+
+def _now() -> str:
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
