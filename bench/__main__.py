@@ -2,12 +2,13 @@
 
 import sys
 
-from bench import api_status
+from bench import api_status, operator_reconcile
 
 
 def main() -> int:
     """Run the benchmarks in turn."""
-    api_status.main(sys.argv[1:])
+    api_status.main([])
+    operator_reconcile.main([])
     return 0
 
 

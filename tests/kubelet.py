@@ -126,7 +126,7 @@ class LocalKubelet:
         self._batch.patch_namespaced_job_status(name, namespace, active)
 
     def _finished(self, key: tuple[str, str], job: dict[str, Any], attempt: _Attempt, code: int) -> None:
-        namespace, name = key
+        namespace = key[0]
         terminated = {"exitCode": code, "reason": "Completed" if code == 0 else "Error"}
         conditions = [{"type": "DisruptionTarget", "status": "True", "reason": "PreemptionByScheduler"}] \
             if attempt.disrupted else []
