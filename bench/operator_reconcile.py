@@ -30,7 +30,9 @@ def _peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def _run(server: ApiServer, api: client.ApiClient, count: int, prefix: str, pace: float = 0.0) -> tuple[list[float], float]:
+def _run(
+    server: ApiServer, api: client.ApiClient, count: int, prefix: str, pace: float = 0.0
+) -> tuple[list[float], float]:
     """Create ``count`` trainings (one per ``pace`` seconds; 0: as fast as possible) and wait for their Jobs."""
     custom = client.CustomObjectsApi(api)
     started = time.monotonic()
