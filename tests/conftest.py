@@ -13,6 +13,8 @@ from apiserver import ApiServer
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--with-e2e", action="store_true", default=False,
                      help="run the e2e tests against the cluster in KUBECONFIG")
+    parser.addoption("--local-kubelet", action="store_true", default=False,
+                     help="e2e: run each Job's trainer as a local process (a cluster without GPU nodes or any nodes)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

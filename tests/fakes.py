@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from typing import Any
 
@@ -44,5 +45,5 @@ class MemoryBackend:
         record = self.records.get(task_id)
         if record is None or record.state().value in ("success", "failure"):
             return record
-        self.records[task_id] = TaskRecord(**{**record.__dict__, "cancelled": True})
+        self.records[task_id] = dataclasses.replace(record, cancelled=True)
         return self.records[task_id]

@@ -140,3 +140,25 @@ def test_deleting_the_training_removes_what_it_owns(kube: client.ApiClient, api_
     assert runner.exit_code == 0, runner.output
     for plural in ("jobs", "serviceaccounts", "roles", "rolebindings"):
         assert api_server.emulator.find(plural, NS) == [], plural
+
+
+def test_suspend_resume_and_cancel_act_on_the_job(kube: client.ApiClient, api_server: ApiServer) -> None:
+    custom, batch = client.CustomObjectsApi(kube), client.BatchV1Api(kube)
+    with KopfRunner(OPERATOR) as runner:
+        create(kube, "pause")
+        eventually(lambda: api_server.emulator.find("jobs", NS))
+        custom.patch_namespaced_custom_object(G, V, NS, P, "pause", {"spec": {"suspend": True}})
+        eventually(lambda: batch.read_namespaced_job("pause-train", NS).spec.suspend is True)
+        eventually(lambda: status_of(api_server, "pause").get("stage") == "queued")
+        custom.patch_namespaced_custom_object(G, V, NS, P, "pause", {"spec": {"suspend": False}})
+        eventually(lambda: batch.read_namespaced_job("pause-train", NS).spec.suspend is False)
+        custom.patch_namespaced_custom_object(G, V, NS, P, "pause", {"spec": {"epochs": 50}})
+        eventually(lambda: "SpecChangeIgnored" in events_for(api_server, "pause"))
+        custom.patch_namespaced_custom_object(G, V, NS, P, "pause", {
+            "metadata": {"annotations": {"yolo-operator.io/cancel": "true"}}, "spec": {"suspend": True}})
+        eventually(lambda: status_of(api_server, "pause").get("reason") == "Cancelled")
+    assert runner.exit_code == 0, runner.output
+    status = status_of(api_server, "pause")
+    assert status["phase"] == "Failed" and status["error"] == "cancelled"
+    assert batch.read_namespaced_job("pause-train", NS).spec.suspend is True
+    assert {"Suspended", "Resumed", "Cancelled"} <= set(events_for(api_server, "pause"))

@@ -34,6 +34,12 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     memo.gateway = KubeGateway(load_api_client())
 
 
+@kopf.on.probe(id="apiserver")
+def probe(memo: Any, **_: Any) -> bool:
+    """Liveness detail for ``kopf run --liveness=http://0.0.0.0:8080/healthz``: the gateway is configured."""
+    return hasattr(memo, "gateway")
+
+
 @kopf.on.login()
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     """In-cluster service account, else KUBECONFIG (read at login time)."""

@@ -24,7 +24,8 @@ class TaskRecord:
     status: TrainingStatus | None
     created_at: str
     cancelled: bool = False
-    _rendered: dict[str, tuple[int, bytes]] = field(default_factory=dict, compare=False, repr=False)
+    # per-instance cache; init=False so that dataclasses.replace() never carries a stale body over
+    _rendered: dict[str, tuple[int, bytes]] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def state(self) -> TaskState:
         """pending, progress, success or failure; a cancellation not yet reflected in status is a failure."""
