@@ -4,7 +4,7 @@ PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-dev
 
-.PHONY: demo test test-all lint bench install clean
+.PHONY: demo test lint bench install crds-apply clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -12,12 +12,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	@touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install the project with every extra
+$(VENV)/bin/helm: | $(STAMP)
+	./scripts/install-helm.sh $(VENV)/bin
+
+install: $(STAMP) $(VENV)/bin/helm ## create .venv and install the project with every extra (and helm)
 
 demo: $(STAMP) ## train a synthetic dataset through the local API and show it live
 	$(PY) -m yolo_api.demo
 
-test: $(STAMP) ## the default test suite (unit + integration with real training; e2e is opt-in)
+test: $(STAMP) $(VENV)/bin/helm ## the default test suite (unit + integration with real training; e2e is opt-in)
 	$(PY) -m pytest
 
 lint: $(STAMP) ## ruff and mypy --strict
@@ -26,6 +29,9 @@ lint: $(STAMP) ## ruff and mypy --strict
 
 bench: $(STAMP) ## benchmarks: figures printed side by side, never asserted in tests
 	$(PY) -m bench
+
+crds-apply: ## install or upgrade the CRD on the cluster in KUBECONFIG (helm never upgrades crds/)
+	kubectl apply --server-side -f deploy/helm/yolo-training-operator/crds/
 
 clean:
 	rm -rf .demo .pytest_cache .mypy_cache .ruff_cache

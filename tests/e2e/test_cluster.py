@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from crd import CRD_PATH
 from kopf.testing import KopfRunner
-from kubelet import LocalKubelet
 from kubernetes import client, config
+
+from crd import CRD_PATH
+from kubelet import LocalKubelet
 
 pytestmark = pytest.mark.e2e
 G, V, P = "yolo-operator.io", "v1alpha1", "yolotrainings"

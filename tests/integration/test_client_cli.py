@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import uvicorn
-from fakes import MemoryBackend
 from typer.testing import CliRunner
 
+from fakes import MemoryBackend
 from yolo_api.app import create_app
 from yolo_api.client import app as yoloctl
 from yolo_api.settings import ApiSettings

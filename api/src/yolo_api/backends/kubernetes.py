@@ -18,6 +18,9 @@ from yolo_crd.spec import YoloTrainingSpec
 
 log = logging.getLogger(__name__)
 
+#: (apiGroup, resource, verbs) of every API-server call below: the source of the API's RBAC in the chart.
+PERMISSIONS = ((GROUP, PLURAL, ("list", "watch", "create", "patch")),)
+
 
 def load_api_client() -> Any:
     """A kubernetes ApiClient: in-cluster credentials, else KUBECONFIG."""
