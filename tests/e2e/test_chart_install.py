@@ -1,0 +1,77 @@
+"""Opt-in: the chart against a real API server (``pytest --with-e2e`` with KUBECONFIG set).
+
+``test_rendered_chart_applies_on_the_server`` needs only a cluster. ``test_install_and_train_through_the_api``
+also needs the three images built from this repository and pushed where the cluster can pull them:
+set YOLO_E2E_IMAGE_PREFIX (e.g. ``registry.local:5000/yolo``; images ``<prefix>/operator``, ``/api``,
+``/trainer`` with tag YOLO_E2E_IMAGE_TAG, default ``dev``) and YOLO_E2E_DATA_PVC, a PVC holding
+``shapes/data.yaml`` (``python -m yolo_trainer.synthetic``) in namespace YOLO_E2E_NAMESPACE (default
+``yolo-e2e``), where the chart is installed for the test.
+"""
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from crd import ROOT
+
+pytestmark = pytest.mark.e2e
+CHART = ROOT / "deploy/helm/yolo-training-operator"
+
+
+def run(*command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(command), capture_output=True, text=True, check=False)
+
+
+def test_rendered_chart_applies_on_the_server(tmp_path: Path) -> None:
+    if not os.environ.get("KUBECONFIG"):
+        pytest.fail("--with-e2e needs KUBECONFIG pointing at a cluster")
+    rendered = run("helm", "template", "yolo", str(CHART), "--namespace", "default", "--include-crds")
+    assert rendered.returncode == 0, rendered.stderr
+    manifest = tmp_path / "chart.yaml"
+    manifest.write_text(rendered.stdout)
+    applied = run("kubectl", "apply", "--dry-run=server", "-f", str(manifest))
+    assert applied.returncode == 0, applied.stderr
+
+
+def test_install_and_train_through_the_api() -> None:
+    prefix, pvc = os.environ.get("YOLO_E2E_IMAGE_PREFIX"), os.environ.get("YOLO_E2E_DATA_PVC")
+    if not prefix or not pvc:
+        pytest.skip("set YOLO_E2E_IMAGE_PREFIX and YOLO_E2E_DATA_PVC (see the module docstring)")
+    tag = os.environ.get("YOLO_E2E_IMAGE_TAG", "dev")
+    namespace = os.environ.get("YOLO_E2E_NAMESPACE", "yolo-e2e")  # where the data PVC lives
+    installed = run("helm", "install", "yolo", str(CHART), "--namespace", namespace, "--create-namespace", "--wait",
+                    "--set", f"operator.image.repository={prefix}/operator", "--set", f"operator.image.tag={tag}",
+                    "--set", f"api.image.repository={prefix}/api", "--set", f"api.image.tag={tag}",
+                    "--set", f"trainer.image.repository={prefix}/trainer", "--set", f"trainer.image.tag={tag}",
+                    "--set", f"api.defaultNamespace={namespace}", "--set", "api.replicas=1", "--timeout", "5m")
+    assert installed.returncode == 0, installed.stderr
+    # POST /train bodies carry no volumes, so the training that needs the data PVC is applied with kubectl;
+    # the API then follows it by its task id like any other.
+    training = {"apiVersion": "yolo-operator.io/v1alpha1", "kind": "YoloTraining",
+                "metadata": {"name": "shapes", "namespace": namespace},
+                "spec": {"model": "yolov8n.yaml", "data": "/data/shapes/data.yaml", "epochs": 3, "imgsz": 64,
+                         "gpus": 0, "storage": {"volumes": [{"name": "data", "claimName": pvc, "mountPath": "/data"}],
+                                                "outputVolume": "data"}}}
+    created = subprocess.run(["kubectl", "create", "-o", "json", "-f", "-"], input=json.dumps(training),
+                             capture_output=True, text=True, check=False)
+    assert created.returncode == 0, created.stderr
+    task_id = json.loads(created.stdout)["metadata"]["uid"]
+    forward = subprocess.Popen(["kubectl", "-n", namespace, "port-forward", "svc/yolo-yolo-training-operator-api",
+                                "18080:80"])
+    try:
+        time.sleep(3)
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline:
+            status = json.loads(run("curl", "-s", f"localhost:18080/task_status/{task_id}").stdout)
+            if status["data"]["status"] in ("success", "failure"):
+                break
+            time.sleep(5)
+        assert status["data"]["status"] == "success", status
+    finally:
+        forward.terminate()
+        run("kubectl", "-n", namespace, "delete", "yolotraining", "shapes", "--wait=false")
+        run("helm", "uninstall", "yolo", "--namespace", namespace)
