@@ -4,7 +4,6 @@ Creates are idempotent (409 AlreadyExists means the child is already there); rea
 (camelCase, as on the wire) or None for 404; anything else raises, so kopf retries the handler.
 """
 
-import os
 from typing import Any, Final
 
 from yolo_crd.names import GROUP, LABEL_NAME, PLURAL, VERSION
@@ -21,17 +20,6 @@ PERMISSIONS: Final = (
     ("", "events", ("create",)),
     ("events.k8s.io", "events", ("create",)),
 )
-
-
-def load_api_client() -> Any:
-    """A kubernetes ApiClient: in-cluster credentials, else KUBECONFIG (read now, not at import time)."""
-    from kubernetes import client, config
-
-    try:
-        config.load_incluster_config()
-    except config.ConfigException:
-        config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
-    return client.ApiClient()
 
 
 class KubeGateway:

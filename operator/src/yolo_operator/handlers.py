@@ -9,11 +9,12 @@ from typing import Any, cast
 import kopf
 from pydantic import ValidationError
 
+from yolo_crd.kubeclient import load_api_client
 from yolo_crd.names import ANNOTATION_CANCEL, GROUP, LABEL_MANAGED_BY, LABEL_NAME, MANAGED_BY, PLURAL, VERSION
 from yolo_crd.spec import YoloTrainingSpec
 from yolo_crd.status import Phase, Reason, Stage, TrainingStatus, utc_now
 from yolo_operator import builders
-from yolo_operator.gateway import KubeGateway, load_api_client
+from yolo_operator.gateway import KubeGateway
 from yolo_operator.settings import OperatorSettings
 from yolo_operator.translate import observe
 

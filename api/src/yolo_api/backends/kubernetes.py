@@ -13,6 +13,7 @@ from yolo_api.backends import TaskRecord
 from yolo_api.backends.index import TrainingIndex, record_from_object
 from yolo_api.errors import invalid
 from yolo_api.settings import ApiSettings
+from yolo_crd.kubeclient import load_api_client
 from yolo_crd.names import ANNOTATION_CANCEL, API_VERSION, GROUP, KIND, PLURAL, VERSION
 from yolo_crd.spec import YoloTrainingSpec
 
@@ -20,19 +21,6 @@ log = logging.getLogger(__name__)
 
 #: (apiGroup, resource, verbs) of every API-server call below: the source of the API's RBAC in the chart.
 PERMISSIONS = ((GROUP, PLURAL, ("list", "watch", "create", "patch")),)
-
-
-def load_api_client() -> Any:
-    """A kubernetes ApiClient: in-cluster credentials, else KUBECONFIG."""
-    import os
-
-    from kubernetes import client, config
-
-    try:
-        config.load_incluster_config()
-    except config.ConfigException:
-        config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
-    return client.ApiClient()
 
 
 class KubernetesBackend:

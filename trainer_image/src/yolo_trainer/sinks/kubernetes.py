@@ -4,27 +4,15 @@ The trainer's ServiceAccount may only get and patch the status of its own resour
 call the trainer makes. Credentials come from the pod (in-cluster) or from KUBECONFIG.
 """
 
-import os
 from typing import Any
 
+from yolo_crd.kubeclient import load_api_client
 from yolo_crd.names import GROUP, PLURAL, VERSION
 from yolo_trainer.sinks import SinkError
 
 # 409 (conflict), 429 (throttled), 5xx and auth errors right after the per-training Role was created
 # (RBAC propagation) can succeed later; 400/404/422 cannot.
 _RETRYABLE_STATUS = frozenset({401, 403, 408, 409, 429, 500, 502, 503, 504})
-
-
-def load_api_client() -> Any:
-    """Build a Kubernetes ApiClient from the in-cluster service account, else from KUBECONFIG."""
-    from kubernetes import client, config
-
-    try:
-        config.load_incluster_config()
-    except config.ConfigException:
-        # read KUBECONFIG now: the library's default is fixed when it is first imported
-        config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
-    return client.ApiClient()
 
 
 class KubernetesStatusSink:
