@@ -52,8 +52,10 @@ class ApiServer:
             server, self._server = self._server, None
 
             async def stop() -> None:
+                self.emulator.closing = True  # a client reconnecting meanwhile gets no new watch
                 self.emulator.drop_watches()
                 await server.__aexit__(None, None, None)
+                self.emulator.closing = False
 
             self.call(stop())
 

@@ -189,9 +189,12 @@ class ApiEmulator(KubernetesScaffold):
     _rv: int = attrs.field(default=1000, init=False)
     _events: dict[str, deque[tuple[int, str, dict[str, Any]]]] = attrs.field(factory=dict, init=False)
     _compacted: dict[str, int] = attrs.field(factory=dict, init=False)
-    _changed: asyncio.Condition | None = attrs.field(default=None, init=False)
+    # set and replaced on every recorded event: watchers wait on it without a lock, so cancelling a
+    # watch can never leave a lock held (asyncio.Condition + wait_for could, on Python 3.11)
+    _tick: asyncio.Event | None = attrs.field(default=None, init=False)
     _infos: dict[str, tuple[str, bool, set[str]]] = attrs.field(factory=dict, init=False)
     _watches: set[asyncio.Task[Any]] = attrs.field(factory=set, init=False)
+    closing: bool = attrs.field(default=False, init=False)  # set while the server stops: watches end at once
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -228,8 +231,6 @@ class ApiEmulator(KubernetesScaffold):
         obj = self.objects[key]
         obj["status"] = merge_patch(obj.get("status") or {}, status)
         self._bump(obj)
-        if self._changed is None:
-            self._changed = asyncio.Condition()
         await self._record(key[0], "MODIFIED", obj)
 
     def drop_watches(self) -> None:
@@ -255,8 +256,6 @@ class ApiEmulator(KubernetesScaffold):
         del self._requests[:-200]  # kmock scans its history per request; keep it short
         if request.resource is None or _rkey(request.resource) not in self._infos:
             return await super()._handle(request)
-        if self._changed is None:
-            self._changed = asyncio.Condition()
         record = None
         if request.method.value in ("GET", "HEAD"):
             self.reads += 1
@@ -313,8 +312,10 @@ class ApiEmulator(KubernetesScaffold):
                 "items": self._matching(request)}
 
     async def _watch(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
-        assert request.resource is not None and request._raw_request is not None and self._changed
+        assert request.resource is not None and request._raw_request is not None
         rkey = _rkey(request.resource)
+        if self.closing:
+            return aiohttp.web.json_response({"kind": "Status", "code": 503, "status": "Failure"}, status=503)
         task = asyncio.current_task()
         assert task is not None
         self._watches.add(task)
@@ -346,31 +347,32 @@ class ApiEmulator(KubernetesScaffold):
             since = self._rv
         try:
             while loop.time() < deadline:
+                tick = self._current_tick()  # taken before the scan: a later event sets it, none is missed
                 for rv, kind, obj in list(self._events.get(rkey, ())):
                     if rv > since:
                         since = rv
                         if wanted(obj):
                             await send(kind, obj)
-                async with self._changed:
-                    pending = self._events.get(rkey)
-                    if pending and pending[-1][0] > since:
-                        continue  # recorded while we were writing: no wake-up will come for it
-                    try:
-                        await asyncio.wait_for(self._changed.wait(), timeout=max(0.0, deadline - loop.time()))
-                    except TimeoutError:
-                        break
+                try:
+                    await asyncio.wait_for(tick.wait(), timeout=max(0.0, deadline - loop.time()))
+                except TimeoutError:
+                    break
         except (ConnectionResetError, asyncio.CancelledError):
             return response
         return response
+
+    def _current_tick(self) -> asyncio.Event:
+        if self._tick is None:
+            self._tick = asyncio.Event()
+        return self._tick
 
     async def _record(self, rkey: str, kind: str, obj: dict[str, Any]) -> None:
         events = self._events.setdefault(rkey, deque())
         events.append((self._rv, kind, copy.deepcopy(obj)))
         while len(events) > self.event_limit:
             self._compacted[rkey] = events.popleft()[0]
-        assert self._changed is not None
-        async with self._changed:
-            self._changed.notify_all()
+        tick, self._tick = self._current_tick(), asyncio.Event()
+        tick.set()
 
     def _bump(self, obj: dict[str, Any]) -> None:
         self._rv += 1
