@@ -14,6 +14,7 @@ output directory is mapped to a local folder that persists across attempts (like
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -26,6 +27,7 @@ from typing import Any
 from kubernetes import client
 
 MANAGED = "app.kubernetes.io/managed-by=yolo-training-operator"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -75,9 +77,12 @@ class LocalKubelet:
 
     def _loop(self) -> None:
         while not self._stop.wait(self._poll):
-            for job in self._batch.list_job_for_all_namespaces(label_selector=MANAGED).items:
-                with self._lock:
-                    self._step(self._sanitize(job))
+            try:
+                for job in self._batch.list_job_for_all_namespaces(label_selector=MANAGED).items:
+                    with self._lock:
+                        self._step(self._sanitize(job))
+            except Exception as exc:  # the API server is down: a kubelet keeps its pods and retries
+                log.warning("local kubelet: %s; retrying", exc)
 
     def _step(self, job: dict[str, Any]) -> None:
         key = (job["metadata"]["namespace"], job["metadata"]["name"])
@@ -96,8 +101,8 @@ class LocalKubelet:
             return
         code = attempt.process.poll()
         if code is not None:
+            self._finished(key, job, attempt, code)  # raises while the API server is down: retried next time
             del self._running[key]
-            self._finished(key, job, attempt, code)
 
     def _start(self, key: tuple[str, str], job: dict[str, Any]) -> None:
         namespace, name = key

@@ -104,3 +104,32 @@ def test_preempted_trainer_resumes_from_its_checkpoint(stack: dict[str, Any], da
     resumed = [e["data"]["result"].get("resumed_from_epoch") for e in seen if e["data"]["status"] == "progress"]
     assert any(r is not None and 1 <= r <= killed_at for r in resumed), resumed
     assert stack["kubelet"].started == [f"{job}-1", f"{job}-2"]  # one retry, not counted as a failure
+
+
+def test_api_server_unreachable_for_30s_during_training(stack: dict[str, Any], dataset3: Path) -> None:
+    api: TestClient = stack["api"]
+    server: ApiServer = stack["server"]
+    body = {"model": "yolov8n.yaml", "data": str(dataset3), "epochs": 5, "imgsz": 64, "batch": 16, "gpus": 0,
+            "hyperparameters": {"workers": 0}, "name": "outage"}
+    task_id = api.post("/train", json=body).json()["data"]["task_id"]
+    deadline = time.monotonic() + 120
+    while api.get(f"/task_status/{task_id}").json()["data"].get("result", {}).get("current_epoch", 0) < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    server.stop_serving()  # every client sees connection refused: trainer, operator, API watch, kubelet
+    during: list[dict[str, Any]] = []
+    for _ in range(30):
+        during.append(api.get(f"/task_status/{task_id}").json())  # the API keeps answering from its cache
+        time.sleep(1.0)
+    server.start_serving()
+    seen = poll(api, task_id, timeout=180)
+    assert all(e["data"]["status"] == "progress" for e in during)
+    final = seen[-1]
+    assert final["data"]["status"] == "success", final  # the trainer's final status arrived after the outage
+    assert set(final["data"]["result"]["final_metrics"]) == SPEC_KEYS
+    assert len(server.emulator.find("jobs", "team-a")) == 1
+    name = server.emulator.find("yolotrainings", "team-a")[0]["metadata"]["name"]
+    deadline = time.monotonic() + 60
+    while server.emulator.get("yolotrainings", "team-a", name)["status"].get("phase") != "Succeeded":  # type: ignore[index]
+        assert time.monotonic() < deadline, "the operator did not catch up after the outage"
+        time.sleep(0.5)
