@@ -122,6 +122,7 @@ def pod_event(labels: kopf.Labels, namespace: str | None, memo: Any, **_: Any) -
         sync(memo.gateway, namespace, labels[LABEL_NAME])
 
 
+# Decorator arguments are fixed at import time, before settings are read: the period is a constant.
 @kopf.timer(GROUP, VERSION, PLURAL, interval=60.0, idle=30.0)
 def resync(namespace: str | None, name: str, status: kopf.Status, memo: Any, **_: Any) -> None:
     """A safety net for missed events: re-derive the status of unfinished trainings now and then."""

@@ -21,5 +21,4 @@ class OperatorSettings(BaseSettings):
     # kopf tuning
     watch_server_timeout: int = Field(default=300, ge=1, description="seconds before a watch is renewed")
     watch_client_timeout: int = Field(default=330, ge=1)
-    resync_seconds: float = Field(default=60.0, gt=0, description="status re-derivation period as a safety net")
     batch_window: float = Field(default=0.1, gt=0, description="kopf's idle time before handling a batch of events")
