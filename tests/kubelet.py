@@ -33,14 +33,53 @@ log = logging.getLogger(__name__)
 @dataclass
 class _Attempt:
     pod: str
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[bytes] | _FakeProcess
     disrupted: bool = False
+
+
+class _FakeProcess:
+    """A fast trainer stand-in in a thread: reports two epochs and final metrics through the real sink."""
+
+    def __init__(self, env: dict[str, str], api: client.ApiClient) -> None:
+        self.pid = -1
+        self.returncode: int | None = None
+        self._thread = threading.Thread(target=self._run, args=(env, api), daemon=True)
+        self._thread.start()
+
+    def _run(self, env: dict[str, str], api: client.ApiClient) -> None:
+        from yolo_crd.status import FinalMetrics, StopReason
+        from yolo_trainer.progress import ProgressTracker, epoch_metrics
+        from yolo_trainer.reporter import StatusReporter
+        from yolo_trainer.sinks.kubernetes import KubernetesStatusSink
+
+        reporter = StatusReporter(KubernetesStatusSink(env["YOLO_TRAINER_NAMESPACE"], env["YOLO_TRAINER_NAME"], api),
+                                  min_interval=0.2, max_backoff=2.0)
+        tracker = ProgressTracker(2)
+        reporter.update(tracker.initializing())
+        reporter.update(tracker.started(0, 2))
+        for epoch in (1, 2):
+            row = {"metrics/precision(B)": 0.5, "metrics/recall(B)": 0.5, "metrics/mAP50(B)": 0.4 + epoch / 10,
+                   "metrics/mAP50-95(B)": 0.2}
+            reporter.update(tracker.epoch_done(epoch_metrics(epoch, row), 2, last=epoch == 2) or {})
+        final = FinalMetrics.from_validation(0.6, 0.2, 0.5, 0.5)
+        reporter.update(tracker.completed(final, "/fake/weights/best.pt", "/fake", StopReason.EPOCHS))
+        self.returncode = 0 if reporter.close(timeout=60) else 3
+
+    def poll(self) -> int | None:
+        return None if self._thread.is_alive() else self.returncode
+
+    def wait(self) -> int | None:
+        self._thread.join()
+        return self.returncode
 
 
 class LocalKubelet:
     """See the module docstring."""
 
-    def __init__(self, api: client.ApiClient, kubeconfig: Path, workdir: Path, *, poll: float = 0.2) -> None:
+    def __init__(self, api: client.ApiClient, kubeconfig: Path, workdir: Path, *, poll: float = 0.2,
+                 fake_trainer: bool = False) -> None:
+        self._api = api
+        self._fake = fake_trainer
         self._batch = client.BatchV1Api(api)
         self._core = client.CoreV1Api(api)
         self._sanitize = api.sanitize_for_serialization
@@ -64,7 +103,7 @@ class LocalKubelet:
         self._stop.set()
         self._thread.join(timeout=10)
         for attempt in self._running.values():
-            if attempt.process.poll() is None:
+            if attempt.process.poll() is None and isinstance(attempt.process, subprocess.Popen):
                 os.killpg(attempt.process.pid, signal.SIGKILL)
                 attempt.process.wait()
 
@@ -118,6 +157,10 @@ class LocalKubelet:
             "containerStatuses": [{"name": container["name"], "image": container["image"], "ready": True,
                                    "restartCount": 0, "imageID": "", "state": {"running": {}}}]}})
         env = {item["name"]: item.get("value", "") for item in container.get("env", [])}
+        if self._fake:
+            self._running[key] = _Attempt(pod, _FakeProcess(env, self._api))
+            self.started.append(pod)
+            return
         env["YOLO_TRAINER_OUTPUT_DIR"] = str(self._workdir / namespace / name)
         environ = {k: v for k, v in os.environ.items() if k != "KUBERNETES_SERVICE_HOST"}
         command = [sys.executable, *container["command"][1:]] if container["command"][0] == "python" else container["command"]

@@ -133,3 +133,31 @@ def test_api_server_unreachable_for_30s_during_training(stack: dict[str, Any], d
     while server.emulator.get("yolotrainings", "team-a", name)["status"].get("phase") != "Succeeded":  # type: ignore[index]
         assert time.monotonic() < deadline, "the operator did not catch up after the outage"
         time.sleep(0.5)
+
+
+def test_200_trainings_submitted_at_once_all_finish(api_server: ApiServer, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Training is faked by a fast stand-in that still reports through the real reporter and sink."""
+    kubeconfig = api_server.write_kubeconfig(tmp_path / "kubeconfig")
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with config.new_client_from_config(str(kubeconfig)) as kube, KopfRunner(OPERATOR) as operator, \
+            LocalKubelet(kube, kubeconfig, tmp_path, fake_trainer=True, poll=0.5):
+        settings = ApiSettings(backend="kubernetes", default_namespace="load")
+        with TestClient(create_app(settings, backend=KubernetesBackend(settings, kube))) as api:
+            body = {"model": "yolov8n.yaml", "data": "/data/d.yaml", "epochs": 2, "gpus": 0}
+            ids = [api.post("/train", json={**body, "name": f"load-{i}"}).json()["data"]["task_id"] for i in range(200)]
+            assert len(set(ids)) == 200
+            deadline = time.monotonic() + 240
+            pending = set(ids)
+            while pending and time.monotonic() < deadline:
+                for task_id in list(pending):
+                    envelope = api.get(f"/task_status/{task_id}").json()
+                    if envelope["data"]["status"] in ("success", "failure"):
+                        assert envelope["data"]["status"] == "success", envelope
+                        assert envelope["data"]["result"]["final_metrics"]["mAP50"] == 0.6
+                        pending.discard(task_id)
+                time.sleep(0.5)
+            assert not pending, f"{len(pending)} trainings did not finish"
+    assert operator.exit_code == 0, operator.output
+    assert len(api_server.emulator.find("jobs", "load")) == 200
