@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import datetime as dt
 import json
 import random
 import string
@@ -43,6 +42,8 @@ import attrs
 import kmock
 from kmock._internal import enums, rendering
 from kmock._internal.k8s import KubernetesScaffold
+
+from yolo_crd.status import utc_now
 
 Key = tuple[str, str | None, str]  # (resource "group/version/plural", namespace, name)
 
@@ -62,10 +63,6 @@ DEFAULT_RESOURCES: dict[str, tuple[str, bool, set[str]]] = {
 
 def _rkey(resource: kmock.resource) -> str:
     return f"{resource.group or ''}/{resource.version}/{resource.plural}"
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -407,7 +404,7 @@ class ApiEmulator(KubernetesScaffold):
             obj.pop("status", None)
         obj.setdefault("apiVersion", f"{request.resource.group}/{request.resource.version}".lstrip("/"))
         obj.setdefault("kind", kind)
-        meta.update(uid=str(uuid.uuid4()), generation=1, creationTimestamp=_now())
+        meta.update(uid=str(uuid.uuid4()), generation=1, creationTimestamp=utc_now())
         self._bump(obj)
         self.objects[key] = obj
         await self._record(rkey, "ADDED", obj)
@@ -458,7 +455,7 @@ class ApiEmulator(KubernetesScaffold):
             raise _Error(404, "NotFound", f"{key[0]} {key[2]!r} not found")
         if obj["metadata"].get("finalizers"):
             if not obj["metadata"].get("deletionTimestamp"):
-                obj["metadata"]["deletionTimestamp"] = _now()
+                obj["metadata"]["deletionTimestamp"] = utc_now()
                 self._bump(obj)
                 await self._record(key[0], "MODIFIED", obj)
             return obj

@@ -26,6 +26,8 @@ from typing import Any
 
 from kubernetes import client
 
+from yolo_crd.status import utc_now
+
 MANAGED = "app.kubernetes.io/managed-by=yolo-training-operator"
 log = logging.getLogger(__name__)
 
@@ -170,7 +172,7 @@ class LocalKubelet:
         log.close()
         self._running[key] = _Attempt(pod, process)
         self.started.append(pod)
-        active = {"status": {"active": 1, "startTime": job.get("status", {}).get("startTime") or _now()}}
+        active = {"status": {"active": 1, "startTime": job.get("status", {}).get("startTime") or utc_now()}}
         self._batch.patch_namespaced_job_status(name, namespace, active)
 
     def _finished(self, key: tuple[str, str], job: dict[str, Any], attempt: _Attempt, code: int) -> None:
@@ -200,14 +202,8 @@ class LocalKubelet:
         namespace, name = key
         status: dict[str, Any] = {"active": 0, "conditions": [{"type": kind, "status": "True", "reason": reason}]}
         if succeeded:
-            status.update(succeeded=1, completionTime=_now())
+            status.update(succeeded=1, completionTime=utc_now())
         else:
             status["failed"] = self._failures.get(key, 0) + 1
         self._batch.patch_namespaced_job_status(name, namespace, {"status": status})
         self._done.add(key)
-
-
-def _now() -> str:
-    import datetime as dt
-
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -9,9 +9,8 @@ nodes (or no nodes at all).
 
 import os
 import subprocess
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +20,10 @@ from kubernetes import client, config
 
 from crd import CRD_PATH
 from kubelet import LocalKubelet
+from waiting import eventually
 
 pytestmark = pytest.mark.e2e
 G, V, P = "yolo-operator.io", "v1alpha1", "yolotrainings"
-
-
-def eventually(check: Callable[[], Any], timeout: float = 120.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (result := check()):
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.5)
-    return result
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +74,7 @@ def test_schema_rejects_out_of_range_and_unknown_fields(kube: client.ApiClient, 
 
 def test_job_rbac_and_status_on_a_real_api_server(kube: client.ApiClient, namespace: str, operator: None) -> None:
     training = create(kube, namespace, "shapes", gpus=1)
-    eventually(lambda: status(kube, namespace, "shapes").get("jobName"))
+    eventually(lambda: status(kube, namespace, "shapes").get("jobName"), timeout=120, interval=0.5)
     job = client.BatchV1Api(kube).read_namespaced_job("shapes-train", namespace)
     assert job.metadata.owner_references[0].uid == training["metadata"]["uid"]
     assert job.spec.template.spec.containers[0].resources.limits["nvidia.com/gpu"] == "1"
@@ -94,7 +86,7 @@ def test_job_rbac_and_status_on_a_real_api_server(kube: client.ApiClient, namesp
                            capture_output=True, text=True, check=False)
     assert allowed.stdout.strip() == "yes" and other.stdout.strip() == "no"
     client.CustomObjectsApi(kube).delete_namespaced_custom_object(G, V, namespace, P, "shapes")
-    eventually(lambda: not client.BatchV1Api(kube).list_namespaced_job(namespace).items)
+    eventually(lambda: not client.BatchV1Api(kube).list_namespaced_job(namespace).items, timeout=120, interval=0.5)
 
 
 def test_whole_loop_with_a_local_kubelet(kube: client.ApiClient, namespace: str, operator: None,
@@ -108,6 +100,6 @@ def test_whole_loop_with_a_local_kubelet(kube: client.ApiClient, namespace: str,
         create(kube, namespace, "loop", data=str(data), gpus=0, imgsz=64, batch=16,
                hyperparameters={"workers": 0})
         final = eventually(lambda: status(kube, namespace, "loop").get("phase") in ("Succeeded", "Failed")
-                           and status(kube, namespace, "loop"), timeout=300)
+                           and status(kube, namespace, "loop"), timeout=300, interval=0.5)
     assert final["phase"] == "Succeeded", final
     assert set(final["finalMetrics"]) == {"mAP50", "mAP50-95", "precision", "recall", "f1_score"}

@@ -1,7 +1,7 @@
 """The Kubernetes backend against the emulated API server: create via POST, a watch-fed index, recovery."""
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,19 +10,13 @@ from fastapi.testclient import TestClient
 from kubernetes import client, config
 
 from apiserver import ApiServer
+from waiting import eventually
 from yolo_api.app import create_app
 from yolo_api.backends.kubernetes import KubernetesBackend
 from yolo_api.settings import ApiSettings
 
 G, V, P = "yolo-operator.io", "v1alpha1", "yolotrainings"
 BODY = {"model": "yolov8n.yaml", "data": "/data/d.yaml", "epochs": 3, "gpus": 1, "name": "shapes"}
-
-
-def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -39,7 +33,7 @@ def backend(kube: client.ApiClient) -> KubernetesBackend:
 @pytest.fixture
 def http(backend: KubernetesBackend) -> Iterator[TestClient]:
     with TestClient(create_app(ApiSettings(backend="kubernetes"), backend=backend)) as test_client:
-        eventually(lambda: test_client.get("/readyz").status_code == 200)
+        eventually(lambda: test_client.get("/readyz").status_code == 200, timeout=10)
         yield test_client
 
 

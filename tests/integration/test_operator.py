@@ -1,7 +1,7 @@
 """The real kopf operator against the emulated API server: Jobs, RBAC, status, Events, restarts, deletion."""
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,20 +10,11 @@ from kopf.testing import KopfRunner
 from kubernetes import client, config
 
 from apiserver import ApiServer
+from waiting import eventually
 
 G, V, P = "yolo-operator.io", "v1alpha1", "yolotrainings"
 NS = "team-a"
 OPERATOR = ["run", "-m", "yolo_operator.handlers", "--standalone", "--all-namespaces"]
-
-
-def eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)
 
 
 @pytest.fixture

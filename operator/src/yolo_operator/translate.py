@@ -150,7 +150,8 @@ def observe(job: dict[str, Any] | None, pods: list[dict[str, Any]], status: Trai
         events.append(("Normal", "Started", "the trainer is running"))
     else:
         patch = {"phase": Phase.PENDING.value, "stage": Stage.SCHEDULING.value, "message": "waiting for a pod"}
-    return Observation(_changed(patch, status), events if _changed(patch, status) else [])
+    changed = _changed(patch, status)
+    return Observation(changed, events if changed else [])
 
 
 def _changed(patch: dict[str, Any], status: TrainingStatus) -> dict[str, Any]:

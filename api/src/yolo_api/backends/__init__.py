@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from yolo_crd.envelope import TaskState, task_envelope, task_state
 from yolo_crd.spec import YoloTrainingSpec
-from yolo_crd.status import TrainingStatus
+from yolo_crd.status import Reason, Stage, TrainingStatus
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,8 @@ class TaskRecord:
         """The ``/task_status`` answer for this task."""
         status = self.status
         if self.cancelled and self.state() is TaskState.FAILURE and task_state(status) is not TaskState.FAILURE:
-            status = (status or TrainingStatus()).model_copy(update={"stage": "failed", "reason": "Cancelled",
-                                                                     "error": "cancelled"})
+            status = (status or TrainingStatus()).model_copy(
+                update={"stage": Stage.FAILED, "reason": Reason.CANCELLED.value, "error": "cancelled"})
         return task_envelope(self.task_id, status, total_epochs_hint=int(self.spec.get("epochs", 0)), lang=lang)
 
     def rendered(self, lang: str = "zh") -> tuple[int, bytes]:
