@@ -20,8 +20,14 @@ trainer's status sink depend on exactly those things, so this subclass of kmock'
   ``metadata.name``/``metadata.namespace``; watches resume from a ``resourceVersion`` and answer 410 Gone
   once it has been compacted away (``compact()`` forces it); ``timeoutSeconds`` ends a watch.
 
+* TokenReview and SubjectAccessReview: ``tokens`` maps a bearer token to (user, groups); ``grants`` is a
+  minimal RBAC authorizer: a grant gives a user or group some verbs on yolotrainings in one namespace (or
+  all, as a ClusterRoleBinding), or ``get`` on the non-resource URL ``/metrics``. The group
+  ``system:masters`` may do everything, as in a real cluster. ``ADMIN_TOKEN`` belongs to that group.
+
 Not emulated (documented, tests must not depend on it): admission and schema validation, strategic-merge
-list semantics, server-side apply, foreground/orphan deletion, field managers, bookmarks, RBAC.
+list semantics, server-side apply, foreground/orphan deletion, field managers, bookmarks, and RBAC on
+the emulator's own endpoints (every client may call every endpoint).
 Fault injection: ``fail(count, status, ...)`` answers the next matching requests with an error.
 """
 
@@ -58,7 +64,30 @@ DEFAULT_RESOURCES: dict[str, tuple[str, bool, set[str]]] = {
     "rbac.authorization.k8s.io/v1/rolebindings": ("RoleBinding", True, set()),
     "events.k8s.io/v1/events": ("Event", True, set()),
     "yolo-operator.io/v1alpha1/yolotrainings": ("YoloTraining", True, {"status"}),
+    "authentication.k8s.io/v1/tokenreviews": ("TokenReview", False, set()),
+    "authorization.k8s.io/v1/subjectaccessreviews": ("SubjectAccessReview", False, set()),
 }
+
+ADMIN_TOKEN = "emulator-admin-token-0123456789"
+ADMIN = ("admin", ["system:masters", "system:authenticated"])
+
+
+@dataclass(frozen=True)
+class Grant:
+    """RBAC in miniature: ``subject`` (a user name or a group) may do ``verbs`` in ``namespace`` (None: all)."""
+
+    subject: str
+    verbs: tuple[str, ...]
+    namespace: str | None = None
+    resource: str = "yolotrainings"  # or "/metrics" for the non-resource URL
+
+    def allows(self, user: str, groups: list[str], attributes: dict[str, Any], non_resource: bool) -> bool:
+        if (self.subject != user and self.subject not in groups) or attributes.get("verb") not in self.verbs:
+            return False
+        if non_resource:
+            return self.resource == attributes.get("path")
+        namespace = attributes.get("namespace") or None
+        return self.resource == attributes.get("resource") and self.namespace in (None, namespace)
 
 
 def _rkey(resource: kmock.resource) -> str:
@@ -192,6 +221,9 @@ class ApiEmulator(KubernetesScaffold):
     _infos: dict[str, tuple[str, bool, set[str]]] = attrs.field(factory=dict, init=False)
     _watches: set[asyncio.Task[Any]] = attrs.field(factory=set, init=False)
     closing: bool = attrs.field(default=False, init=False)  # set while the server stops: watches end at once
+    tokens: dict[str, tuple[str, list[str]]] = attrs.field(factory=lambda: {ADMIN_TOKEN: ADMIN}, init=False)
+    grants: list[Grant] = attrs.field(factory=list, init=False)
+    reviews: list[dict[str, Any]] = attrs.field(factory=list, init=False)  # every review's spec, in order
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -377,6 +409,8 @@ class ApiEmulator(KubernetesScaffold):
 
     async def _write(self, request: rendering.Request, content_type: str) -> tuple[dict[str, Any], int]:
         method = request.method.value
+        if method == "POST" and request.resource is not None and request.resource.plural.endswith("reviews"):
+            return self._review(request.resource.plural, dict(request.data or {})), 201
         if method == "POST" and request.name is None:
             return await self._create(request), 201
         if method == "DELETE" and request.name is not None:
@@ -384,6 +418,25 @@ class ApiEmulator(KubernetesScaffold):
         if method in ("PATCH", "PUT") and request.name is not None:
             return await self._update(request, content_type), 200
         raise _Error(405, "MethodNotAllowed", f"{method} is not supported here")
+
+    def _review(self, plural: str, body: dict[str, Any]) -> dict[str, Any]:
+        spec = dict(body.get("spec") or {})
+        self.reviews.append(spec)
+        if plural == "tokenreviews":
+            identity = self.tokens.get(spec.get("token", ""))
+            status: dict[str, Any] = {"authenticated": identity is not None}
+            if identity is not None:
+                status["user"] = {"username": identity[0], "groups": identity[1], "uid": f"uid-{identity[0]}"}
+            else:
+                status["error"] = "invalid bearer token"
+        else:
+            user, groups = spec.get("user", ""), list(spec.get("groups") or [])
+            non_resource = "nonResourceAttributes" in spec
+            attributes = spec.get("nonResourceAttributes") or spec.get("resourceAttributes") or {}
+            allowed = "system:masters" in groups or any(g.allows(user, groups, attributes, non_resource)
+                                                        for g in self.grants)
+            status = {"allowed": allowed}
+        return {**body, "status": status}
 
     async def _create(self, request: rendering.Request) -> dict[str, Any]:
         assert request.resource is not None

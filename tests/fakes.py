@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Collection
 from typing import Any
 
 from yolo_api.backends import TaskRecord
 from yolo_crd.spec import YoloTrainingSpec
 from yolo_crd.status import TrainingStatus
+
+TOKEN = "test-token-0123456789abcdef"  # the static API token of route and local tests
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 class MemoryBackend:
@@ -24,22 +28,30 @@ class MemoryBackend:
 
     def put(self, status: dict[str, Any] | None, task_id: str | None = None, **extra: Any) -> str:
         task_id = task_id or str(uuid.uuid4())
+        extra.setdefault("namespace", None)
         self.records[task_id] = TaskRecord(
-            task_id=task_id, name="t", namespace=None, spec={"epochs": 20, "model": "m.yaml", "data": "d.yaml"},
+            task_id=task_id, name="t", spec={"epochs": 20, "model": "m.yaml", "data": "d.yaml"},
             status=TrainingStatus.model_validate(status) if status else None,
             created_at=f"2026-01-01T00:00:{len(self.records):02d}Z", **extra)
         return task_id
 
     def submit(self, spec: YoloTrainingSpec, name: str | None, namespace: str | None) -> TaskRecord:
         self.submitted.append(spec)
-        return self.records[self.put(None)]
+        return self.records[self.put(None, namespace=namespace)]
 
     def get(self, task_id: str) -> TaskRecord | None:
         return self.records.get(task_id)
 
-    def list(self, offset: int, limit: int) -> tuple[list[TaskRecord], int]:
-        items = sorted(self.records.values(), key=lambda r: r.created_at, reverse=True)
+    def list(self, offset: int, limit: int, namespaces: Collection[str] | None = None) -> tuple[list[TaskRecord], int]:
+        items = sorted((r for r in self.records.values() if namespaces is None or r.namespace in namespaces),
+                       key=lambda r: r.created_at, reverse=True)
         return items[offset:offset + limit], len(items)
+
+    def namespaces(self) -> set[str]:
+        return {r.namespace for r in self.records.values() if r.namespace}
+
+    def namespace_for(self, requested: str | None) -> str | None:
+        return requested
 
     def cancel(self, task_id: str) -> TaskRecord | None:
         record = self.records.get(task_id)

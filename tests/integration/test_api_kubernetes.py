@@ -10,11 +10,13 @@ from fastapi.testclient import TestClient
 from kubernetes import client, config
 
 from apiserver import ApiServer
+from emulator import ADMIN_TOKEN
 from waiting import eventually
 from yolo_api.app import create_app
 from yolo_api.backends.kubernetes import KubernetesBackend
 from yolo_api.settings import ApiSettings
 
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 G, V, P = "yolo-operator.io", "v1alpha1", "yolotrainings"
 BODY = {"model": "yolov8n.yaml", "data": "/data/d.yaml", "epochs": 3, "gpus": 1, "name": "shapes"}
 
@@ -32,7 +34,7 @@ def backend(kube: client.ApiClient) -> KubernetesBackend:
 
 @pytest.fixture
 def http(backend: KubernetesBackend) -> Iterator[TestClient]:
-    with TestClient(create_app(ApiSettings(backend="kubernetes"), backend=backend)) as test_client:
+    with TestClient(create_app(ApiSettings(backend="kubernetes"), backend=backend), headers=ADMIN) as test_client:
         eventually(lambda: test_client.get("/readyz").status_code == 200, timeout=10)
         yield test_client
 
@@ -82,6 +84,7 @@ def test_cache_recovers_after_the_api_server_was_unreachable(
 ) -> None:
     task_id = http.post("/train", json=BODY).json()["data"]["task_id"]
     name = api_server.emulator.find(P)[0]["metadata"]["name"]
+    assert http.get(f"/task_status/{task_id}").status_code == 200  # a poller's first answer (and its review)
     api_server.stop_serving()
     time.sleep(1.0)
     assert http.get(f"/task_status/{task_id}").status_code == 200  # served from the cache meanwhile
@@ -108,14 +111,14 @@ def test_relist_after_410_gone(http: TestClient, kube: client.ApiClient, api_ser
 def test_not_ready_until_the_first_list(kube: client.ApiClient, api_server: ApiServer) -> None:
     api_server.emulator.fail(3, 500, method="GET", plural=P)
     backend = KubernetesBackend(ApiSettings(backend="kubernetes", watch_timeout=2), kube)
-    with TestClient(create_app(ApiSettings(backend="kubernetes"), backend=backend)) as test_client:
+    with TestClient(create_app(ApiSettings(backend="kubernetes"), backend=backend), headers=ADMIN) as test_client:
         assert test_client.get("/readyz").status_code == 503
         eventually(lambda: test_client.get("/readyz").status_code == 200, timeout=30)
 
 
 def test_namespace_restriction(kube: client.ApiClient) -> None:
     backend = KubernetesBackend(ApiSettings(backend="kubernetes", namespace="team-a"), kube)
-    with TestClient(create_app(ApiSettings(backend="kubernetes"), backend=backend)) as test_client:
+    with TestClient(create_app(ApiSettings(backend="kubernetes"), backend=backend), headers=ADMIN) as test_client:
         response = test_client.post("/train", json={**BODY, "namespace": "team-b"})
         assert response.status_code == 422 and "team-a" in str(response.json()["data"]["errors"])
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from fakes import AUTH, TOKEN
 from yolo_api.app import create_app
 from yolo_api.settings import ApiSettings
 
@@ -17,14 +18,14 @@ SPEC_KEYS = {"mAP50", "mAP50-95", "precision", "recall", "f1_score"}
 
 def settings(tmp_path: Path, dataset: Path, **extra: Any) -> ApiSettings:
     values = {"backend": "local", "state_dir": tmp_path / "state", "poll_interval": 0.2,
-              "allowed_roots": [dataset.parent, tmp_path], **extra}
+              "allowed_roots": [dataset.parent, tmp_path], "auth_token": TOKEN, **extra}
     return ApiSettings(**values)
 
 
 @pytest.fixture
 def api(tmp_path: Path, dataset3: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
     monkeypatch.setenv("YOLO_TRAINER_REPORT_INTERVAL", "0.2")
-    with TestClient(create_app(settings(tmp_path, dataset3))) as client:
+    with TestClient(create_app(settings(tmp_path, dataset3)), headers=AUTH) as client:
         yield client
 
 
@@ -100,13 +101,13 @@ def test_queue_and_cancel(api: TestClient, dataset3: Path) -> None:
 def test_api_restart_during_a_run_reattaches(tmp_path: Path, dataset3: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("YOLO_TRAINER_REPORT_INTERVAL", "0.2")
     config = settings(tmp_path, dataset3)
-    with TestClient(create_app(config)) as first:
+    with TestClient(create_app(config), headers=AUTH) as first:
         task_id = first.post("/train", json=body(dataset3, epochs=3)).json()["data"]["task_id"]
         deadline = time.monotonic() + 60
         while first.get(f"/task_status/{task_id}").json()["data"]["status"] != "progress":
             assert time.monotonic() < deadline
             time.sleep(0.2)
-    with TestClient(create_app(config)) as second:  # a new API process over the same state directory
+    with TestClient(create_app(config), headers=AUTH) as second:  # a new API process over the same state directory
         seen = poll(second, task_id)
     assert seen[-1]["data"]["status"] == "success"
 
@@ -119,6 +120,6 @@ def test_orphan_left_running_is_marked_failed_on_restart(tmp_path: Path, dataset
     local_store.insert_task(conn, "orphan", "t", {"epochs": 3})
     local_store.patch_status(conn, "orphan", {"phase": "Running", "stage": "training", "currentEpoch": 1})
     conn.execute("UPDATE tasks SET pid = 999999 WHERE task_id = 'orphan'")
-    with TestClient(create_app(config)) as client:
+    with TestClient(create_app(config), headers=AUTH) as client:
         response = client.get("/task_status/orphan")
     assert response.status_code == 500 and "训练进程已中断" in response.json()["data"]["error"]

@@ -1,16 +1,12 @@
 """``yoloctl`` against a real HTTP server (uvicorn on loopback) over an in-memory backend."""
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 
-import httpx
 import pytest
-import uvicorn
 from typer.testing import CliRunner
 
-from fakes import MemoryBackend
+from fakes import TOKEN, MemoryBackend
+from serving import serve
 from yolo_api.app import create_app
 from yolo_api.client import app as yoloctl
 from yolo_api.settings import ApiSettings
@@ -19,27 +15,11 @@ FINAL = {"mAP50": 0.9, "mAP50-95": 0.6, "precision": 0.8, "recall": 0.9, "f1_sco
 
 
 @pytest.fixture
-def served() -> Iterator[tuple[str, MemoryBackend]]:
+def served(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, MemoryBackend]]:
+    monkeypatch.setenv("YOLO_API_TOKEN", TOKEN)
     backend = MemoryBackend()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(ApiSettings(backend="local"), backend), host="127.0.0.1",
-                                           port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            httpx.get(url + "/healthz")
-            break
-        except httpx.TransportError:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-    yield url, backend
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve(create_app(ApiSettings(backend="local", auth_token=TOKEN), backend)) as url:
+        yield url, backend
 
 
 def test_submit_status_list_watch_cancel(served: tuple[str, MemoryBackend]) -> None:

@@ -15,6 +15,7 @@ from kopf.testing import KopfRunner
 from kubernetes import config
 
 from apiserver import ApiServer
+from emulator import ADMIN_TOKEN
 from kubelet import LocalKubelet
 from yolo_api.app import create_app
 from yolo_api.backends.kubernetes import KubernetesBackend
@@ -23,6 +24,8 @@ from yolo_api.settings import ApiSettings
 pytestmark = pytest.mark.slow
 OPERATOR = ["run", "-m", "yolo_operator.handlers", "--standalone", "--all-namespaces"]
 SPEC_KEYS = {"mAP50", "mAP50-95", "precision", "recall", "f1_score"}
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 @pytest.fixture
@@ -34,7 +37,7 @@ def stack(api_server: ApiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     with config.new_client_from_config(str(kubeconfig)) as kube, KopfRunner(OPERATOR) as operator, \
             LocalKubelet(kube, kubeconfig, tmp_path) as kubelet:
         settings = ApiSettings(backend="kubernetes", default_namespace="team-a")
-        with TestClient(create_app(settings, backend=KubernetesBackend(settings, kube))) as api:
+        with TestClient(create_app(settings, backend=KubernetesBackend(settings, kube)), headers=ADMIN) as api:
             deadline = time.monotonic() + 20
             while api.get("/readyz").status_code != 200:
                 assert time.monotonic() < deadline
@@ -144,7 +147,7 @@ def test_200_trainings_submitted_at_once_all_finish(api_server: ApiServer, tmp_p
     with config.new_client_from_config(str(kubeconfig)) as kube, KopfRunner(OPERATOR) as operator, \
             LocalKubelet(kube, kubeconfig, tmp_path, fake_trainer=True, poll=0.5):
         settings = ApiSettings(backend="kubernetes", default_namespace="load")
-        with TestClient(create_app(settings, backend=KubernetesBackend(settings, kube))) as api:
+        with TestClient(create_app(settings, backend=KubernetesBackend(settings, kube)), headers=ADMIN) as api:
             body = {"model": "yolov8n.yaml", "data": "/data/d.yaml", "epochs": 2, "gpus": 0}
             ids = [api.post("/train", json={**body, "name": f"load-{i}"}).json()["data"]["task_id"] for i in range(200)]
             assert len(set(ids)) == 200

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from fakes import MemoryBackend
+from fakes import AUTH, TOKEN, MemoryBackend
 from yolo_api.app import create_app
 from yolo_api.settings import ApiSettings
 
@@ -21,7 +21,7 @@ def backend() -> MemoryBackend:
 
 @pytest.fixture
 def http(backend: MemoryBackend) -> Iterator[TestClient]:
-    with TestClient(create_app(ApiSettings(backend="local"), backend=backend)) as client:
+    with TestClient(create_app(ApiSettings(backend="local", auth_token=TOKEN), backend=backend), headers=AUTH) as client:
         yield client
 
 

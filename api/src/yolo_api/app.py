@@ -1,15 +1,21 @@
 """``create_app()``: the FastAPI application over a backend chosen by the settings."""
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from yolo_api.auth import Authenticator, NoAuth, StaticToken, load_or_create_token
 from yolo_api.backends import TaskBackend
 from yolo_api.errors import install_error_handlers
-from yolo_api.routes import health, tasks
+from yolo_api.metrics import RequestMetrics, TrainingCollector
+from yolo_api.routes import events, health, tasks
 from yolo_api.settings import ApiSettings
+
+log = logging.getLogger(__name__)
 
 
 def make_backend(settings: ApiSettings) -> TaskBackend:
@@ -21,6 +27,24 @@ def make_backend(settings: ApiSettings) -> TaskBackend:
     from yolo_api.backends.local import LocalBackend
 
     return LocalBackend(settings)
+
+
+def make_authenticator(settings: ApiSettings, backend: TaskBackend) -> Authenticator:
+    """The authenticator the settings name; ``none`` only when asked for, with a warning."""
+    mode = settings.auth_mode()
+    if mode == "none":
+        log.warning("authentication is OFF (YOLO_API_AUTH=none): anyone who reaches %s:%s may submit and cancel",
+                    settings.host, settings.port)
+        return NoAuth()
+    if mode == "token":
+        if settings.auth_token is not None:
+            return StaticToken(settings.auth_token.get_secret_value())
+        return StaticToken(load_or_create_token(settings.auth_token_file or settings.state_dir / "api-token"))
+    from yolo_api.auth_kubernetes import KubernetesAuth
+    from yolo_crd.kubeclient import load_api_client
+
+    api_client = getattr(backend, "api_client", None) or load_api_client()
+    return KubernetesAuth(api_client, cache_seconds=settings.auth_cache_seconds)
 
 
 class BodyLimit:
@@ -65,10 +89,12 @@ class _TooLarge(Exception):
     pass
 
 
-def create_app(settings: ApiSettings | None = None, backend: TaskBackend | None = None) -> FastAPI:
-    """Build the application; tests pass their own settings or backend."""
+def create_app(settings: ApiSettings | None = None, backend: TaskBackend | None = None,
+               authenticator: Authenticator | None = None) -> FastAPI:
+    """Build the application; tests pass their own settings, backend or authenticator."""
     settings = settings or ApiSettings()
     chosen = backend or make_backend(settings)
+    auth = authenticator or make_authenticator(settings, chosen)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -82,8 +108,13 @@ def create_app(settings: ApiSettings | None = None, backend: TaskBackend | None 
                   description="Submit YOLOv8 trainings and follow them (shared/spec/task_status_api.zh.md).")
     app.state.backend = chosen
     app.state.settings = settings
+    app.state.auth = auth
     install_error_handlers(app)
     app.include_router(tasks.router)
+    app.include_router(events.router)
     app.include_router(health.router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.state.registry = CollectorRegistry()
+    app.state.registry.register(TrainingCollector(chosen))
+    app.add_middleware(RequestMetrics, registry=app.state.registry)  # outermost: counts 413s too
     return app

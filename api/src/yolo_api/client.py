@@ -3,6 +3,8 @@
 import json
 import os
 import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
@@ -17,8 +19,18 @@ UrlOption = Annotated[str, typer.Option(envvar="YOLO_API_URL", help="base URL of
 DEFAULT_URL = "http://127.0.0.1:8000"
 
 
-def _client(url: str) -> httpx.Client:
+def resolve_token() -> str | None:
+    """The bearer token: ``YOLO_API_TOKEN``, else the file ``YOLO_API_TOKEN_FILE``, else the local API's
+    generated ``.yolo-state/api-token`` when it exists. Never a command-line flag: those show in ``ps``."""
     token = os.environ.get("YOLO_API_TOKEN")
+    if token:
+        return token
+    path = Path(os.environ.get("YOLO_API_TOKEN_FILE") or ".yolo-state/api-token")
+    return path.read_text().strip() or None if path.is_file() else None
+
+
+def _client(url: str) -> httpx.Client:
+    token = resolve_token()
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return httpx.Client(base_url=url, timeout=30.0, headers=headers)
 
@@ -27,17 +39,56 @@ def _show(body: dict[str, Any]) -> None:
     console.print_json(json.dumps(body, ensure_ascii=False))
 
 
+def sse_events(lines: Iterable[str]) -> Iterator[tuple[str, str]]:
+    """(event, data) pairs from the lines of a ``text/event-stream`` body (comments and ids skipped)."""
+    event, data = "message", list[str]()
+    for line in lines:
+        if not line:
+            if data:
+                yield event, "\n".join(data)
+            event, data = "message", []
+        elif line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].removeprefix(" "))
+
+
+def envelopes(http: httpx.Client, task_id: str, interval: float) -> Iterator[dict[str, Any]]:
+    """The task's envelopes as they change: pushed by the events endpoint, else polled every ``interval``."""
+    last: dict[str, Any] | None = None
+    try:
+        with http.stream("GET", f"/task_status/{task_id}/events", timeout=httpx.Timeout(30.0, read=60.0),
+                         headers={"Accept": "text/event-stream"}) as response:
+            if response.status_code == 200:
+                for event, data in sse_events(response.iter_lines()):
+                    if event == "status":
+                        last = json.loads(data)
+                        yield last
+                    elif event == "end":
+                        return
+    except httpx.TransportError as exc:  # stream broken or unsupported: poll instead
+        console.print(f"[yellow]live updates unavailable ({type(exc).__name__}); polling", style="dim")
+    while True:
+        body = http.get(f"/task_status/{task_id}").json()
+        if body != last:
+            yield body
+        last = body
+        if body.get("data", {}).get("status") not in ("pending", "progress"):
+            return
+        time.sleep(interval)
+
+
 def watch_task(
     http: httpx.Client, task_id: str, *, interval: float = 1.0, out: Console | None = None
 ) -> dict[str, Any]:
-    """Poll ``/task_status`` until the task ends, showing a live progress bar; return the last envelope."""
+    """Follow a task until it ends, showing a live progress bar; return the last envelope."""
     out = out or console
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
                TextColumn("{task.fields[detail]}"), TimeElapsedColumn())
+    body: dict[str, Any] = {}
     with Progress(*columns, console=out, transient=False) as progress:
         bar = progress.add_task("pending", total=100.0, detail="")
-        while True:
-            body = http.get(f"/task_status/{task_id}").json()
+        for body in envelopes(http, task_id, interval):
             data = body.get("data", {})
             state = data.get("status")
             if state == "progress":
@@ -51,8 +102,7 @@ def watch_task(
                 progress.update(bar, description="pending", detail=data.get("detail", ""))
             else:
                 progress.update(bar, description=state or "unknown", completed=100.0 if state == "success" else None)
-                return dict(body)
-            time.sleep(interval)
+    return dict(body)
 
 
 @app.command()

@@ -3,14 +3,16 @@
 from typing import Annotated, cast
 
 from fastapi import Depends, Request
+from starlette.requests import HTTPConnection
 
+from yolo_api.auth import Authenticator, Principal, bearer_token, forbidden, unauthenticated
 from yolo_api.backends import TaskBackend
 from yolo_api.errors import request_lang
 
 
 # Dependencies are ``async def``: FastAPI runs a plain ``def`` dependency in its thread pool, and a thread
 # hop per poll cut /task_status throughput to a third.
-async def get_backend(request: Request) -> TaskBackend:
+async def get_backend(request: HTTPConnection) -> TaskBackend:
     """The backend created by :func:`yolo_api.app.create_app`."""
     return cast(TaskBackend, request.app.state.backend)
 
@@ -20,5 +22,25 @@ async def get_lang(request: Request) -> str:
     return request_lang(request)
 
 
+async def get_caller(connection: HTTPConnection) -> Principal:
+    """The authenticated caller; 401 without a valid bearer token."""
+    who = await cast(Authenticator, connection.app.state.auth).authenticate(bearer_token(connection))
+    if who is None:
+        raise unauthenticated()
+    return who
+
+
+async def may(connection: HTTPConnection, who: Principal, action: str, namespace: str | None) -> bool:
+    """Whether the caller may do ``action`` in ``namespace``."""
+    return await cast(Authenticator, connection.app.state.auth).allowed(who, action, namespace)
+
+
+async def require(connection: HTTPConnection, who: Principal, action: str, namespace: str | None) -> None:
+    """403 unless the caller may do ``action`` in ``namespace``."""
+    if not await may(connection, who, action, namespace):
+        raise forbidden(action, namespace)
+
+
 BackendDep = Annotated[TaskBackend, Depends(get_backend)]
 LangDep = Annotated[str, Depends(get_lang)]
+CallerDep = Annotated[Principal, Depends(get_caller)]

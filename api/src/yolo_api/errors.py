@@ -18,12 +18,14 @@ def request_lang(request: Request) -> str:
 class ApiError(Exception):
     """An error answered as ``{code: 1, message, data}`` with an HTTP status."""
 
-    def __init__(self, status: int, message_key: str, data: dict[str, Any], detail: str | None = None) -> None:
+    def __init__(self, status: int, message_key: str, data: dict[str, Any], detail: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(detail or message_key)
         self.status = status
         self.message_key = message_key
         self.data = data
         self.detail = detail
+        self.headers = headers
 
 
 def task_not_found(task_id: str) -> ApiError:
@@ -52,7 +54,7 @@ def install_error_handlers(app: FastAPI) -> None:
         body: dict[str, Any] = {"code": 1, "message": message(exc.message_key, request_lang(request)), "data": exc.data}
         if exc.detail:
             body["detail"] = exc.detail
-        return JSONResponse(body, status_code=exc.status)
+        return JSONResponse(body, status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -35,9 +35,26 @@ class ApiSettings(BaseSettings):
     namespace: str | None = Field(default=None, description="namespace to create in and watch; None: all")
     default_namespace: str = "default"
     watch_timeout: int = Field(default=300, ge=1, description="seconds before a watch is renewed")
+    # authentication (yolo_api.auth)
+    auth: Literal["kubernetes", "token", "none"] | None = Field(
+        default=None, description="kubernetes (TokenReview + SubjectAccessReview), token (one static bearer token) or "
+                                  "none (explicitly off); default: kubernetes with that backend, token otherwise")
+    auth_token: SecretStr | None = Field(default=None, description="the static token (auth=token)")
+    auth_token_file: Path | None = Field(
+        default=None, description="file holding the static token; default <state_dir>/api-token, created if absent")
+    auth_cache_seconds: float = Field(default=60.0, gt=0, le=3600, description="how long a review is trusted")
+    metrics_public: bool = Field(default=False, description="serve /metrics without a token")
+    # live updates (GET /task_status/{id}/events)
+    sse_poll_interval: float = Field(default=0.5, gt=0, description="re-read period for backends without change "
+                                                                     "notifications (local)")
+    sse_ping_seconds: float = Field(default=15.0, gt=0, description="keep-alive comment period on open streams")
     # HTTP
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, description="largest accepted request body")
     access_log: bool = False
+
+    def auth_mode(self) -> str:
+        """The authentication mode in force (see ``auth``)."""
+        return self.auth or ("kubernetes" if self.backend == "kubernetes" else "token")
 
     def roots(self) -> list[Path]:
         """The resolved allowed roots for model and data paths in local mode."""

@@ -29,6 +29,9 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "submitted": "任务已提交",
         "invalid": "请求参数无效",
         "cancelled": "任务已取消",
+        "unauthenticated": "未认证：需要有效的 Bearer 令牌",
+        "forbidden": "无权执行此操作",
+        "unavailable": "服务暂不可用，请稍后重试",
     },
     "en": {
         "pending": "Task is pending",
@@ -39,6 +42,9 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "submitted": "Task submitted",
         "invalid": "Invalid request",
         "cancelled": "Task cancelled",
+        "unauthenticated": "Not authenticated: a valid bearer token is required",
+        "forbidden": "Not allowed",
+        "unavailable": "Temporarily unavailable, retry shortly",
     },
 }
 

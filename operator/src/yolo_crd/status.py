@@ -175,3 +175,15 @@ def f1_score(precision: float, recall: float) -> float:
     if not math.isfinite(total) or total <= 0:
         return 0.0
     return 2.0 * precision * recall / total
+
+
+def eta_seconds(status: TrainingStatus, now: dt.datetime | None = None) -> float | None:
+    """Seconds left if the remaining epochs go as fast as the done ones; None before the first epoch."""
+    if not status.start_time or not status.progress or status.progress >= 100:
+        return None
+    try:
+        started = dt.datetime.fromisoformat(status.start_time)
+    except ValueError:
+        return None
+    elapsed = ((now or dt.datetime.now(dt.UTC)) - started).total_seconds()
+    return max(0.0, elapsed * (100.0 - status.progress) / status.progress)

@@ -5,6 +5,7 @@ creates YoloTraining resources and answers from a watch-fed in-memory index. Rou
 """
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -83,8 +84,14 @@ class TaskBackend(Protocol):
     def get(self, task_id: str) -> TaskRecord | None:
         """One task, or None when no such task exists."""
 
-    def list(self, offset: int, limit: int) -> tuple[list[TaskRecord], int]:
-        """Tasks newest first, and the total count."""
+    def list(self, offset: int, limit: int, namespaces: Collection[str] | None = None) -> tuple[list[TaskRecord], int]:
+        """Tasks newest first (only those in ``namespaces`` unless it is None), and the total count."""
+
+    def namespaces(self) -> set[str]:
+        """The namespaces that hold tasks (empty for a backend without namespaces)."""
+
+    def namespace_for(self, requested: str | None) -> str | None:
+        """The namespace a new task would be created in; raises ApiError if it is not served."""
 
     def cancel(self, task_id: str) -> TaskRecord | None:
         """Stop a training; None when no such task exists."""

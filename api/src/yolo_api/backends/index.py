@@ -7,6 +7,7 @@ immutable record, so a reader never sees a half-applied change.
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
@@ -47,6 +48,7 @@ class TrainingIndex:
         self._lock = threading.Lock()
         self.ready = threading.Event()
         self.relists = 0
+        self._listeners: dict[str, set[Callable[[], None]]] = {}
 
     def replace_all(self, objects: list[dict[str, Any]]) -> None:
         """Swap in the result of a LIST (first start or a relist after 410 Gone)."""
@@ -54,7 +56,9 @@ class TrainingIndex:
         with self._lock:
             self._records = records
             self.relists += 1
+            listeners = [callback for group in self._listeners.values() for callback in group]
         self.ready.set()
+        self._notify(listeners)
 
     def apply(self, event_type: str, obj: dict[str, Any]) -> None:
         """Apply one watch event (ADDED, MODIFIED, DELETED)."""
@@ -66,6 +70,31 @@ class TrainingIndex:
                 self._records.pop(record.task_id, None)
             else:
                 self._records[record.task_id] = record
+            listeners = list(self._listeners.get(record.task_id, ()))
+        self._notify(listeners)
+
+    def subscribe(self, task_id: str, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` (from the watch thread) whenever the task changes; returns the unsubscribe."""
+        with self._lock:
+            self._listeners.setdefault(task_id, set()).add(callback)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                group = self._listeners.get(task_id)
+                if group is not None:
+                    group.discard(callback)
+                    if not group:
+                        del self._listeners[task_id]
+
+        return unsubscribe
+
+    @staticmethod
+    def _notify(listeners: list[Callable[[], None]]) -> None:
+        for callback in listeners:
+            try:
+                callback()
+            except Exception:  # a listener's failure must not stop the watch
+                log.exception("a status listener failed")
 
     def get(self, task_id: str) -> TaskRecord | None:
         """One record, without locking (a dict read is atomic)."""

@@ -7,6 +7,7 @@ until the first list is in. Creating and cancelling go through the API server; r
 
 import logging
 import threading
+from collections.abc import Callable, Collection
 from typing import Any
 
 from yolo_api.backends import TaskRecord
@@ -31,7 +32,8 @@ class KubernetesBackend:
 
         self.settings = settings
         self.index = TrainingIndex()
-        self._api = client.CustomObjectsApi(api_client or load_api_client())
+        self.api_client = api_client or load_api_client()
+        self._api = client.CustomObjectsApi(self.api_client)
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._watch_forever, name="yolotrainings-watch", daemon=True)
         self.reconnects = 0
@@ -46,19 +48,35 @@ class KubernetesBackend:
         """From the index; never an API-server call."""
         return self.index.get(task_id)
 
-    def list(self, offset: int, limit: int) -> tuple[list[TaskRecord], int]:
-        """From the index, newest first."""
-        records = sorted(self.index.all(), key=lambda r: (r.created_at, r.name), reverse=True)
+    def list(self, offset: int, limit: int, namespaces: Collection[str] | None = None) -> tuple[list[TaskRecord], int]:
+        """From the index, newest first; only the given namespaces when ``namespaces`` is not None."""
+        records = self.index.all()
+        if namespaces is not None:
+            records = [r for r in records if r.namespace in namespaces]
+        records.sort(key=lambda r: (r.created_at, r.name), reverse=True)
         return records[offset : offset + limit], len(records)
+
+    def namespaces(self) -> set[str]:
+        """Namespaces that hold at least one training."""
+        return {r.namespace for r in self.index.all() if r.namespace}
+
+    def namespace_for(self, requested: str | None) -> str:
+        """Where a new training goes: the requested namespace, if this API serves it."""
+        target = requested or self.settings.namespace or self.settings.default_namespace
+        if self.settings.namespace and target != self.settings.namespace:
+            raise invalid([{"loc": ["body", "namespace"], "type": "namespace_not_served",
+                            "msg": f"this API serves namespace {self.settings.namespace!r} only"}])
+        return target
+
+    def subscribe(self, task_id: str, callback: Callable[[], None]) -> Callable[[], None]:
+        """Be called when the task changes (the SSE endpoint's wake-up); returns the unsubscribe."""
+        return self.index.subscribe(task_id, callback)
 
     # -- writes --------------------------------------------------------------------------------------
 
     def submit(self, spec: YoloTrainingSpec, name: str | None, namespace: str | None) -> TaskRecord:
         """Create a YoloTraining (generateName); its uid is the task id."""
-        target = namespace or self.settings.namespace or self.settings.default_namespace
-        if self.settings.namespace and target != self.settings.namespace:
-            raise invalid([{"loc": ["body", "namespace"], "type": "namespace_not_served",
-                            "msg": f"this API serves namespace {self.settings.namespace!r} only"}])
+        target = self.namespace_for(namespace)
         body = {"apiVersion": API_VERSION, "kind": KIND,
                 "metadata": {"generateName": f"{name or 'train'}-"}, "spec": spec.wire()}
         created = self._api.create_namespaced_custom_object(GROUP, VERSION, target, PLURAL, body)

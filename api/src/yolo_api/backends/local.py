@@ -15,6 +15,7 @@ import signal
 import subprocess
 import threading
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,14 +87,24 @@ class LocalBackend:
             row = self._conn.execute(f"SELECT {_COLUMNS} FROM tasks WHERE task_id = ?", (task_id,)).fetchone()  # noqa: S608
         return None if row is None else self._record(row)
 
-    def list(self, offset: int, limit: int) -> tuple[list[TaskRecord], int]:
-        """Tasks newest first."""
+    def list(self, offset: int, limit: int, namespaces: Collection[str] | None = None) -> tuple[list[TaskRecord], int]:
+        """Tasks newest first. Local tasks belong to no namespace: a namespace filter matches none."""
+        if namespaces is not None:
+            return [], 0
         with self._lock:
             rows = self._conn.execute(
                 f"SELECT {_COLUMNS} FROM tasks ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",  # noqa: S608
                 (limit, offset)).fetchall()
             total = self._conn.execute("SELECT COUNT(*) FROM tasks").fetchone()[0]
         return [self._record(row) for row in rows], int(total)
+
+    def namespaces(self) -> set[str]:
+        """None: local tasks belong to no namespace."""
+        return set()
+
+    def namespace_for(self, requested: str | None) -> str | None:
+        """Local tasks belong to no namespace."""
+        return None
 
     def ready(self) -> bool:
         """Ready once the scheduler runs."""

@@ -6,7 +6,9 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
-from yolo_api.deps import BackendDep, LangDep, get_backend
+from yolo_api.auth import CREATE, DELETE, GET, LIST
+from yolo_api.backends import TaskBackend, TaskRecord
+from yolo_api.deps import BackendDep, CallerDep, LangDep, get_backend, get_caller, may, require
 from yolo_api.errors import request_lang, task_not_found
 from yolo_api.models import TrainRequest
 from yolo_crd.envelope import epoch_metrics_view, message
@@ -16,9 +18,20 @@ router = APIRouter()
 TaskId = Annotated[str, Path(max_length=200, description="the task id returned by POST /train")]
 
 
+async def readable(request: Request, task_id: str) -> TaskRecord:
+    """The task, if it exists and the caller may read its namespace; else 404 (no existence oracle)."""
+    who = await get_caller(request)
+    record = (await get_backend(request)).get(task_id)
+    if record is None or not await may(request, who, GET, record.namespace):
+        raise task_not_found(task_id)
+    return record
+
+
 @router.post("/train", status_code=200, summary="Submit a training")
-async def train(body: TrainRequest, backend: BackendDep, lang: LangDep) -> dict[str, Any]:
+async def train(body: TrainRequest, backend: BackendDep, lang: LangDep, who: CallerDep, request: Request
+                ) -> dict[str, Any]:
     """Create a training; answers ``{code: 0, message: 任务已提交, data: {task_id, status: pending}}``."""
+    await require(request, who, CREATE, backend.namespace_for(body.namespace))
     record = await run_in_threadpool(backend.submit, body.spec, body.name, body.namespace)
     return {"code": 0, "message": message("submitted", lang), "data": {"task_id": record.task_id, "status": "pending"}}
 
@@ -30,31 +43,41 @@ async def train(body: TrainRequest, backend: BackendDep, lang: LangDep) -> dict[
 async def task_status(task_id: TaskId, request: Request) -> Response:
     """The spec's four shapes; 404 with code 1 for an unknown id; 500 with code 1 for a failed training.
 
-    The hot path of every poller: one dict lookup and a body serialised once per status change. It reads
-    the backend from the request instead of through dependencies: solving them cost a sixth of throughput.
+    The hot path of every poller: a cached token check, one dict lookup and a body serialised once per status
+    change. It reads from the request instead of through dependencies: solving them cost a sixth of throughput.
     """
-    record = (await get_backend(request)).get(task_id)
-    if record is None:
-        raise task_not_found(task_id)
+    record = await readable(request, task_id)
     code, body = record.rendered(request_lang(request))
     return Response(body, status_code=code, media_type="application/json")
+
+
+async def visible_namespaces(request: Request, backend: TaskBackend) -> set[str] | None:
+    """The namespaces whose trainings the caller may list; None: all of them."""
+    who = await get_caller(request)
+    if await may(request, who, LIST, None):
+        return None
+    return {ns for ns in sorted(backend.namespaces()) if await may(request, who, LIST, ns)}
 
 
 @router.get("/tasks", summary="List trainings, newest first")
 async def list_tasks(
     backend: BackendDep,
+    request: Request,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
-    """A page of trainings with their state, epoch, progress and latest mAP."""
-    records, total = await run_in_threadpool(backend.list, offset, limit)
+    """A page of the trainings the caller may list, with their state, epoch, progress and latest mAP."""
+    namespaces = await visible_namespaces(request, backend)
+    records, total = await run_in_threadpool(backend.list, offset, limit, namespaces)
     return {"code": 0, "message": "ok", "data": {"total": total, "offset": offset, "limit": limit,
                                                  "items": [record.summary() for record in records]}}
 
 
 @router.delete("/tasks/{task_id}", summary="Cancel a training")
-async def cancel_task(task_id: TaskId, backend: BackendDep, lang: LangDep) -> JSONResponse:
+async def cancel_task(task_id: TaskId, backend: BackendDep, lang: LangDep, who: CallerDep, request: Request
+                      ) -> JSONResponse:
     """Stop a training; a finished one is left as it is. Answers its envelope after cancelling."""
+    await require(request, who, DELETE, (await readable(request, task_id)).namespace)
     record = await run_in_threadpool(backend.cancel, task_id)
     if record is None:
         raise task_not_found(task_id)
@@ -64,11 +87,9 @@ async def cancel_task(task_id: TaskId, backend: BackendDep, lang: LangDep) -> JS
 
 
 @router.get("/tasks/{task_id}/metrics", summary="Per-epoch metrics of a training")
-async def task_metrics(task_id: TaskId, backend: BackendDep) -> dict[str, Any]:
+async def task_metrics(task_id: TaskId, request: Request) -> dict[str, Any]:
     """The per-epoch history (for loss and mAP curves) and the best epoch."""
-    record = backend.get(task_id)
-    if record is None:
-        raise task_not_found(task_id)
+    record = await readable(request, task_id)
     status = record.status
     history = [epoch_metrics_view(m) for m in (status.history or [])] if status else []
     return {"code": 0, "message": "ok", "data": {
