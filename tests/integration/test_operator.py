@@ -1,13 +1,16 @@
 """The real kopf operator against the emulated API server: Jobs, RBAC, status, Events, restarts, deletion."""
 
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from kopf.testing import KopfRunner
 from kubernetes import client, config
+from prometheus_client.parser import text_string_to_metric_families
 
 from apiserver import ApiServer
 from waiting import eventually
@@ -153,3 +156,29 @@ def test_suspend_resume_and_cancel_act_on_the_job(kube: client.ApiClient, api_se
     assert status["phase"] == "Failed" and status["error"] == "cancelled"
     assert batch.read_namespaced_job("pause-train", NS).spec.suspend is True
     assert {"Suspended", "Resumed", "Cancelled"} <= set(events_for(api_server, "pause"))
+
+
+def test_operator_metrics_are_served_and_move(kube: client.ApiClient, api_server: ApiServer,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("YOLO_OPERATOR_METRICS_PORT", str(port))
+
+    def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(text) for s in family.samples}
+
+    with KopfRunner(OPERATOR) as runner:
+        api_server.emulator.fail(1, 500, method="POST", plural="jobs")  # the first Job create is refused
+        create(kube, "metered", gpus=2)
+        eventually(lambda: status_of(api_server, "metered").get("jobName"))
+        eventually(lambda: scrape().get(("yolo_operator_trainings", (("phase", "Pending"), ("reason", "")))) == 1)
+        samples = scrape()
+        assert samples[("yolo_operator_gpus_requested", (("phase", "Pending"),))] == 2
+        assert samples[("yolo_operator_job_creation_failures_total", (("reason", "500"),))] >= 1
+        assert samples[("yolo_operator_reconcile_duration_seconds_count", (("handler", "reconcile"),))] >= 2
+        api_server.call(api_server.emulator.patch_status(P, NS, "metered", {"phase": "Running"}))
+        eventually(lambda: scrape().get(("yolo_operator_trainings", (("phase", "Running"), ("reason", "")))) == 1)
+    assert runner.exit_code == 0, runner.output

@@ -13,7 +13,7 @@ from yolo_crd.kubeclient import load_api_client
 from yolo_crd.names import ANNOTATION_CANCEL, GROUP, LABEL_MANAGED_BY, LABEL_NAME, MANAGED_BY, PLURAL, VERSION
 from yolo_crd.spec import YoloTrainingSpec
 from yolo_crd.status import Phase, Reason, Stage, TrainingStatus, utc_now
-from yolo_operator import builders
+from yolo_operator import builders, metrics
 from yolo_operator.gateway import KubeGateway
 from yolo_operator.settings import OperatorSettings
 from yolo_operator.translate import observe
@@ -33,6 +33,27 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.queueing.idle_timeout = config.batch_window
     memo.config = config
     memo.gateway = KubeGateway(load_api_client())
+    metrics.TRAININGS.clear()
+    memo.metrics_server = metrics.serve(config.metrics_port) if config.metrics_port else None
+
+
+@kopf.on.cleanup()
+def stop_metrics(memo: kopf.Memo, **_: Any) -> None:
+    """Stop the metrics server with the operator."""
+    server = getattr(memo, "metrics_server", None)
+    if server is not None:
+        server.shutdown()
+        server.server_close()
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+def count(event: kopf.RawEvent, **_: Any) -> None:
+    """Keep the metrics' table of trainings (phase, reason, GPUs) from the watch stream itself."""
+    obj = event["object"]
+    meta, status, spec = obj.get("metadata") or {}, obj.get("status") or {}, obj.get("spec") or {}
+    gpus = spec.get("gpus")
+    metrics.TRAININGS.observe(str(event.get("type") or "ADDED"), meta.get("namespace", ""), meta.get("name", ""),
+                              status.get("phase"), status.get("reason"), gpus if isinstance(gpus, int) else 0)
 
 
 @kopf.on.probe(id="apiserver")
@@ -70,6 +91,11 @@ def parse_spec(spec: Any) -> YoloTrainingSpec:
 def reconcile(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, memo: kopf.Memo,
               **_: Any) -> None:
     """Ensure the trainer's ServiceAccount, Role, RoleBinding and Job exist; then derive the status."""
+    with metrics.timed("reconcile"):
+        _reconcile(body, spec, meta, status, memo)
+
+
+def _reconcile(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, memo: kopf.Memo) -> None:
     gateway: KubeGateway = memo.gateway
     current = TrainingStatus.model_validate(dict(status))
     if current.phase in (Phase.SUCCEEDED, Phase.FAILED):
@@ -84,7 +110,12 @@ def reconcile(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, status: kopf.St
                   builders.build_role_binding(owner)):
         gateway.create(child)
     job = builders.build_training_job(owner, parsed, memo.config)
-    if gateway.create(job):
+    try:
+        created = gateway.create(job)
+    except Exception as exc:
+        metrics.JOB_CREATE_FAILURES.labels(str(getattr(exc, "status", None) or type(exc).__name__)).inc()
+        raise
+    if created:
         kopf.event(body, type="Normal", reason="JobCreated", message=f"created Job {job['metadata']['name']}")
     if current.job_name is None:
         gateway.patch_status(owner["namespace"], owner["name"], {
@@ -96,6 +127,11 @@ def reconcile(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, status: kopf.St
 
 def sync(gateway: KubeGateway, namespace: str, name: str) -> None:
     """Re-derive the operator's status fields from the Job and its Pods, and tell what changed in Events."""
+    with metrics.timed("sync"):
+        _sync(gateway, namespace, name)
+
+
+def _sync(gateway: KubeGateway, namespace: str, name: str) -> None:
     training = gateway.get_training(namespace, name)
     if training is None:
         return

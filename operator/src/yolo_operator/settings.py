@@ -18,6 +18,7 @@ class OperatorSettings(BaseSettings):
     shm_size: str = Field(default="2Gi", description="size of the in-memory /dev/shm for DataLoader workers")
     output_mount_path: str = "/outputs"
     run_as_user: int = 1000
+    metrics_port: int = Field(default=0, ge=0, le=65535, description="Prometheus /metrics port (0: off)")
     # kopf tuning
     watch_server_timeout: int = Field(default=300, ge=1, description="seconds before a watch is renewed")
     watch_client_timeout: int = Field(default=330, ge=1)
