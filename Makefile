@@ -4,7 +4,7 @@ PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-dev
 
-.PHONY: demo test lint bench install crds-apply clean
+.PHONY: demo test lint bench install crds-apply clean chromium
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,12 +15,15 @@ $(STAMP): pyproject.toml
 $(VENV)/bin/helm: | $(STAMP)
 	./scripts/install-helm.sh $(VENV)/bin
 
-install: $(STAMP) $(VENV)/bin/helm ## create .venv and install the project with every extra (and helm)
+chromium: ## Debian's Chromium for the /ui browser test
+	@test -x "$${YOLO_TEST_CHROMIUM:-/usr/bin/chromium}" || ./scripts/install-chromium.sh
+
+install: $(STAMP) $(VENV)/bin/helm chromium ## create .venv and install the project with every extra (and helm)
 
 demo: $(STAMP) ## train a synthetic dataset through the local API and show it live
 	$(PY) -m yolo_api.demo
 
-test: $(STAMP) $(VENV)/bin/helm ## the default test suite (unit + integration with real training; e2e is opt-in)
+test: $(STAMP) $(VENV)/bin/helm chromium ## the default test suite (unit + integration with real training; e2e is opt-in)
 	$(PY) -m pytest
 
 lint: $(STAMP) ## ruff and mypy --strict
@@ -34,4 +37,4 @@ crds-apply: ## install or upgrade the CRD on the cluster in KUBECONFIG (helm nev
 	kubectl apply --server-side -f deploy/helm/yolo-training-operator/crds/
 
 clean:
-	rm -rf .demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .demo .pytest_cache .mypy_cache .ruff_cache test-output

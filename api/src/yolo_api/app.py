@@ -12,7 +12,7 @@ from yolo_api.auth import Authenticator, NoAuth, StaticToken, load_or_create_tok
 from yolo_api.backends import TaskBackend
 from yolo_api.errors import install_error_handlers
 from yolo_api.metrics import RequestMetrics, TrainingCollector
-from yolo_api.routes import events, health, tasks
+from yolo_api.routes import events, health, tasks, ui
 from yolo_api.settings import ApiSettings
 
 log = logging.getLogger(__name__)
@@ -112,6 +112,8 @@ def create_app(settings: ApiSettings | None = None, backend: TaskBackend | None 
     install_error_handlers(app)
     app.include_router(tasks.router)
     app.include_router(events.router)
+    app.include_router(ui.router)
+    app.mount("/ui/static", ui.static_files(), name="ui-static")
     app.include_router(health.router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.state.registry = CollectorRegistry()

@@ -1,0 +1,28 @@
+"""``/ui``: the training dashboard, static files served by the API itself (no CDN, no build step).
+
+The page holds no data: it reads ``/tasks``, ``/tasks/{id}/metrics`` and the events endpoint with the
+user's bearer token, so serving it needs no authentication. The token reaches the page in the URL
+fragment (``/ui#token=...``), which browsers never send to a server, or through its form.
+"""
+
+from importlib import resources
+
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+router = APIRouter()
+STATIC = resources.files("yolo_api") / "static"
+
+
+@router.get("/ui", response_class=HTMLResponse, include_in_schema=False)
+async def ui() -> HTMLResponse:
+    """The dashboard page."""
+    return HTMLResponse((STATIC / "index.html").read_text(encoding="utf-8"),
+                        headers={"Cache-Control": "no-cache", "Referrer-Policy": "no-referrer",
+                                 "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'"})
+
+
+def static_files() -> StaticFiles:
+    """The page's script, styles and charting library (uPlot, MIT; see static/uPlot.LICENSE)."""
+    return StaticFiles(directory=str(STATIC))
