@@ -1,6 +1,7 @@
 """The Helm chart: lint, render, validate against the Kubernetes schemas, least privilege, hardening."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pytest
 import yaml
 
 from crd import ROOT, openapi_schema, pruned_paths
+from yolo_api.auth_kubernetes import PERMISSIONS as AUTH_PERMISSIONS
 from yolo_api.backends.kubernetes import PERMISSIONS as API_PERMISSIONS
 from yolo_api.models import TrainRequest
 from yolo_operator.gateway import PERMISSIONS as OPERATOR_PERMISSIONS
@@ -88,6 +90,8 @@ def test_rbac_has_no_wildcards_and_covers_every_call(values: Path | None) -> Non
     api = rules_of(docs, "-api")
     for group, resource, verbs in API_PERMISSIONS:
         assert covers(api, group, resource, verbs)
+    for group, resource, verbs in AUTH_PERMISSIONS:  # TokenReview + SubjectAccessReview (auth.mode=kubernetes)
+        assert covers(rules_of(docs, "-api-auth"), group, resource, verbs)
     assert not covers(api, "yolo-operator.io", "yolotrainings/status", ("patch",))  # the API never writes status
     assert not covers(api, "batch", "jobs", ("create",))
 
@@ -137,7 +141,10 @@ def test_every_values_key_is_documented() -> None:
             continue
         if line.startswith("    requests") or line.startswith("    limits"):
             continue
-        assert lines[index - 1].strip().startswith("# --"), f"values.yaml line {index + 1} has no '# --' comment"
+        above = index - 1
+        while lines[above].strip().startswith("#") and not lines[above].strip().startswith("# --"):
+            above -= 1  # helm-docs continuation lines
+        assert lines[above].strip().startswith("# --"), f"values.yaml line {index + 1} has no '# --' comment"
 
 
 def test_the_samples_are_valid() -> None:
@@ -173,3 +180,59 @@ def test_dockerfiles_lint_clean(dockerfile: str) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     text = (ROOT / dockerfile).read_text()
     assert "USER 10001" in text or "USER 1000" in text  # never root
+
+
+def test_auth_modes_render_their_settings() -> None:
+    default = render()
+    [api] = [d for d in default if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-api")]
+    env = {e["name"]: e for e in api["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["YOLO_API_AUTH"]["value"] == "kubernetes" and env["YOLO_API_METRICS_PUBLIC"]["value"] == "false"
+    token = render(None, "--set", "api.auth.mode=token", "--set", "api.auth.tokenSecret.name=api-token")
+    [api] = [d for d in token if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-api")]
+    env = {e["name"]: e for e in api["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["YOLO_API_AUTH_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "api-token", "key": "token"}
+    assert not rules_of(token, "-api-auth")  # no review rights without delegated auth
+    missing = helm("template", "yolo", str(CHART), "--set", "api.auth.mode=token")
+    assert missing.returncode != 0 and "tokenSecret.name is required" in missing.stderr
+
+
+def test_monitoring_is_off_by_default_and_renders_when_asked() -> None:
+    assert not [d for d in render() if d["kind"] in ("ServiceMonitor", "ConfigMap")]
+    docs = render(None, "--set", "monitoring.serviceMonitor.enabled=true",
+                  "--set", "monitoring.grafanaDashboard.enabled=true")
+    monitors = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ServiceMonitor"}
+    assert set(monitors) == {"yolo-yolo-training-operator-operator", "yolo-yolo-training-operator-api"}
+    services = [d for d in docs if d["kind"] == "Service"]
+    for monitor in monitors.values():  # each ServiceMonitor selects a Service that has its port
+        selector = monitor["spec"]["selector"]["matchLabels"]
+        port = monitor["spec"]["endpoints"][0]["port"]
+        assert any(selector.items() <= s["metadata"]["labels"].items() and port in [p["name"] for p in s["spec"]["ports"]]
+                   for s in services), monitor["metadata"]["name"]
+    [dashboard] = [d for d in docs if d["kind"] == "ConfigMap"]
+    panels = json.loads(dashboard["data"]["yolo-training.json"])["panels"]
+    assert len(panels) >= 10
+
+
+def test_the_dashboard_only_names_metrics_that_exist() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from fakes import MemoryBackend
+    from yolo_api.metrics import RequestMetrics, TrainingCollector
+    from yolo_operator.metrics import REGISTRY
+
+    registry = CollectorRegistry()
+    backend = MemoryBackend()
+    backend.put({"phase": "Running", "stage": "training", "currentEpoch": 1, "totalEpochs": 2, "progress": 50.0,
+                 "startTime": "2026-01-01T00:00:00Z", "metrics": {
+                     "epoch": 1, "mAP50": 0.1, "mAP50-95": 0.05, "precision": 0.2, "recall": 0.3,
+                     "train_box_loss": 1.0, "train_cls_loss": 1.0, "train_dfl_loss": 1.0}})
+    backend.reconnects = 0  # type: ignore[attr-defined]
+    registry.register(TrainingCollector(backend))
+    RequestMetrics(app=None, registry=registry)  # type: ignore[arg-type]
+    exported = {sample for reg in (registry, REGISTRY) for family in reg.collect()
+                for sample in [family.name, *(s.name for s in family.samples)]}
+    exported |= {f"{name}_total" for name in exported} | {f"{name}_bucket" for name in exported}
+    dashboard = json.loads((CHART / "dashboards/yolo-training.json").read_text())
+    named = {name for panel in dashboard["panels"] for target in panel["targets"]
+             for name in re.findall(r"yolo_[a-z0-9_]+", target["expr"])}
+    assert named and named <= exported, named - exported
