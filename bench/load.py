@@ -31,13 +31,15 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
 
-def wrk(url: str, paths: list[str], *, seconds: int, connections: int) -> Load:
+def wrk(url: str, paths: list[str], *, seconds: int, connections: int, headers: dict[str, str]) -> Load:
     """Run wrk with a Lua script that picks a random path per request."""
     script = "paths = " + json.dumps(paths).replace("[", "{").replace("]", "}") + "\n" + (
         "request = function() return wrk.format(nil, paths[math.random(#paths)]) end\n")
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
-    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", handle.name, url],
+    flags = [f"-H{name}: {value}" for name, value in headers.items()]
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", *flags, "-s", handle.name,
+                          url],
                          capture_output=True, text=True, check=True).stdout
     Path(handle.name).unlink()
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
@@ -47,13 +49,14 @@ def wrk(url: str, paths: list[str], *, seconds: int, connections: int) -> Load:
     return Load(rps, p50, p99, errors, "wrk")
 
 
-async def _python_load(url: str, paths: list[str], seconds: int, connections: int) -> Load:
+async def _python_load(url: str, paths: list[str], seconds: int, connections: int, headers: dict[str, str]) -> Load:
     import httpx
 
     latencies: list[float] = []
     errors = 0
     deadline = time.monotonic() + seconds
-    async with httpx.AsyncClient(base_url=url, limits=httpx.Limits(max_connections=connections)) as client:
+    async with httpx.AsyncClient(base_url=url, limits=httpx.Limits(max_connections=connections),
+                                 headers=headers) as client:
         async def worker() -> None:
             nonlocal errors
             while time.monotonic() < deadline:
@@ -67,8 +70,9 @@ async def _python_load(url: str, paths: list[str], seconds: int, connections: in
                 latencies[int(len(latencies) * 0.99)] * 1000, errors, "python")
 
 
-def measure(url: str, paths: list[str], *, seconds: int = 8, connections: int = 50) -> Load:
-    """Load ``url`` for ``seconds`` with ``connections`` concurrent connections."""
+def measure(url: str, paths: list[str], *, seconds: int = 8, connections: int = 50,
+            headers: dict[str, str] | None = None) -> Load:
+    """Load ``url`` for ``seconds`` with ``connections`` concurrent connections, sending ``headers``."""
     if shutil.which("wrk"):
-        return wrk(url, paths, seconds=seconds, connections=connections)
-    return asyncio.run(_python_load(url, paths, seconds, connections))
+        return wrk(url, paths, seconds=seconds, connections=connections, headers=headers or {})
+    return asyncio.run(_python_load(url, paths, seconds, connections, headers or {}))
