@@ -7,6 +7,7 @@ Reported: the API's resident memory idle and with every stream open, and deliver
 """
 
 import asyncio
+import contextlib
 import json
 import statistics
 import sys
@@ -30,6 +31,9 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
+ARRIVED = asyncio.Event()  # set on every arrival; the writer waits on it (one event loop: no lost wake-ups)
+
+
 async def _stream(client: httpx.AsyncClient, uid: str, opened: asyncio.Event, arrivals: dict[tuple[str, int], float],
                   counter: list[int], total: int) -> None:
     async with client.stream("GET", f"/task_status/{uid}/events") as response:
@@ -43,6 +47,7 @@ async def _stream(client: httpx.AsyncClient, uid: str, opened: asyncio.Event, ar
                 epoch = int(result.get("current_epoch", 0))
                 if (uid, epoch) not in arrivals:
                     arrivals[(uid, epoch)] = time.monotonic()
+                    ARRIVED.set()
                 if epoch == 5 and (uid, -1) not in arrivals:  # the seeded first event
                     arrivals[(uid, -1)] = 0.0
                     counter[0] += 1
@@ -72,7 +77,9 @@ async def run(url: str, apiserver: str, ids: list[dict[str, str]], changes: int,
                              headers={"Content-Type": "application/merge-patch+json"})
             deadline = written + 10
             while (item["uid"], epoch) not in arrivals and time.monotonic() < deadline:
-                await asyncio.sleep(0.0005)
+                ARRIVED.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(ARRIVED.wait(), timeout=deadline - time.monotonic())
             if (item["uid"], epoch) in arrivals:
                 delays.append(arrivals[(item["uid"], epoch)] - written)
             await asyncio.sleep(0.01)
