@@ -37,10 +37,31 @@ def test_rendered_chart_applies_on_the_server(tmp_path: Path) -> None:
     assert applied.returncode == 0, applied.stderr
 
 
+E2E_USER_RBAC = """
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: e2e-user}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: e2e-user}
+rules:
+  - apiGroups: [yolo-operator.io]
+    resources: [yolotrainings]
+    verbs: [get, list, create, delete]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: e2e-user}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: e2e-user}
+subjects: [{kind: ServiceAccount, name: e2e-user}]
+"""
+
+
 def test_install_and_train_through_the_api() -> None:
     prefix, pvc = os.environ.get("YOLO_E2E_IMAGE_PREFIX"), os.environ.get("YOLO_E2E_DATA_PVC")
     if not prefix or not pvc:
-        pytest.skip("set YOLO_E2E_IMAGE_PREFIX and YOLO_E2E_DATA_PVC (see the module docstring)")
+        pytest.fail("set YOLO_E2E_IMAGE_PREFIX and YOLO_E2E_DATA_PVC (see the module docstring)")
     tag = os.environ.get("YOLO_E2E_IMAGE_TAG", "dev")
     namespace = os.environ.get("YOLO_E2E_NAMESPACE", "yolo-e2e")  # where the data PVC lives
     installed = run("helm", "install", "yolo", str(CHART), "--namespace", namespace, "--create-namespace", "--wait",
@@ -49,29 +70,39 @@ def test_install_and_train_through_the_api() -> None:
                     "--set", f"trainer.image.repository={prefix}/trainer", "--set", f"trainer.image.tag={tag}",
                     "--set", f"api.defaultNamespace={namespace}", "--set", "api.replicas=1", "--timeout", "5m")
     assert installed.returncode == 0, installed.stderr
-    # POST /train bodies carry no volumes, so the training that needs the data PVC is applied with kubectl;
-    # the API then follows it by its task id like any other.
-    training = {"apiVersion": "yolo-operator.io/v1alpha1", "kind": "YoloTraining",
-                "metadata": {"name": "shapes", "namespace": namespace},
-                "spec": {"model": "yolov8n.yaml", "data": "/data/shapes/data.yaml", "epochs": 3, "imgsz": 64,
-                         "gpus": 0, "storage": {"volumes": [{"name": "data", "claimName": pvc, "mountPath": "/data"}],
-                                                "outputVolume": "data"}}}
-    created = subprocess.run(["kubectl", "create", "-o", "json", "-f", "-"], input=json.dumps(training),
-                             capture_output=True, text=True, check=False)
-    assert created.returncode == 0, created.stderr
-    task_id = json.loads(created.stdout)["metadata"]["uid"]
+    # a user with kubectl rights on yolotrainings in this namespace only; the API checks them per request
+    rbac = subprocess.run(["kubectl", "-n", namespace, "apply", "-f", "-"], input=E2E_USER_RBAC,
+                          capture_output=True, text=True, check=False)
+    assert rbac.returncode == 0, rbac.stderr
+    token = run("kubectl", "-n", namespace, "create", "token", "e2e-user").stdout.strip()
+    auth = ["-H", f"Authorization: Bearer {token}"]
+    body = {"model": "yolov8n.yaml", "data": "/data/shapes/data.yaml", "epochs": 3, "imgsz": 64, "gpus": 0,
+            "name": "shapes", "namespace": namespace,
+            "storage": {"volumes": [{"name": "data", "claimName": pvc, "mountPath": "/data"}], "outputVolume": "data"}}
     forward = subprocess.Popen(["kubectl", "-n", namespace, "port-forward", "svc/yolo-yolo-training-operator-api",
                                 "18080:80"])
+    task_id = ""
     try:
         time.sleep(3)
+        assert run("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "localhost:18080/tasks").stdout == "401"
+        submitted = json.loads(run("curl", "-s", *auth, "-H", "Content-Type: application/json", "-d",
+                                   json.dumps(body), "localhost:18080/train").stdout)
+        assert submitted["code"] == 0, submitted
+        task_id = submitted["data"]["task_id"]
+        other = {**body, "namespace": "default"}
+        denied = run("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", *auth, "-H",
+                     "Content-Type: application/json", "-d", json.dumps(other), "localhost:18080/train")
+        assert denied.stdout == "403"  # no rights in another namespace
         deadline = time.monotonic() + 900
         while time.monotonic() < deadline:
-            status = json.loads(run("curl", "-s", f"localhost:18080/task_status/{task_id}").stdout)
+            status = json.loads(run("curl", "-s", *auth, f"localhost:18080/task_status/{task_id}").stdout)
             if status["data"]["status"] in ("success", "failure"):
                 break
             time.sleep(5)
         assert status["data"]["status"] == "success", status
+        assert set(status["data"]["result"]["final_metrics"]) == {"mAP50", "mAP50-95", "precision", "recall",
+                                                                  "f1_score"}
     finally:
         forward.terminate()
-        run("kubectl", "-n", namespace, "delete", "yolotraining", "shapes", "--wait=false")
+        run("kubectl", "-n", namespace, "delete", "yolotrainings", "--all", "--wait=false")
         run("helm", "uninstall", "yolo", "--namespace", namespace)

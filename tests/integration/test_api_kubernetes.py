@@ -130,3 +130,17 @@ def test_cancel_marks_and_suspends(http: TestClient, api_server: ApiServer) -> N
     [obj] = api_server.emulator.find(P)
     assert obj["spec"]["suspend"] is True and obj["metadata"]["annotations"]["yolo-operator.io/cancel"] == "true"
     assert http.get(f"/task_status/{task_id}").status_code == 500
+
+
+def test_default_storage_applies_when_the_request_names_none(kube: client.ApiClient, api_server: ApiServer) -> None:
+    default = {"volumes": [{"name": "data", "claimName": "datasets", "mountPath": "/data", "readOnly": False}],
+               "outputVolume": "data"}
+    mine = {"volumes": [{"name": "scratch", "claimName": "mine", "mountPath": "/scratch", "readOnly": True}]}
+    settings = ApiSettings(backend="kubernetes", default_namespace="team-a", default_storage=default)
+    with TestClient(create_app(settings, backend=KubernetesBackend(settings, kube)), headers=ADMIN) as http:
+        assert http.post("/train", json={**BODY, "name": "plain"}).status_code == 200
+        assert http.post("/train", json={**BODY, "name": "own", "storage": mine}).status_code == 200
+        bad = http.post("/train", json={**BODY, "storage": {"volumes": [], "outputVolume": "nope"}})
+        assert bad.status_code == 422 and "outputVolume" in str(bad.json()["data"]["errors"])
+    stored = {o["metadata"]["name"].rsplit("-", 1)[0]: o["spec"]["storage"] for o in api_server.emulator.find(P)}
+    assert stored == {"plain": default, "own": mine}

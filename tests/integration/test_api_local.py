@@ -81,6 +81,12 @@ def test_paths_outside_the_allowed_roots_are_422(api: TestClient, dataset3: Path
     assert api.get("/tasks").json()["data"]["total"] == 0
 
 
+def test_storage_is_refused_locally(api: TestClient, dataset3: Path) -> None:
+    volumes = {"volumes": [{"name": "data", "claimName": "datasets", "mountPath": "/data"}]}
+    response = api.post("/train", json={**body(dataset3), "storage": volumes})
+    assert response.status_code == 422 and "kubernetes backend" in str(response.json()["data"]["errors"])
+
+
 def test_queue_and_cancel(api: TestClient, dataset3: Path) -> None:
     first = api.post("/train", json=body(dataset3, epochs=50)).json()["data"]["task_id"]
     second = api.post("/train", json=body(dataset3)).json()["data"]["task_id"]

@@ -236,3 +236,13 @@ def test_the_dashboard_only_names_metrics_that_exist() -> None:
     named = {name for panel in dashboard["panels"] for target in panel["targets"]
              for name in re.findall(r"yolo_[a-z0-9_]+", target["expr"])}
     assert named and named <= exported, named - exported
+
+
+def test_default_storage_reaches_the_api_as_its_setting() -> None:
+    from yolo_crd.spec import StorageSpec
+
+    docs = render(EXAMPLES / "values-gpu.yaml")
+    [api] = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-api")]
+    env = {e["name"]: e.get("value") for e in api["spec"]["template"]["spec"]["containers"][0]["env"]}
+    storage = StorageSpec.model_validate_json(env["YOLO_API_DEFAULT_STORAGE"])
+    assert storage.output_volume == "data" and storage.volumes[0].claim_name == "datasets"

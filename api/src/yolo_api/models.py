@@ -14,7 +14,7 @@ from pydantic import (
     model_validator,
 )
 
-from yolo_crd.spec import YoloTrainingSpec
+from yolo_crd.spec import StorageSpec, YoloTrainingSpec
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
@@ -34,6 +34,9 @@ class TrainRequest(BaseModel):
     hyperparameters: dict[str, StrictBool | StrictInt | StrictFloat | StrictStr] = Field(default_factory=dict)
     name: Annotated[str, Field(min_length=1, max_length=40, pattern=DNS_LABEL)] | None = None
     namespace: Annotated[str, Field(min_length=1, max_length=63, pattern=DNS_LABEL)] | None = None
+    storage: StorageSpec | None = Field(
+        default=None, description="Kubernetes backend: PVCs to mount (the CRD's spec.storage); default: the API's "
+                                  "YOLO_API_DEFAULT_STORAGE")
 
     _spec: YoloTrainingSpec = PrivateAttr()
 
@@ -45,6 +48,7 @@ class TrainRequest(BaseModel):
         fields: dict[str, Any] = {
             "model": self.model, "data": self.data, "epochs": self.epochs, "imgsz": self.imgsz,
             "batch": self.batch, "gpus": gpus, "device": self.device, "hyperparameters": self.hyperparameters,
+            "storage": self.storage,
         }
         self._spec = YoloTrainingSpec.model_validate(fields)
         return self

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from yolo_crd.spec import StorageSpec
+
 
 def in_cluster() -> bool:
     """True inside a Kubernetes pod (the service-account environment is present)."""
@@ -35,6 +37,10 @@ class ApiSettings(BaseSettings):
     namespace: str | None = Field(default=None, description="namespace to create in and watch; None: all")
     default_namespace: str = "default"
     watch_timeout: int = Field(default=300, ge=1, description="seconds before a watch is renewed")
+    default_storage: StorageSpec | None = Field(
+        default=None, description="volumes (PVCs) mounted into trainings whose POST /train names none, as JSON "
+                                  "in the CRD's camelCase, e.g. {\"volumes\": [{\"name\": \"data\", \"claimName\": "
+                                  "\"datasets\", \"mountPath\": \"/data\"}], \"outputVolume\": \"data\"}")
     # authentication (yolo_api.auth)
     auth: Literal["kubernetes", "token", "none"] | None = Field(
         default=None, description="kubernetes (TokenReview + SubjectAccessReview), token (one static bearer token) or "

@@ -77,6 +77,8 @@ class KubernetesBackend:
     def submit(self, spec: YoloTrainingSpec, name: str | None, namespace: str | None) -> TaskRecord:
         """Create a YoloTraining (generateName); its uid is the task id."""
         target = self.namespace_for(namespace)
+        if spec.storage is None and self.settings.default_storage is not None:
+            spec = spec.model_copy(update={"storage": self.settings.default_storage})
         body = {"apiVersion": API_VERSION, "kind": KIND,
                 "metadata": {"generateName": f"{name or 'train'}-"}, "spec": spec.wire()}
         created = self._api.create_namespaced_custom_object(GROUP, VERSION, target, PLURAL, body)

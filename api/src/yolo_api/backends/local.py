@@ -22,6 +22,7 @@ from typing import Any
 
 from yolo_api.backends import TaskRecord
 from yolo_api.backends.paths import confine_spec_paths
+from yolo_api.errors import invalid
 from yolo_api.settings import ApiSettings
 from yolo_crd import local_store
 from yolo_crd.spec import YoloTrainingSpec
@@ -118,6 +119,10 @@ class LocalBackend:
 
     def submit(self, spec: YoloTrainingSpec, name: str | None, namespace: str | None) -> TaskRecord:
         """Queue a training; paths must lie inside the allowed roots. It starts when a slot is free."""
+        if spec.storage is not None:
+            raise invalid([{"loc": ["body", "storage"], "type": "not_supported",
+                            "msg": "storage mounts PersistentVolumeClaims: only the kubernetes backend has them; "
+                                   "locally, name paths under the allowed roots instead"}])
         wire = confine_spec_paths(spec.wire(), self.settings.roots())
         task_id = str(uuid.uuid4())
         with self._lock:
