@@ -72,6 +72,8 @@ def main() -> int:
             console.print(f"API (local backend) on http://127.0.0.1:{port}, state in {state}")
             console.print(f"token in {token_file}; yoloctl: YOLO_API_TOKEN_FILE={token_file} "
                           f"yoloctl list --url http://127.0.0.1:{port}")
+            console.print(f"dashboard: http://127.0.0.1:{port}/ui#token={token_file.read_text().strip()} "
+                          "(while the demo runs)")
             submitted = http.post("/train", json={**TRAIN_BODY, "data": str(data)}).json()
             console.print_json(data=submitted)
             task_id = submitted["data"]["task_id"]
