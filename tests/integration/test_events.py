@@ -14,6 +14,7 @@ from apiserver import ApiServer
 from emulator import ADMIN_TOKEN
 from fakes import AUTH, TOKEN, MemoryBackend
 from serving import serve
+from waiting import eventually
 from yolo_api.app import create_app
 from yolo_api.backends.kubernetes import KubernetesBackend
 from yolo_api.client import sse_events
@@ -67,10 +68,14 @@ def test_kubernetes_index_pushes_without_polling(api_server: ApiServer, tmp_path
     with config.new_client_from_config(str(api_server.write_kubeconfig(tmp_path / "kubeconfig"))) as kube:
         settings = ApiSettings(backend="kubernetes", default_namespace="team-a", sse_poll_interval=60)
         headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-        with serve(create_app(settings, KubernetesBackend(settings, kube))) as url:
+        backend = KubernetesBackend(settings, kube)
+        with serve(create_app(settings, backend)) as url:
             body = {"model": "yolov8n.yaml", "data": "/d.yaml", "epochs": 2, "gpus": 1}
             task = httpx.post(f"{url}/train", json=body, headers=headers).json()["data"]["task_id"]
             name = api_server.emulator.find("yolotrainings")[0]["metadata"]["name"]
+            first = next(read_events(url, task, headers))  # a client that goes away after one event...
+            assert first[1] == "status"
+            eventually(lambda: not backend.index._listeners)  # ...leaves no listener behind
 
             def trainer() -> None:
                 for step in STEPS:
@@ -80,5 +85,6 @@ def test_kubernetes_index_pushes_without_polling(api_server: ApiServer, tmp_path
             threading.Thread(target=trainer, daemon=True).start()
             started = time.monotonic()
             events = list(read_events(url, task, headers))
+            eventually(lambda: not backend.index._listeners)  # an ended stream leaves no listener behind
     assert [e for _, e, _ in events] == ["status", "status", "status", "status", "end"]
     assert time.monotonic() - started < 10  # woken by the watch, not by the 60 s re-read period
