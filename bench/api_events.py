@@ -11,14 +11,13 @@ import contextlib
 import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench.api_status import AUTH, _port, _ready, _start
+from bench.api_status import AUTH, _port, _ready, _start, start_emulator
 
 GROUP_PATH = "/apis/yolo-operator.io/v1alpha1/namespaces/bench/yolotrainings"
 
@@ -95,14 +94,7 @@ def main(argv: list[str]) -> None:
     """Start the emulator and ours, open the streams, time the deliveries, print the table."""
     count = int(argv[0]) if argv else 1000
     changes = 200
-    api_port = _port()
-    emulator = _start("emulator", api_port, "--count", str(count))
-    assert emulator.stdout is not None
-    ids_line = emulator.stdout.readline()
-    ids = json.loads(ids_line)
-    ids_file = Path(tempfile.mkdtemp()) / "ids.json"
-    ids_file.write_text(ids_line)
-    apiserver = f"http://127.0.0.1:{api_port}"
+    emulator, apiserver, ids, ids_file = start_emulator(count)
     port = _port()
     server = _start("ours", port, "--apiserver", apiserver, "--ids", str(ids_file))
     try:

@@ -48,17 +48,21 @@ def _ready(url: str, path: str, timeout: float = 60) -> None:
     raise RuntimeError(f"{url} did not start")
 
 
+def start_emulator(count: int) -> tuple[subprocess.Popen[str], str, list[dict[str, str]], Path]:
+    """The emulated API server preloaded with ``count`` trainings: (process, URL, their ids, ids file)."""
+    api_port = _port()
+    emulator = _start("emulator", api_port, "--count", str(count))
+    assert emulator.stdout is not None
+    ids_line = emulator.stdout.readline()
+    ids_file = Path(tempfile.mkdtemp()) / "ids.json"
+    ids_file.write_text(ids_line)
+    return emulator, f"http://127.0.0.1:{api_port}", json.loads(ids_line), ids_file
+
+
 def main(argv: list[str]) -> None:
     """Run the three measurements and print the table."""
     seconds = int(argv[0]) if argv else 8
-    api_port = _port()
-    emulator = _start("emulator", api_port, "--count", "1000")
-    assert emulator.stdout is not None
-    ids_line = emulator.stdout.readline()
-    ids = json.loads(ids_line)
-    ids_file = Path(tempfile.mkdtemp()) / "ids.json"
-    ids_file.write_text(ids_line)
-    apiserver = f"http://127.0.0.1:{api_port}"
+    emulator, apiserver, ids, ids_file = start_emulator(1000)
     paths = [f"/task_status/{item['uid']}" for item in ids]
     results: dict[str, Load] = {}
     try:
