@@ -47,7 +47,7 @@ def stop_metrics(memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-def count(event: kopf.RawEvent, **_: Any) -> None:
+async def count(event: kopf.RawEvent, **_: Any) -> None:
     """Keep the metrics' table of trainings (phase, reason, GPUs) from the watch stream itself."""
     obj = event["object"]
     meta, status, spec = obj.get("metadata") or {}, obj.get("status") or {}, obj.get("spec") or {}
