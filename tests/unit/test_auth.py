@@ -116,3 +116,11 @@ def test_ttl_cache_expires_and_is_bounded(monkeypatch: pytest.MonkeyPatch) -> No
     cache.put("c", 3, ttl=10)
     assert cache.get("a", stale_for=60) is None and cache.get("c") == 3  # the oldest was dropped
 
+
+
+def test_the_openapi_schema_declares_the_bearer_token(backend: MemoryBackend) -> None:
+    with TestClient(create_app(ApiSettings(backend="local", auth_token=TOKEN), backend)) as http:
+        schema = http.get("/openapi.json").json()
+    assert schema["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    assert schema["paths"]["/train"]["post"]["security"] == [{"bearer": []}]
+    assert "security" not in schema["paths"]["/healthz"]["get"]

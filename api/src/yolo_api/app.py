@@ -3,6 +3,7 @@
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
@@ -45,6 +46,33 @@ def make_authenticator(settings: ApiSettings, backend: TaskBackend) -> Authentic
 
     api_client = getattr(backend, "api_client", None) or load_api_client()
     return KubernetesAuth(api_client, cache_seconds=settings.auth_cache_seconds)
+
+
+OPEN_ROUTES = frozenset({"/healthz", "/readyz"})
+
+
+def document_bearer_auth(app: FastAPI) -> None:
+    """Declare the bearer token in the OpenAPI schema, so that /docs offers "Authorize" and clients see it.
+
+    Routes check tokens themselves (the hot path avoids FastAPI's dependency machinery), so the scheme
+    is added to the generated schema rather than through security dependencies.
+    """
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            schema.setdefault("components", {})["securitySchemes"] = {
+                "bearer": {"type": "http", "scheme": "bearer",
+                           "description": "local: the API token; on a cluster: your Kubernetes token"}}
+            for path, operations in schema.get("paths", {}).items():
+                if path not in OPEN_ROUTES:
+                    for operation in operations.values():
+                        operation["security"] = [{"bearer": []}]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 class BodyLimit:
@@ -110,6 +138,7 @@ def create_app(settings: ApiSettings | None = None, backend: TaskBackend | None 
     app.state.settings = settings
     app.state.auth = auth
     install_error_handlers(app)
+    document_bearer_auth(app)
     app.include_router(tasks.router)
     app.include_router(events.router)
     app.include_router(ui.router)
