@@ -1,10 +1,11 @@
-"""Pure status helpers: progress, F1 and final-metric rounding."""
+"""Pure status helpers: progress, F1, final-metric rounding and ETA."""
 
+import datetime as dt
 import math
 
 import pytest
 
-from yolo_crd.status import FinalMetrics, TrainingStatus, f1_score, progress_percent
+from yolo_crd.status import FinalMetrics, TrainingStatus, eta_seconds, f1_score, progress_percent
 
 
 @pytest.mark.parametrize(("current", "total", "expected"), [
@@ -41,3 +42,12 @@ def test_status_round_trips_through_the_wire_form() -> None:
 def test_progress_above_100_is_not_a_valid_status() -> None:
     with pytest.raises(ValueError, match="less than or equal to 100"):
         TrainingStatus(progress=133.0)
+
+
+def test_eta_extrapolates_the_pace_of_the_done_epochs() -> None:
+    now = dt.datetime(2026, 1, 1, 1, 0, tzinfo=dt.UTC)
+    running = TrainingStatus.model_validate({"startTime": "2026-01-01T00:00:00Z", "progress": 25.0})
+    assert eta_seconds(running, now) == 3 * 3600  # a quarter took an hour: three more
+    assert eta_seconds(running.model_copy(update={"progress": 100.0}), now) is None
+    assert eta_seconds(TrainingStatus.model_validate({"progress": 25.0}), now) is None  # not started
+    assert eta_seconds(running.model_copy(update={"start_time": "garbage"}), now) is None
