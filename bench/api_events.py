@@ -55,6 +55,7 @@ async def _stream(client: httpx.AsyncClient, uid: str, opened: asyncio.Event, ar
 
 
 async def run(url: str, apiserver: str, ids: list[dict[str, str]], changes: int, pid: int) -> dict[str, Any]:
+    """Open a stream per training, then write ``changes`` status changes and time each delivery."""
     arrivals: dict[tuple[str, int], float] = {}
     opened = asyncio.Event()
     counter = [0]

@@ -101,6 +101,7 @@ def epoch_seconds(rows: list[float]) -> float:
 
 
 def record(runs: Runs, wall: float, cpu: float, rows: list[float]) -> None:
+    """Add one run's wall time, CPU time and seconds per epoch."""
     runs.wall.append(wall)
     runs.cpu.append(cpu)
     runs.per_epoch.append(epoch_seconds(rows))
@@ -124,12 +125,14 @@ def write_kubeconfig(path: Path, apiserver: str) -> Path:
 
 
 def create_training(apiserver: str, name: str, data: Path) -> None:
+    """Create the YoloTraining whose status our trainer patches."""
     body = {"apiVersion": "yolo-operator.io/v1alpha1", "kind": "YoloTraining", "metadata": {"name": name},
             "spec": {"model": "yolov8n.yaml", "data": str(data)}}
     httpx.post(f"{apiserver}{TRAININGS}", json=body).raise_for_status()
 
 
 def run_plain(data: Path, out: Path, args: argparse.Namespace, env: dict[str, str], runs: Runs) -> None:
+    """One run of plain ``yolo train``."""
     yolo = Path(sys.executable).parent / "yolo"
     command = [str(yolo), "train", *(f"{k}={v}" for k, v in arguments(data, args).items()),
                f"project={out}", "name=plain"]
@@ -142,6 +145,7 @@ def run_plain(data: Path, out: Path, args: argparse.Namespace, env: dict[str, st
 
 def run_ours(data: Path, out: Path, args: argparse.Namespace, env: dict[str, str], apiserver: str,
              run_id: str, runs: Runs) -> list[float]:
+    """One run of our trainer; returns the delays from each epoch end to its status seen by a watch."""
     out.mkdir(parents=True, exist_ok=True)
     create_training(apiserver, run_id, data)
     values = arguments(data, args)
@@ -188,6 +192,7 @@ def write_cost(apiserver: str, work: Path, data: Path, writes: int = 50) -> tupl
 
 def report(args: argparse.Namespace, plain: Runs, ours: Runs, delays: list[float],
            sink_ms: tuple[float, float]) -> None:
+    """Print the table and the ratios."""
     images = args.train * args.epochs
     print(f"\ntrainer: {args.epochs} epochs x {args.train} images, imgsz {args.imgsz}, batch {args.batch}, "
           f"device {args.device} (best of {args.repeat}, whole process)")
