@@ -1,6 +1,7 @@
 """``yoloctl`` against a real HTTP server (uvicorn on loopback) over an in-memory backend."""
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -43,3 +44,14 @@ def test_submit_status_list_watch_cancel(served: tuple[str, MemoryBackend]) -> N
     assert failed.exit_code == 1
     bad = runner.invoke(yoloctl, ["submit", "yolov8n.yaml", "data.yaml", "--url", url, "--hp", "project=/etc"])
     assert bad.exit_code == 1 and "trainer chooses" in bad.output
+
+
+def test_a_missing_token_is_reported_not_a_traceback(served: tuple[str, MemoryBackend],
+                                                     monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    url, _ = served
+    monkeypatch.delenv("YOLO_API_TOKEN")
+    monkeypatch.chdir(tmp_path)  # no .yolo-state/api-token here either
+    for command in (["list"], ["status", "x"], ["cancel", "x"], ["submit", "m.yaml", "d.yaml", "--gpus", "0"]):
+        result = CliRunner().invoke(yoloctl, [*command, "--url", url])
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit), (command, result.exception)
+        assert "Not authenticated" in result.output or "未认证" in result.output, command

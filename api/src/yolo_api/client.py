@@ -39,6 +39,17 @@ def _show(body: dict[str, Any]) -> None:
     console.print_json(json.dumps(body, ensure_ascii=False))
 
 
+def _call(url: str, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    """One request; on any answer but 200, print its envelope (e.g. 401: no token) and exit 1."""
+    with _client(url) as http:
+        response = http.request(method, path, **kwargs)
+    body = dict(response.json())
+    if response.status_code != 200:
+        _show(body)
+        raise typer.Exit(1)
+    return body
+
+
 def sse_events(lines: Iterable[str]) -> Iterator[tuple[str, str]]:
     """(event, data) pairs from the lines of a ``text/event-stream`` body (comments and ids skipped)."""
     event, data = "message", list[str]()
@@ -118,19 +129,13 @@ def submit(
     if hp:
         body["hyperparameters"] = {k: json.loads(v) if v[:1] in "0123456789-[{tfn\"" else v
                                    for k, _, v in (pair.partition("=") for pair in hp)}
-    with _client(url) as http:
-        response = http.post("/train", json=body)
-    _show(response.json())
-    raise typer.Exit(0 if response.status_code == 200 else 1)
+    _show(_call(url, "POST", "/train", json=body))
 
 
 @app.command()
 def status(task_id: str, url: UrlOption = DEFAULT_URL) -> None:
-    """Print the task-status envelope."""
-    with _client(url) as http:
-        response = http.get(f"/task_status/{task_id}")
-    _show(response.json())
-    raise typer.Exit(0 if response.status_code == 200 else 1)
+    """Print the task-status envelope; exit 1 for an unknown or failed task."""
+    _show(_call(url, "GET", f"/task_status/{task_id}"))
 
 
 @app.command()
@@ -145,8 +150,7 @@ def watch(task_id: str, url: UrlOption = DEFAULT_URL, interval: float = 2.0) -> 
 @app.command("list")
 def list_tasks(url: UrlOption = DEFAULT_URL, limit: int = 20) -> None:
     """A table of the newest trainings."""
-    with _client(url) as http:
-        items = http.get("/tasks", params={"limit": limit}).json()["data"]["items"]
+    items = _call(url, "GET", "/tasks", params={"limit": limit})["data"]["items"]
     table = Table("task id", "name", "status", "stage", "epoch", "progress", "mAP50")
     for item in items:
         map50 = item.get("mAP50")
@@ -159,10 +163,7 @@ def list_tasks(url: UrlOption = DEFAULT_URL, limit: int = 20) -> None:
 @app.command()
 def cancel(task_id: str, url: UrlOption = DEFAULT_URL) -> None:
     """Cancel a training."""
-    with _client(url) as http:
-        response = http.delete(f"/tasks/{task_id}")
-    _show(response.json())
-    raise typer.Exit(0 if response.status_code == 200 else 1)
+    _show(_call(url, "DELETE", f"/tasks/{task_id}"))
 
 
 def main() -> None:
