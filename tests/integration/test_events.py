@@ -58,7 +58,7 @@ def test_events_push_every_change_and_end_at_the_terminal_state() -> None:
     statuses = [json.loads(data) for _, event, data in events if event == "status"]
     assert [s["data"]["status"] for s in statuses] == ["pending", "progress", "progress", "success"]
     assert statuses[-1] == polled  # exactly the polling endpoint's envelope
-    assert events[-1][1:] == ("end", "success")
+    assert events[-1][1] == "end" and json.loads(events[-1][2]) == {"task_id": task, "status": "success"}
     # each push follows its write within the server's re-read period (plus scheduling)
     for (received, _, _), wrote in zip(events[1:4], written, strict=True):
         assert received - wrote < 1.0

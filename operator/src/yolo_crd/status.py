@@ -104,6 +104,14 @@ class FinalMetrics(StatusModel):
         )
 
 
+class DatasetSkipped(StatusModel):
+    """What ultralytics will skip in the dataset: undecodable images (and their label files), with examples why."""
+
+    images: Annotated[int, Field(ge=0)] = 0
+    labels: Annotated[int, Field(ge=0)] = 0
+    reasons: list[str] = Field(default_factory=list, max_length=5)
+
+
 class Condition(StatusModel):
     """A standard Kubernetes condition (``metav1.Condition`` shape)."""
 
@@ -131,6 +139,7 @@ class TrainingStatus(StatusModel):
     project_path: str | None = None
     stop_reason: StopReason | None = None
     resumed_from_epoch: Annotated[int, Field(ge=0)] | None = None
+    dataset_skipped: DatasetSkipped | None = None
     reason: str | None = None
     error: str | None = None
     message: str | None = None
@@ -147,7 +156,7 @@ class TrainingStatus(StatusModel):
 TRAINER_FIELDS: Final = frozenset({
     "stage", "currentEpoch", "totalEpochs", "progress", "metrics", "bestEpoch", "history",
     "finalMetrics", "weightsPath", "projectPath", "stopReason", "resumedFromEpoch",
-    "reason", "error", "lastUpdateTime",
+    "datasetSkipped", "reason", "error", "lastUpdateTime",
 })
 #: Status fields the operator writes (the local backend plays the operator's part on one machine).
 OPERATOR_FIELDS: Final = frozenset({
