@@ -207,9 +207,15 @@ class LocalBackend:
 
     # -- scheduling ----------------------------------------------------------------------------------
 
+    def claim(self) -> None:
+        """Take the state directory's lock (raises ``StateDirInUse`` when another API holds it)."""
+        self._state_lock.acquire()
+
     def start(self) -> None:
         """Take the state directory, recover tasks left by a previous API process, then start scheduling."""
-        self._state_lock.acquire()
+        self.claim()
+        log.info("local backend: state in %s, at most %d training(s) at once", self.state_dir,
+                 self.settings.max_parallel)
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         self._recover()
