@@ -182,6 +182,7 @@ def test_watch_follows_across_an_api_restart_and_ctrl_c_says_what_happens(api: A
     watcher.expect(r"epoch [2-9]/12")
     said = api.interrupt()  # Ctrl+C on the API while the trainer runs
     assert "1 training(s) keep running without the API" in said and "kill -TERM -" in said, said
+    assert "--token-file" not in said and "YOLO_API_TOKEN_FILE=" in said  # no flag that does not exist
     pid = int(said.split("trainer pids ")[1].split(";")[0])
     os.kill(pid, 0)  # ... and it did keep running
     watcher.expect("API unreachable")
@@ -217,6 +218,14 @@ def test_yolo_api_refuses_bad_setups_in_one_line(api: Api, tmp_path: Path) -> No
     assert code == 2 and "invalid setting --port (YOLO_API_PORT): " in one_line(output)
     code, output = run([yolo_api, "--help"], env=api.env)
     assert code == 0 and "127.0.0.1" in output and "8000" in output and "yolo-training" in output
+
+
+def test_help_says_what_is_printed_and_the_defaults() -> None:
+    code, output = run([str(BIN / "yoloctl"), "submit", "--help"], env={"COLUMNS": "100"})
+    text = " ".join(output.split())
+    assert code == 0 and "Prints its task id alone on stdout" in text and "default: 100" in text
+    code, output = run([str(BIN / "yoloctl"), "--help"])
+    assert code == 0 and "3 the API could not be reached" in " ".join(output.split())
 
 
 def test_the_trainer_without_arguments_says_what_it_needs() -> None:

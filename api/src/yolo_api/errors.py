@@ -8,13 +8,14 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import HTTPConnection
 
-from yolo_crd.envelope import message
+from yolo_crd.envelope import MESSAGES, message
 
 #: Answers of the HTTP layer itself (no such route, wrong method, body too large), in the envelope's languages.
 HTTP_MESSAGES: dict[int, dict[str, str]] = {
     404: {"zh": "接口不存在", "en": "No such route"},
     405: {"zh": "不支持此请求方法", "en": "Method not allowed"},
     413: {"zh": "请求体过大", "en": "Request body too large"},
+    501: {"zh": "此后端不提供该功能", "en": "Not served by this backend"},
 }
 
 
@@ -79,7 +80,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        body: dict[str, Any] = {"code": 1, "message": message(exc.message_key, request_lang(request)), "data": exc.data}
+        lang = request_lang(request)
+        text = message(exc.message_key, lang) if exc.message_key in MESSAGES["zh"] else \
+            http_message(exc.status, lang, exc.message_key)
+        body: dict[str, Any] = {"code": 1, "message": text, "data": exc.data}
         if exc.detail:
             body["detail"] = exc.detail
         return JSONResponse(body, status_code=exc.status, headers=exc.headers)

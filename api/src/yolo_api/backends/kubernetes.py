@@ -89,7 +89,7 @@ class KubernetesBackend:
         record = self.index.get(task_id)
         job = record.status.job_name if record and record.status else None
         where = f"kubectl logs -n {record.namespace} job/{job}" if record and job else "kubectl logs of its Job"
-        raise ApiError(501, "unavailable", {"task_id": task_id}, detail=f"the trainer's log is its pod's: {where}")
+        raise ApiError(501, "not_served", {"task_id": task_id}, detail=f"the trainer's log is its pod's: {where}")
 
     def subscribe(self, task_id: str, callback: Callable[[], None]) -> Callable[[], None]:
         """Be called when the task changes (the SSE endpoint's wake-up); returns the unsubscribe."""
