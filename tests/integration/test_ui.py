@@ -128,19 +128,21 @@ def test_fifty_live_trainings_in_one_tab(tmp_path: Path, monkeypatch: pytest.Mon
         expect(page.get_by_test_id("page")).to_have_text("1–50 of 60", timeout=60_000)
         page.evaluate(MOVED)
         live = [submit(url, data, 15, f"live-{i:02d}", hyperparameters={"lr0": 0.01, "time": 2.0})
-                for i in range(50)]
+                for i in range(49)]
+        victim = submit(url, data, 1000, "long-one")  # the 50th: still running whenever the test cancels it
+        live.insert(3, victim)
         rows = page.locator("tr[data-testid=task-row]")
         expect(page.get_by_test_id("page")).to_have_text("1–50 of 110", timeout=30_000)
         # every one of the 50 rows shows a bar part-way (pushed live), whatever order they train in
         page.wait_for_function("ids => ids.every(id => window.moved.has(id))", arg=live, timeout=180_000)
-        watched = live[7]
-        page.locator(f'tr[data-task="{watched}"]').click()
+        page.locator(f'tr[data-task="{victim}"]').click()
         expect(page.get_by_test_id("detail-text")).to_contain_text("training: epoch")
-        expect(page.get_by_test_id("hyperparameters")).to_contain_text("lr0")
-        victim = live[3]
-        page.locator(f'tr[data-task="{victim}"] [data-testid=cancel]').click()
-        expect(page.locator(f'tr[data-task="{victim}"] .badge')).to_have_text("cancelled", timeout=30_000)
+        expect(page.get_by_test_id("detail-state")).to_have_text("running")
         screenshot(page, "ui-50-live.png")
+        page.get_by_test_id("detail-cancel").click()
+        expect(page.locator(f'tr[data-task="{victim}"] .badge')).to_have_text("cancelled", timeout=30_000)
+        expect(page.get_by_test_id("detail-state")).to_have_text("cancelled")
+        expect(page.locator(f'tr[data-task="{victim}"] [data-testid=cancel]')).to_be_hidden()
         detail_top = page.get_by_test_id("detail").bounding_box()
         table_top = page.get_by_test_id("tasks").bounding_box()
         assert detail_top and table_top and detail_top["y"] < table_top["y"]  # no scrolling past the table
@@ -150,7 +152,11 @@ def test_fifty_live_trainings_in_one_tab(tmp_path: Path, monkeypatch: pytest.Mon
             if task != victim:
                 expect(page.locator(f'tr[data-task="{task}"] .badge')).to_have_text("success", timeout=120_000)
         assert streams == [f"{url}/tasks/events"], streams  # ONE stream for 50 live rows, never one per row
-        expect(page.get_by_test_id("detail-text")).to_contain_text("stopped by time limit", timeout=30_000)
+        watched = live[7]
+        page.locator(f'tr[data-task="{watched}"]').click()
+        expect(page.get_by_test_id("detail-text")).to_contain_text("stopped by time limit")
+        expect(page.get_by_test_id("hyperparameters")).to_contain_text("lr0")
+        expect(page.get_by_test_id("detail")).to_have_attribute("data-epochs", "15")
         ticks = page.evaluate("() => Charts.plots.map.axes[0].values(Charts.plots.map, [1, 1.5, 2, 2.5, 3])")
         assert ticks == ["1", "", "2", "", "3"]  # whole epochs only
         created = page.locator(f'tr[data-task="{live[0]}"] td').nth(6).inner_text()
