@@ -5,29 +5,42 @@ generation or creationTimestamp, does not take the namespace from the URL, rejec
 answers 200 to creates, does not separate ``/status`` from the main resource, ignores selectors, has no
 garbage collection and re-scans its request history on every request. Kopf, the API's watch and the
 trainer's status sink depend on exactly those things, so this subclass of kmock's ``KubernetesScaffold``
-(which still serves discovery: ``/api``, ``/apis``, resource lists) implements them faithfully enough:
+(which still serves discovery: ``/api``, ``/apis``, resource lists) implements them as kube-apiserver
+does. Where it cannot be exact it is stricter, never kinder: a test must not pass on what a real API
+server would refuse. Each semantic, as a test may rely on it:
 
 * create: server-set ``uid``, ``resourceVersion``, ``generation``, ``creationTimestamp``; namespace from
   the URL; ``generateName``; 201; 409 AlreadyExists; ``status`` dropped when the resource has a status
   subresource (as the API server does for such CRDs).
-* patch (merge, strategic-merge treated as merge, JSON patch) and put: a ``metadata.resourceVersion`` in
-  the body is a precondition (409 Conflict when stale); the main resource ignores ``status`` and the
-  ``/status`` subresource changes only ``status``; ``generation`` grows when anything but metadata and
-  status changes; every write bumps ``resourceVersion``.
-* delete: finalizers block deletion (``deletionTimestamp`` is set; removing the last finalizer deletes);
-  owned objects (``ownerReferences[].uid``) are deleted in the background, recursively.
+* schema (the YoloTraining CRD, loaded from the chart; ``tests/schema.py``): every write, status
+  included, is pruned of undeclared fields, defaulted, validated against the OpenAPI schema and the CEL
+  rules (``x-kubernetes-validations``, transition rules with ``oldSelf``); a violation is 422 Invalid
+  naming each field. No validation ratcheting (stricter than 1.30+).
+* patch (merge, strategic-merge treated as merge, JSON patch with ``test``) and put: a
+  ``metadata.resourceVersion`` in the body is a precondition (409 Conflict when stale); the main resource
+  ignores ``status`` and refuses a changed ``uid``/``name``/``namespace`` (422, immutable); the
+  ``/status`` subresource changes only ``status`` and ignores every other field of the body, ``metadata.uid``
+  included (only ``resourceVersion`` is a precondition there); ``generation`` grows when anything but
+  metadata and status changes; every write bumps ``resourceVersion``.
+* delete: finalizers block deletion (``deletionTimestamp`` is set; removing the last finalizer deletes).
+  Garbage collection is asynchronous: ``gc_delay`` seconds after an owner is gone, every object whose
+  owners (``ownerReferences[].uid``) no longer exist is deleted (background propagation), recursively;
+  until then children linger, as they do on a real cluster.
 * list and watch: label selectors (``=``, ``==``, ``!=``, ``key``, ``!key``) and field selectors on
   ``metadata.name``/``metadata.namespace``; watches resume from a ``resourceVersion`` and answer 410 Gone
-  once it has been compacted away (``compact()`` forces it); ``timeoutSeconds`` ends a watch.
+  once it has been compacted away (``compact()`` forces it); ``timeoutSeconds`` ends a watch. With
+  ``allowWatchBookmarks=true`` a BOOKMARK event (the kind, and metadata with only a ``resourceVersion``)
+  is sent every ``bookmark_interval`` seconds. Every watch request's parameters are kept in ``watched``.
 
 * TokenReview and SubjectAccessReview: ``tokens`` maps a bearer token to (user, groups); ``grants`` is a
   minimal RBAC authorizer: a grant gives a user or group some verbs on yolotrainings in one namespace (or
   all, as a ClusterRoleBinding), or ``get`` on the non-resource URL ``/metrics``. The group
   ``system:masters`` may do everything, as in a real cluster. ``ADMIN_TOKEN`` belongs to that group.
 
-Not emulated (documented, tests must not depend on it): admission and schema validation, strategic-merge
-list semantics, server-side apply, foreground/orphan deletion, field managers, bookmarks, and RBAC on
-the emulator's own endpoints (every client may call every endpoint).
+Not emulated (documented, tests must not depend on it): admission webhooks, schema validation of
+built-in kinds (Jobs, Pods), strategic-merge list semantics, server-side apply, foreground/orphan
+deletion, field managers, and RBAC on the emulator's own endpoints (every client may call every one).
+The Job controller, the scheduler and the kubelet are ``tests/kubelet.py``.
 Fault injection: ``fail(count, status, ...)`` answers the next matching requests with an error.
 """
 
@@ -49,6 +62,8 @@ import kmock
 from kmock._internal import enums, rendering
 from kmock._internal.k8s import KubernetesScaffold
 
+from crd import openapi_schema
+from schema import SchemaError, StructuralSchema
 from yolo_crd.status import utc_now
 
 Key = tuple[str, str | None, str]  # (resource "group/version/plural", namespace, name)
@@ -224,11 +239,16 @@ class ApiEmulator(KubernetesScaffold):
     tokens: dict[str, tuple[str, list[str]]] = attrs.field(factory=lambda: {ADMIN_TOKEN: ADMIN}, init=False)
     grants: list[Grant] = attrs.field(factory=list, init=False)
     reviews: list[dict[str, Any]] = attrs.field(factory=list, init=False)  # every review's spec, in order
+    schemas: dict[str, StructuralSchema] = attrs.field(factory=dict, init=False)
+    watched: list[tuple[str, dict[str, str]]] = attrs.field(factory=list, init=False)  # (plural, params)
+    gc_delay: float = 1.0
+    bookmark_interval: float = 1.0
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
         for key, (kind, namespaced, subresources) in DEFAULT_RESOURCES.items():
             self.declare(key, kind, namespaced, subresources)
+        self.schemas["yolo-operator.io/v1alpha1/yolotrainings"] = StructuralSchema("YoloTraining", openapi_schema())
 
     def declare(self, key: str, kind: str, namespaced: bool, subresources: set[str]) -> None:
         """Serve a resource (``group/version/plural``; core group is empty) with discovery info."""
@@ -257,9 +277,10 @@ class ApiEmulator(KubernetesScaffold):
     async def patch_status(self, plural: str, namespace: str | None, name: str, status: dict[str, Any]) -> None:
         """Merge-patch an object's status server-side (as another client would), recording the event."""
         key = next(k for k in self.objects if k[0].endswith(f"/{plural}") and k[1:] == (namespace, name))
-        obj = self.objects[key]
-        obj["status"] = merge_patch(obj.get("status") or {}, status)
+        current = self.objects[key]
+        obj = self._admit(key[0], {**current, "status": merge_patch(current.get("status") or {}, status)}, current)
         self._bump(obj)
+        self.objects[key] = obj
         await self._record(key[0], "MODIFIED", obj)
 
     def drop_watches(self) -> None:
@@ -351,8 +372,12 @@ class ApiEmulator(KubernetesScaffold):
         task.add_done_callback(self._watches.discard)
         response = aiohttp.web.StreamResponse(headers={"Content-Type": "application/json"})
         await response.prepare(request._raw_request)
+        self.watched.append((request.resource.plural or "", dict(request.params)))
         since = int(request.params.get("resourceVersion") or 0)
         timeout = float(request.params.get("timeoutSeconds") or 3600)
+        bookmarks = request.params.get("allowWatchBookmarks") == "true"
+        kind, _, _ = self._infos[rkey]
+        api_version = f"{request.resource.group}/{request.resource.version}".lstrip("/")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         labels, fields = request.params.get("labelSelector", ""), request.params.get("fieldSelector", "")
@@ -374,18 +399,27 @@ class ApiEmulator(KubernetesScaffold):
             for obj in self._matching(request):
                 await send("ADDED", copy.deepcopy(obj))
             since = self._rv
+        next_bookmark = loop.time() + self.bookmark_interval
         try:
             while loop.time() < deadline:
                 tick = self._current_tick()  # taken before the scan: a later event sets it, none is missed
-                for rv, kind, obj in list(self._events.get(rkey, ())):
+                seen = self._rv  # every event up to here is in the deque now: after the scan, all are sent
+                for rv, event_type, obj in list(self._events.get(rkey, ())):
                     if rv > since:
                         since = rv
                         if wanted(obj):
-                            await send(kind, obj)
+                            await send(event_type, obj)
+                if bookmarks and loop.time() >= next_bookmark:
+                    since = max(since, seen)
+                    await send("BOOKMARK", {"kind": kind, "apiVersion": api_version,
+                                            "metadata": {"resourceVersion": str(since)}})
+                    next_bookmark = loop.time() + self.bookmark_interval
+                wake = min(deadline, next_bookmark) if bookmarks else deadline
                 try:
-                    await asyncio.wait_for(tick.wait(), timeout=max(0.0, deadline - loop.time()))
+                    await asyncio.wait_for(tick.wait(), timeout=max(0.0, wake - loop.time()))
                 except TimeoutError:
-                    break
+                    if not bookmarks or loop.time() >= deadline:
+                        break
         except (ConnectionResetError, asyncio.CancelledError):
             return response
         return response
@@ -458,6 +492,7 @@ class ApiEmulator(KubernetesScaffold):
         obj.setdefault("apiVersion", f"{request.resource.group}/{request.resource.version}".lstrip("/"))
         obj.setdefault("kind", kind)
         meta.update(uid=str(uuid.uuid4()), generation=1, creationTimestamp=utc_now())
+        obj = self._admit(rkey, obj, None)
         self._bump(obj)
         self.objects[key] = obj
         await self._record(rkey, "ADDED", obj)
@@ -485,6 +520,10 @@ class ApiEmulator(KubernetesScaffold):
             result["status"] = updated.get("status", {})
         else:
             result = updated
+            for immutable in ("uid", "namespace", "name"):
+                if (updated.get("metadata") or {}).get(immutable, current["metadata"].get(immutable)) != \
+                        current["metadata"].get(immutable):
+                    raise _Error(422, "Invalid", f"metadata.{immutable}: Invalid value: field is immutable")
             result["metadata"] = {**updated.get("metadata", {}), **{k: current["metadata"][k] for k in (
                 "uid", "namespace", "name", "creationTimestamp", "generation") if k in current["metadata"]}}
             if has_status:
@@ -494,6 +533,7 @@ class ApiEmulator(KubernetesScaffold):
             spec_of = lambda o: {k: v for k, v in o.items() if k not in ("metadata", "status")}  # noqa: E731
             if spec_of(result) != spec_of(current):
                 result["metadata"]["generation"] = int(current["metadata"].get("generation", 1)) + 1
+        result = self._admit(key[0], result, current)
         self._bump(result)
         self.objects[key] = result
         meta = result["metadata"]
@@ -514,14 +554,28 @@ class ApiEmulator(KubernetesScaffold):
             return obj
         return await self._remove(key)
 
+    def _admit(self, rkey: str, obj: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
+        schema = self.schemas.get(rkey)
+        if schema is None:
+            return obj
+        try:
+            return schema.admit(obj, old)
+        except SchemaError as exc:
+            name = (obj.get("metadata") or {}).get("name")
+            raise _Error(422, "Invalid", f'{schema.kind}.{rkey.split("/", maxsplit=1)[0]} "{name}" is invalid: {exc}') from exc
+
     async def _remove(self, key: Key) -> dict[str, Any]:
         obj = self.objects.pop(key)
         self._bump(obj)
         await self._record(key[0], "DELETED", obj)
-        uid = obj["metadata"].get("uid")
-        owned = [k for k, o in self.objects.items()
-                 if any(ref.get("uid") == uid for ref in o["metadata"].get("ownerReferences") or [])]
-        for child in owned:  # background cascading deletion, as the garbage collector does
-            if child in self.objects:
-                await self._delete(child)
+        asyncio.get_running_loop().call_later(self.gc_delay, lambda: asyncio.ensure_future(self.collect_garbage()))
         return obj
+
+    async def collect_garbage(self) -> None:
+        """Delete every object whose owners are all gone (background propagation), as the GC does."""
+        uids = {o["metadata"].get("uid") for o in self.objects.values()}
+        orphans = [k for k, o in self.objects.items() if (refs := o["metadata"].get("ownerReferences"))
+                   and not any(ref.get("uid") in uids for ref in refs)]
+        for key in orphans:
+            if key in self.objects:
+                await self._delete(key)

@@ -8,6 +8,12 @@ back the way the real controllers do: Pod phase and container state, Job conditi
 ``backoffLimit``, ``podFailurePolicy`` (FailJob on the listed exit codes, Ignore for disruptions) and
 ``suspend`` (the pod is killed). ``preempt(job)`` kills a running trainer as a node drain would.
 
+Like the real Job controller (Kubernetes 1.31+) it reaches a verdict in steps that watchers see one by
+one, a poll interval apart: the ended pod first appears in ``uncountedTerminatedPods`` with ``active: 0``,
+then the counts and the intermediate condition (``SuccessCriteriaMet`` or ``FailureTarget``, with the
+reason), and only then ``Complete`` or ``Failed``. Between a failed attempt and its replacement the Job
+has no active pod. Pods are owned by their Job, so the garbage collector removes them after it.
+
 Simplifications: one pod per Job at a time (parallelism 1, as our Jobs are), no resource accounting, the
 output directory is mapped to a local folder that persists across attempts (like a PVC would).
 """
@@ -54,7 +60,8 @@ class _FakeProcess:
         from yolo_trainer.reporter import StatusReporter
         from yolo_trainer.sinks.kubernetes import KubernetesStatusSink
 
-        reporter = StatusReporter(KubernetesStatusSink(env["YOLO_TRAINER_NAMESPACE"], env["YOLO_TRAINER_NAME"], api),
+        reporter = StatusReporter(KubernetesStatusSink(env["YOLO_TRAINER_NAMESPACE"], env["YOLO_TRAINER_NAME"],
+                                                          uid=env["YOLO_TRAINER_TASK_ID"], api_client=api),
                                   min_interval=0.2, max_backoff=2.0)
         tracker = ProgressTracker(2)
         reporter.update(tracker.initializing())
@@ -92,6 +99,8 @@ class LocalKubelet:
         self._failures: dict[tuple[str, str], int] = {}
         self._attempts: dict[tuple[str, str], int] = {}
         self._done: set[tuple[str, str]] = set()
+        self._steps: dict[tuple[str, str], list[dict[str, Any]]] = {}  # Job status writes still to come
+        self._pod_uids: dict[str, str] = {}
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="local-kubelet", daemon=True)
@@ -127,6 +136,12 @@ class LocalKubelet:
 
     def _step(self, job: dict[str, Any]) -> None:
         key = (job["metadata"]["namespace"], job["metadata"]["name"])
+        if steps := self._steps.get(key):  # the Job controller's writes, one per poll
+            self._batch.patch_namespaced_job_status(key[1], key[0], {"status": steps[0]})
+            steps.pop(0)
+            if not steps:
+                del self._steps[key]
+            return
         if key in self._done:
             return
         attempt = self._running.get(key)
@@ -151,9 +166,12 @@ class LocalKubelet:
         template = job["spec"]["template"]
         container = template["spec"]["containers"][0]
         pod = f"{name}-{number}"
-        self._core.create_namespaced_pod(namespace, {
-            "metadata": {"name": pod, "labels": template["metadata"]["labels"]},
+        owner = {"apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": job["metadata"]["uid"],
+                 "controller": True, "blockOwnerDeletion": True}
+        created = self._core.create_namespaced_pod(namespace, {
+            "metadata": {"name": pod, "labels": template["metadata"]["labels"], "ownerReferences": [owner]},
             "spec": {"containers": [{"name": container["name"], "image": container["image"]}]}})
+        self._pod_uids[pod] = created.metadata.uid
         self._core.patch_namespaced_pod_status(pod, namespace, {"status": {
             "phase": "Running", "conditions": [{"type": "PodScheduled", "status": "True"}],
             "containerStatuses": [{"name": container["name"], "image": container["image"], "ready": True,
@@ -184,26 +202,34 @@ class LocalKubelet:
             "phase": "Succeeded" if code == 0 else "Failed", "conditions": conditions,
             "containerStatuses": [{"name": "trainer", "image": "", "ready": False, "restartCount": 0, "imageID": "",
                                    "state": {"terminated": terminated}}]}})
+        uid = self._pod_uids.get(attempt.pod, attempt.pod)
         if code == 0:
-            self._complete(key, "Complete", "Completed", succeeded=True)
+            self._conclude(key, uid, "SuccessCriteriaMet", "Complete", "CompletionsReached")
             return
-        if attempt.disrupted:
-            return  # podFailurePolicy Ignore: retried without counting against backoffLimit
+        if attempt.disrupted:  # podFailurePolicy Ignore: retried without counting against backoffLimit
+            self._steps[key] = [{"active": 0}]
+            return
         for rule in (job["spec"].get("podFailurePolicy") or {}).get("rules", []):
             exits = rule.get("onExitCodes") or {}
             if rule.get("action") == "FailJob" and code in exits.get("values", []):
-                self._complete(key, "Failed", "PodFailurePolicy")
+                self._conclude(key, uid, "FailureTarget", "Failed", "PodFailurePolicy")
                 return
         self._failures[key] = self._failures.get(key, 0) + 1
         if self._failures[key] > int(job["spec"].get("backoffLimit", 6)):
-            self._complete(key, "Failed", "BackoffLimitExceeded")
-
-    def _complete(self, key: tuple[str, str], kind: str, reason: str, *, succeeded: bool = False) -> None:
-        namespace, name = key
-        status: dict[str, Any] = {"active": 0, "conditions": [{"type": kind, "status": "True", "reason": reason}]}
-        if succeeded:
-            status.update(succeeded=1, completionTime=utc_now())
+            self._conclude(key, uid, "FailureTarget", "Failed", "BackoffLimitExceeded")
         else:
-            status["failed"] = self._failures.get(key, 0) + 1
-        self._batch.patch_namespaced_job_status(name, namespace, {"status": status})
+            self._steps[key] = [{"active": 0, "failed": self._failures[key]}]  # the next attempt follows
+
+    def _conclude(self, key: tuple[str, str], pod_uid: str, intermediate: str, final: str, reason: str) -> None:
+        """Queue the verdict as the real Job controller writes it: uncounted pod, intermediate condition, final."""
+        counted = "succeeded" if final == "Complete" else "failed"
+        total = 1 if final == "Complete" else self._failures.get(key, 0) + 1
+        first = {"type": intermediate, "status": "True", "reason": reason, "lastTransitionTime": utc_now()}
+        last: dict[str, Any] = {"conditions": [first, {"type": final, "status": "True", "reason": reason,
+                                                      "lastTransitionTime": utc_now()}]}
+        if final == "Complete":
+            last["completionTime"] = utc_now()
+        self._steps[key] = [{"active": 0, "uncountedTerminatedPods": {counted: [pod_uid]}},
+                            {counted: total, "uncountedTerminatedPods": {counted: None}, "conditions": [first]},
+                            last]
         self._done.add(key)

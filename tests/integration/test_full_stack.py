@@ -17,6 +17,7 @@ from kubernetes import config
 from apiserver import ApiServer
 from emulator import ADMIN_TOKEN
 from kubelet import LocalKubelet
+from waiting import eventually
 from yolo_api.app import create_app
 from yolo_api.backends.kubernetes import KubernetesBackend
 from yolo_api.settings import ApiSettings
@@ -80,6 +81,31 @@ def test_post_train_walks_pending_progress_success(stack: dict[str, Any], datase
         assert time.monotonic() < deadline, "the operator did not mark the training Succeeded"
         time.sleep(0.2)
     assert len(server.emulator.find("jobs", "team-a")) == 1
+
+
+def test_the_trainers_own_failure_ends_the_story(stack: dict[str, Any], tmp_path: Path) -> None:
+    """The bug: DatasetInvalid became BackoffLimitExceeded (and stage scheduling) once the Job controller
+    passed through FailureTarget with no active pod. The trainer's reason must be the last word."""
+    api: TestClient = stack["api"]
+    missing = tmp_path / "nowhere" / "data.yaml"
+    body = {"model": "yolov8n.yaml", "data": str(missing), "epochs": 3, "imgsz": 64, "gpus": 0, "name": "broken"}
+    task_id = api.post("/train", json=body).json()["data"]["task_id"]
+    seen = poll(api, task_id, timeout=90)
+    final = seen[-1]["data"]
+    assert final["status"] == "failure" and final["reason"] == "DatasetInvalid" and str(missing) in final["error"]
+    states = [e["data"]["status"] for e in seen]
+    assert "pending" not in states[states.index("progress"):]  # the trainer started: never pending again
+    server: ApiServer = stack["server"]
+    [training] = [t for t in server.emulator.find("yolotrainings", "team-a") if t["metadata"]["uid"] == task_id]
+    status = training["status"]
+    assert status["phase"] == "Failed" and status["reason"] == "DatasetInvalid" and status["stage"] == "failed"
+    succeeded = next(c for c in status["conditions"] if c["type"] == "Succeeded")
+    assert (succeeded["status"], succeeded["reason"]) == ("False", "DatasetInvalid")
+    eventually(lambda: [c["type"] for c in server.emulator.find("jobs", "team-a")[0]["status"]["conditions"]]
+               == ["FailureTarget", "Failed"])  # the verdict was reached as a real Job controller reaches it
+    reasons = [e["reason"] for e in server.emulator.find("events", "team-a")
+               if e["involvedObject"]["uid"] == task_id]
+    assert "DatasetInvalid" in reasons and "BackoffLimitExceeded" not in reasons
 
 
 def test_preempted_trainer_resumes_from_its_checkpoint(stack: dict[str, Any], dataset3: Path) -> None:

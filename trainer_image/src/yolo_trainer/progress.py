@@ -4,6 +4,7 @@ exceeds 100 nor goes backwards, and the extra validation after the last epoch is
 Pure and clock-injected, so every rule is unit-tested without ultralytics.
 """
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -36,16 +37,22 @@ _COLUMNS = {
 
 
 def epoch_metrics(epoch: int, row: Mapping[str, Any]) -> EpochMetrics:
-    """Build one epoch's metrics from ultralytics' column names, adding F1 = 2PR/(P+R)."""
+    """Build one epoch's metrics from ultralytics' column names, adding F1 = 2PR/(P+R).
+
+    A value that is not a finite number (a diverging run's NaN or inf loss) is left out: JSON cannot carry
+    it, and one such value would make every later status write invalid.
+    """
     values: dict[str, float] = {}
     for column, field in _COLUMNS.items():
         raw = row.get(column)
         if raw is None or raw == "":
             continue
         try:
-            values[field] = round(float(raw), 5)
+            value = float(raw)
         except (TypeError, ValueError):
             continue
+        if math.isfinite(value):
+            values[field] = round(value, 5)
     if "precision" in values and "recall" in values:
         values["f1_score"] = round(f1_score(values["precision"], values["recall"]), 5)
     return EpochMetrics(epoch=epoch, **values)
@@ -73,7 +80,7 @@ class ProgressTracker:
     def initializing(self) -> Patch:
         """The trainer process has started: checks and model loading are under way."""
         return self._stamp({"stage": Stage.INITIALIZING.value, "totalEpochs": self.total_epochs,
-                            "reason": None, "error": None})
+                            "trainingFailure": None})
 
     def started(self, start_epoch: int, total_epochs: int, history: list[EpochMetrics] | None = None) -> Patch:
         """Training begins at ``start_epoch`` completed epochs (more than 0 when resuming a checkpoint)."""
@@ -131,8 +138,7 @@ class ProgressTracker:
             "weightsPath": weights,
             "projectPath": project,
             "stopReason": stop_reason.value,
-            "reason": None,
-            "error": None,
+            "trainingFailure": None,
         }
         if self.history:
             patch.update(self._history_fields())
@@ -140,4 +146,4 @@ class ProgressTracker:
 
     def failed(self, reason: str, error: str) -> Patch:
         """Training cannot go on; progress and epochs stay where they were."""
-        return self._stamp({"stage": Stage.FAILED.value, "reason": reason, "error": error})
+        return self._stamp({"stage": Stage.FAILED.value, "trainingFailure": {"reason": reason, "message": error}})

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from yolo_crd.envelope import TaskState, task_envelope, task_state
+from yolo_crd.outcome import display_stage, failure
 from yolo_crd.spec import YoloTrainingSpec
-from yolo_crd.status import Reason, Stage, TrainingStatus
+from yolo_crd.status import Phase, Reason, TrainingStatus
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class TaskRecord:
         status = self.status
         if self.cancelled and self.state() is TaskState.FAILURE and task_state(status) is not TaskState.FAILURE:
             status = (status or TrainingStatus()).model_copy(
-                update={"stage": Stage.FAILED, "reason": Reason.CANCELLED.value, "error": "cancelled"})
+                update={"phase": Phase.FAILED, "reason": Reason.CANCELLED.value, "message": "cancelled"})
         return task_envelope(self.task_id, status, total_epochs_hint=int(self.spec.get("epochs", 0)), lang=lang)
 
     def rendered(self, lang: str = "zh") -> tuple[int, bytes]:
@@ -57,12 +58,13 @@ class TaskRecord:
         metrics = status.metrics
         return {
             "task_id": self.task_id, "name": self.name, "namespace": self.namespace, "status": self.state().value,
-            "stage": status.stage.value if status.stage else None,
+            "stage": display_stage(status),
             "phase": status.phase.value if status.phase else None,
             "current_epoch": status.current_epoch or 0, "total_epochs": status.total_epochs or self.spec.get("epochs"),
             "progress": status.progress or 0.0, "mAP50": metrics.map50 if metrics else None,
             "mAP50-95": metrics.map50_95 if metrics else None, "created_at": self.created_at,
-            "reason": status.reason, "model": self.spec.get("model"), "data": self.spec.get("data"),
+            "reason": failure(status)[0] if self.state() is TaskState.FAILURE else status.reason,
+            "model": self.spec.get("model"), "data": self.spec.get("data"),
         }
 
 
