@@ -32,6 +32,10 @@ server would refuse. Each semantic, as a test may rely on it:
   ``allowWatchBookmarks=true`` a BOOKMARK event (the kind, and metadata with only a ``resourceVersion``)
   is sent every ``bookmark_interval`` seconds. Every watch request's parameters are kept in ``watched``.
 
+* pods: ``binding`` (the scheduler's: sets ``spec.nodeName``, 409 when already bound) and ``eviction``
+  (adds the ``DisruptionTarget`` condition, then deletes, finalizers honoured) subresources; Nodes and
+  Leases are stored like any object. Field selectors work on any field path (``spec.nodeName``).
+
 * TokenReview and SubjectAccessReview: ``tokens`` maps a bearer token to (user, groups); ``grants`` is a
   minimal RBAC authorizer: a grant gives a user or group some verbs on yolotrainings in one namespace (or
   all, as a ClusterRoleBinding), or ``get`` on the non-resource URL ``/metrics``. The group
@@ -72,7 +76,9 @@ DEFAULT_RESOURCES: dict[str, tuple[str, bool, set[str]]] = {
     # "group/version/plural": (kind, namespaced, subresources)
     "/v1/namespaces": ("Namespace", False, set()),
     "/v1/events": ("Event", True, set()),
-    "/v1/pods": ("Pod", True, {"status"}),
+    "/v1/nodes": ("Node", False, {"status"}),
+    "coordination.k8s.io/v1/leases": ("Lease", True, set()),
+    "/v1/pods": ("Pod", True, {"status", "binding", "eviction"}),
     "/v1/serviceaccounts": ("ServiceAccount", True, set()),
     "batch/v1/jobs": ("Job", True, {"status"}),
     "rbac.authorization.k8s.io/v1/roles": ("Role", True, set()),
@@ -169,10 +175,12 @@ def _selector_matches(labels: dict[str, str], selector: str) -> bool:
 
 
 def _fields_match(obj: dict[str, Any], selector: str) -> bool:
-    meta = obj.get("metadata", {})
     for term in filter(None, (t.strip() for t in selector.split(","))):
         key, _, value = term.replace("==", "=").partition("=")
-        if meta.get(key.removeprefix("metadata.")) != value:
+        found: Any = obj
+        for part in key.split("."):
+            found = found.get(part) if isinstance(found, dict) else None
+        if (found or "") != value:
             return False
     return True
 
@@ -447,11 +455,34 @@ class ApiEmulator(KubernetesScaffold):
             return self._review(request.resource.plural, dict(request.data or {})), 201
         if method == "POST" and request.name is None:
             return await self._create(request), 201
+        if method == "POST" and request.subresource in ("binding", "eviction"):
+            return await self._pod_action(request), 201
         if method == "DELETE" and request.name is not None:
             return await self._delete(self._key(request)), 200
         if method in ("PATCH", "PUT") and request.name is not None:
             return await self._update(request, content_type), 200
         raise _Error(405, "MethodNotAllowed", f"{method} is not supported here")
+
+    async def _pod_action(self, request: rendering.Request) -> dict[str, Any]:
+        """The scheduler's binding (sets ``spec.nodeName``) and an eviction (DisruptionTarget, then deletion)."""
+        key = self._key(request)
+        pod = copy.deepcopy(self._fetch(request))
+        conditions = [c for c in (pod.get("status") or {}).get("conditions") or []]
+        if request.subresource == "binding":
+            if pod["spec"].get("nodeName"):
+                raise _Error(409, "Conflict", f"pod {key[2]} is already assigned to node {pod['spec']['nodeName']}")
+            pod["spec"]["nodeName"] = ((request.data or {}).get("target") or {}).get("name")
+            conditions.append({"type": "PodScheduled", "status": "True", "lastTransitionTime": utc_now()})
+        else:
+            conditions.append({"type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI",
+                               "message": "Eviction API: evicting", "lastTransitionTime": utc_now()})
+        pod.setdefault("status", {})["conditions"] = conditions
+        self._bump(pod)
+        self.objects[key] = pod
+        await self._record(key[0], "MODIFIED", pod)
+        if request.subresource == "eviction":
+            await self._delete(key)
+        return {"apiVersion": "v1", "kind": "Status", "status": "Success", "code": 201}
 
     def _review(self, plural: str, body: dict[str, Any]) -> dict[str, Any]:
         spec = dict(body.get("spec") or {})

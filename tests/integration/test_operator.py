@@ -188,8 +188,8 @@ def test_suspend_resume_and_cancel_act_on_the_job(kube: client.ApiClient, api_se
         name = job["metadata"]["name"]
         custom.patch_namespaced_custom_object(G, V, NS, P, "pause", {"spec": {"suspend": True}})
         eventually(lambda: batch.read_namespaced_job(name, NS).spec.suspend is True)
-        eventually(lambda: status_of(api_server, "pause").get("reason") == "Queued")
-        assert status_of(api_server, "pause")["observedGeneration"] == 2
+        eventually(lambda: status_of(api_server, "pause").get("reason") == "Queued"
+                   and status_of(api_server, "pause").get("observedGeneration") == 2)
         custom.patch_namespaced_custom_object(G, V, NS, P, "pause", {"spec": {"suspend": False}})
         eventually(lambda: batch.read_namespaced_job(name, NS).spec.suspend is False)
         eventually(lambda: status_of(api_server, "pause").get("observedGeneration") == 3)
