@@ -291,7 +291,10 @@ def test_operator_metrics_are_served_and_move(kube: client.ApiClient, api_server
         eventually(lambda: scrape().get(("yolo_operator_trainings", (("phase", "Pending"), ("reason", "")))) == 1)
         samples = scrape()
         assert samples[("yolo_operator_gpus_requested", (("phase", "Pending"),))] == 2
-        assert samples[("yolo_operator_job_creation_failures_total", (("reason", "500"),))] >= 1
+        assert samples[("yolo_operator_job_creation_failures_total", (("reason", "ServerError"),))] >= 1
+        assert samples[("yolo_operator_job_creation_failures_total", (("reason", "Forbidden"),))] == 0  # not absent
+        assert samples[("yolo_operator_sync_errors_total", (("handler", "sync"),))] == 0
+        assert samples[("process_resident_memory_bytes", ())] > 0
         assert samples[("yolo_operator_reconcile_duration_seconds_count", (("handler", "reconcile"),))] >= 2
         api_server.call(api_server.emulator.patch_status(P, NS, "metered", {"phase": "Running"}))
         eventually(lambda: scrape().get(("yolo_operator_trainings", (("phase", "Running"), ("reason", "")))) == 1)

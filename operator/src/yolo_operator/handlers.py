@@ -202,7 +202,7 @@ def _ensure_children(gateway: KubeGateway, owner: dict[str, str], spec: YoloTrai
     except NotOurs as exc:
         raise kopf.TemporaryError(str(exc), delay=30) from exc
     except Exception as exc:
-        metrics.JOB_CREATE_FAILURES.labels(str(getattr(exc, "status", None) or type(exc).__name__)).inc()
+        metrics.JOB_CREATE_FAILURES.labels(metrics.failure_reason(exc)).inc()
         raise
     if created:
         gateway.post_event(training, "Normal", "JobCreated", f"created Job {job['metadata']['name']}")

@@ -18,6 +18,7 @@ from typing import Any
 
 from yolo_crd.outcome import finished
 from yolo_crd.status import TrainingStatus
+from yolo_operator import metrics
 from yolo_operator.builders import child_name
 from yolo_operator.gateway import KubeGateway
 from yolo_operator.translate import Observation, observe
@@ -117,7 +118,8 @@ class Synchronizer:
             while request.again:
                 request.again = False
                 try:
-                    await self.sync(*key)
+                    with metrics.timed("sync"):
+                        await self.sync(*key)
                     backoff = self._initial_backoff
                 except Exception as exc:
                     request.again = True
