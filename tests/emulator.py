@@ -27,7 +27,9 @@ server would refuse. Each semantic, as a test may rely on it:
   owners (``ownerReferences[].uid``) no longer exist is deleted (background propagation), recursively;
   until then children linger, as they do on a real cluster.
 * list and watch: label selectors (``=``, ``==``, ``!=``, ``key``, ``!key``) and field selectors on
-  ``metadata.name``/``metadata.namespace``; watches resume from a ``resourceVersion`` and answer 410 Gone
+  any field path; a list with ``limit`` is paginated with ``continue`` tokens, every page from the
+  snapshot of the first (its ``resourceVersion``), 410 for an unknown token; ``watch_delay`` holds every
+  event back (a lagging watch cache) and ``frozen`` makes watches silent without closing; watches resume from a ``resourceVersion`` and answer 410 Gone
   once it has been compacted away (``compact()`` forces it); ``timeoutSeconds`` ends a watch. With
   ``allowWatchBookmarks=true`` a BOOKMARK event (the kind, and metadata with only a ``resourceVersion``)
   is sent every ``bookmark_interval`` seconds. Every watch request's parameters are kept in ``watched``.
@@ -236,7 +238,7 @@ class ApiEmulator(KubernetesScaffold):
     reads: int = attrs.field(default=0, init=False)  # GET requests (fetch, list, watch) served
     event_limit: int = 10000
     _rv: int = attrs.field(default=1000, init=False)
-    _events: dict[str, deque[tuple[int, str, dict[str, Any]]]] = attrs.field(factory=dict, init=False)
+    _events: dict[str, deque[tuple[int, str, dict[str, Any], float]]] = attrs.field(factory=dict, init=False)
     _compacted: dict[str, int] = attrs.field(factory=dict, init=False)
     # set and replaced on every recorded event: watchers wait on it without a lock, so cancelling a
     # watch can never leave a lock held (asyncio.Condition + wait_for could, on Python 3.11)
@@ -251,6 +253,9 @@ class ApiEmulator(KubernetesScaffold):
     watched: list[tuple[str, dict[str, str]]] = attrs.field(factory=list, init=False)  # (plural, params)
     gc_delay: float = 1.0
     bookmark_interval: float = 1.0
+    watch_delay: float = 0.0  # seconds every watch event is held back (a lagging watch cache)
+    frozen: bool = False  # every watch goes silent without closing (a stuck connection)
+    _pages: dict[str, list[dict[str, Any]]] = attrs.field(factory=dict, init=False)  # continue token -> rest
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -366,8 +371,23 @@ class ApiEmulator(KubernetesScaffold):
 
     def _list(self, request: rendering.Request) -> dict[str, Any]:
         kind = self._infos[_rkey(request.resource)][0]  # type: ignore[arg-type]
-        return {"apiVersion": "v1", "kind": f"{kind}List", "metadata": {"resourceVersion": str(self._rv)},
-                "items": self._matching(request)}
+        token = request.params.get("continue")
+        if token:
+            if token not in self._pages:
+                raise _Error(410, "Expired", "the provided continue parameter is too old")
+            items, version = self._pages.pop(token), token.split(".")[0]
+        else:
+            items, version = [copy.deepcopy(o) for o in self._matching(request)], str(self._rv)
+        meta: dict[str, Any] = {"resourceVersion": version}
+        limit = int(request.params.get("limit") or 0)
+        if limit and len(items) > limit:
+            items, rest = items[:limit], items[limit:]
+            meta["continue"] = f"{version}.{uuid.uuid4().hex}"
+            meta["remainingItemCount"] = len(rest)
+            self._pages[meta["continue"]] = rest
+            while len(self._pages) > 64:
+                self._pages.pop(next(iter(self._pages)))
+        return {"apiVersion": "v1", "kind": f"{kind}List", "metadata": meta, "items": items}
 
     async def _watch(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
         assert request.resource is not None and request._raw_request is not None
@@ -410,23 +430,34 @@ class ApiEmulator(KubernetesScaffold):
         next_bookmark = loop.time() + self.bookmark_interval
         try:
             while loop.time() < deadline:
+                if self.frozen:  # the connection stays open and silent, as a stuck proxy would keep it
+                    await asyncio.sleep(0.05)
+                    continue
                 tick = self._current_tick()  # taken before the scan: a later event sets it, none is missed
                 seen = self._rv  # every event up to here is in the deque now: after the scan, all are sent
-                for rv, event_type, obj in list(self._events.get(rkey, ())):
-                    if rv > since:
-                        since = rv
-                        if wanted(obj):
-                            await send(event_type, obj)
-                if bookmarks and loop.time() >= next_bookmark:
+                ripe = loop.time() - self.watch_delay
+                held = None  # the first event still held back by watch_delay: nothing after it is sent yet
+                for rv, event_type, obj, at in list(self._events.get(rkey, ())):
+                    if rv <= since:
+                        continue
+                    if at > ripe:
+                        held = at
+                        break
+                    since = rv
+                    if wanted(obj):
+                        await send(event_type, obj)
+                if bookmarks and held is None and loop.time() >= next_bookmark:
                     since = max(since, seen)
                     await send("BOOKMARK", {"kind": kind, "apiVersion": api_version,
                                             "metadata": {"resourceVersion": str(since)}})
                     next_bookmark = loop.time() + self.bookmark_interval
                 wake = min(deadline, next_bookmark) if bookmarks else deadline
+                if held is not None:
+                    wake = min(wake, held + self.watch_delay)
                 try:
                     await asyncio.wait_for(tick.wait(), timeout=max(0.0, wake - loop.time()))
                 except TimeoutError:
-                    if not bookmarks or loop.time() >= deadline:
+                    if loop.time() >= deadline:
                         break
         except (ConnectionResetError, asyncio.CancelledError):
             return response
@@ -439,7 +470,7 @@ class ApiEmulator(KubernetesScaffold):
 
     async def _record(self, rkey: str, kind: str, obj: dict[str, Any]) -> None:
         events = self._events.setdefault(rkey, deque())
-        events.append((self._rv, kind, copy.deepcopy(obj)))
+        events.append((self._rv, kind, copy.deepcopy(obj), asyncio.get_running_loop().time()))
         while len(events) > self.event_limit:
             self._compacted[rkey] = events.popleft()[0]
         tick, self._tick = self._current_tick(), asyncio.Event()
