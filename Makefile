@@ -4,7 +4,7 @@ PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-dev
 
-.PHONY: demo test lint bench install crds-apply clean chromium
+.PHONY: demo test lint bench install crds-apply clean chromium promtool
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,12 +18,15 @@ $(VENV)/bin/helm: | $(STAMP)
 chromium: ## Debian's Chromium for the /ui browser test
 	@test -x "$${YOLO_TEST_CHROMIUM:-/usr/bin/chromium}" || ./scripts/install-chromium.sh
 
-install: $(STAMP) $(VENV)/bin/helm chromium ## create .venv and install the project with every extra (and helm)
+promtool: ## Debian's promtool for the metrics tests (promtool check metrics)
+	@command -v promtool >/dev/null || ./scripts/install-promtool.sh
+
+install: $(STAMP) $(VENV)/bin/helm chromium promtool ## create .venv and install the project with every extra (and helm)
 
 demo: $(STAMP) ## train a synthetic dataset through the local API and show it live
 	$(PY) -m yolo_api.demo
 
-test: $(STAMP) $(VENV)/bin/helm chromium ## the default test suite (unit + integration with real training; e2e is opt-in)
+test: $(STAMP) $(VENV)/bin/helm chromium promtool ## the default test suite (unit + integration with real training; e2e is opt-in)
 	$(PY) -m pytest
 
 lint: $(STAMP) ## ruff and mypy --strict
