@@ -46,7 +46,8 @@ class Engine:
         return subprocess.run([self.command, *args], capture_output=True, text=True, timeout=timeout, check=False)
 
     def hardening(self) -> list[str]:
-        flags = ["--read-only", "--tmpfs", "/tmp:rw,mode=1777", "--cap-drop", "ALL",
+        """Read-only root, a /tmp like an emptyDir (writable by all, not noexec), no capabilities or escalation."""
+        flags = ["--read-only", "--tmpfs", "/tmp:rw,exec,mode=1777", "--cap-drop", "ALL",
                  "--security-opt", "no-new-privileges"]
         if Path(self.command).name == "podman":
             flags.append("--read-only-tmpfs=false")  # podman would also make /run and /var/tmp writable
@@ -90,7 +91,7 @@ def container_flags(pod: dict[str, Any], container: dict[str, Any], *, claims: d
         elif "emptyDir" in volume and target == "/dev/shm":
             flags += ["--shm-size", _shm_size(volume["emptyDir"].get("sizeLimit"))]
         elif "emptyDir" in volume and target != "/tmp":  # /tmp is already a tmpfs
-            flags += ["--tmpfs", f"{target}:rw,mode=1777"]
+            flags += ["--tmpfs", f"{target}:rw,exec,mode=1777"]
         elif "emptyDir" not in volume:
             raise ValueError(f"pods.py does not emulate the volume {volume}")
     env = container.get("env") or []
