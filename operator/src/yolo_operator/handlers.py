@@ -8,13 +8,14 @@ waits for the operator: its children go with it through their owner references.
 """
 
 import asyncio
+import dataclasses
 import logging
 from typing import Any
 
 import kopf
 from pydantic import ValidationError
 
-from yolo_crd.kubeclient import load_api_client
+from yolo_crd.kubeclient import in_cluster_server, load_api_client
 from yolo_crd.names import ANNOTATION_CANCEL, GROUP, LABEL_MANAGED_BY, LABEL_NAME, MANAGED_BY, PLURAL, VERSION
 from yolo_crd.outcome import finished
 from yolo_crd.spec import YoloTrainingSpec
@@ -120,8 +121,11 @@ def probe(memo: Any, **_: Any) -> bool:
 
 @kopf.on.login()
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    """In-cluster service account, else KUBECONFIG (read at login time)."""
-    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+    """In-cluster service account at the kubelet's KUBERNETES_SERVICE_HOST/PORT, else KUBECONFIG (read now)."""
+    info, server = kopf.login_with_service_account(**kwargs), in_cluster_server()
+    if info is not None and server is not None:
+        return dataclasses.replace(info, server=server)
+    return info or kopf.login_with_kubeconfig(**kwargs)
 
 
 def parse_spec(spec: Any) -> YoloTrainingSpec:
