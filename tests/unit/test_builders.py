@@ -111,7 +111,8 @@ def test_container_runs_the_trainer_non_root() -> None:
     assert main["image"] == "custom/trainer:2" and job()["spec"]["template"]["spec"]["containers"][0]["image"] == SETTINGS.trainer_image
     assert main["command"] == ["python", "-m", "yolo_trainer"]
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
-    assert main["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+    assert main["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                                       "readOnlyRootFilesystem": True}
     assert pod["serviceAccountName"] == "shapes-5b8f0c4e"
     variables = env(built)
     assert variables["YOLO_TRAINER_SINK"] == "kubernetes" and variables["YOLO_TRAINER_TASK_ID"] == META["uid"]
@@ -128,3 +129,12 @@ def test_trainer_rbac_is_this_one_resource_only() -> None:
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "shapes-5b8f0c4e", "namespace": "team-a"}]
     for child in (role, binding, account):
         assert child["metadata"]["ownerReferences"][0]["uid"] == META["uid"]
+
+
+def test_the_trainer_runs_on_a_read_only_root_with_the_pull_secrets() -> None:
+    built = build_training_job(META, YoloTrainingSpec.model_validate({"model": "m.yaml", "data": "/d.yaml"}),
+                               OperatorSettings(image_pull_secrets=["regcred"]))
+    assert container(built)["securityContext"]["readOnlyRootFilesystem"] is True
+    assert {"name": "tmp", "mountPath": "/tmp"} in container(built)["volumeMounts"]
+    assert built["spec"]["template"]["spec"]["imagePullSecrets"] == [{"name": "regcred"}]
+    assert "imagePullSecrets" not in job()["spec"]["template"]["spec"]

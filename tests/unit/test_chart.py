@@ -266,6 +266,16 @@ def test_the_dashboard_only_names_metrics_that_exist() -> None:
     assert named and named <= exported, named - exported
 
 
+def test_pull_secrets_reach_the_trainer_pods_through_the_operator() -> None:
+    from yolo_operator.settings import OperatorSettings
+
+    docs = render(None, "--set", "imagePullSecrets[0].name=regcred")
+    [operator] = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-operator")]
+    env = {e["name"]: e.get("value") for e in operator["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert OperatorSettings.model_validate({"image_pull_secrets": json.loads(env["YOLO_OPERATOR_IMAGE_PULL_SECRETS"])
+                                            }).image_pull_secrets == ["regcred"]
+
+
 def test_default_storage_reaches_the_api_as_its_setting() -> None:
     from yolo_crd.spec import StorageSpec
 

@@ -73,8 +73,11 @@ def _resources(spec: YoloTrainingSpec, settings: OperatorSettings) -> dict[str, 
 
 
 def _volumes(spec: YoloTrainingSpec, settings: OperatorSettings) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    volumes: list[dict[str, Any]] = [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": settings.shm_size}}]
-    mounts: list[dict[str, Any]] = [{"name": "dshm", "mountPath": "/dev/shm"}]  # noqa: S108 - the pod's shm
+    # the root filesystem is read-only: /dev/shm for DataLoader workers, /tmp for libraries' scratch files
+    volumes: list[dict[str, Any]] = [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": settings.shm_size}},
+                                     {"name": "tmp", "emptyDir": {}}]
+    mounts: list[dict[str, Any]] = [{"name": "dshm", "mountPath": "/dev/shm"},  # noqa: S108 - the pod's shm
+                                    {"name": "tmp", "mountPath": "/tmp"}]  # noqa: S108 - the pod's own tmp
     storage = spec.storage
     for volume in storage.volumes if storage else []:
         volumes.append({"name": volume.name, "persistentVolumeClaim": {"claimName": volume.claim_name,
@@ -122,7 +125,8 @@ def build_training_job(meta: dict[str, Any], spec: YoloTrainingSpec, settings: O
         "name": CONTAINER, "image": spec.image or settings.trainer_image,
         "imagePullPolicy": settings.image_pull_policy, "command": ["python", "-m", "yolo_trainer"],
         "env": env, "volumeMounts": mounts, "resources": _resources(spec, settings),
-        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                            "readOnlyRootFilesystem": True},
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     pod_spec: dict[str, Any] = {
@@ -132,7 +136,8 @@ def build_training_job(meta: dict[str, Any], spec: YoloTrainingSpec, settings: O
                             "seccompProfile": {"type": "RuntimeDefault"}},
     }
     optional = {"nodeSelector": spec.node_selector, "tolerations": _tolerations(spec, settings) or None,
-                "affinity": spec.affinity, "priorityClassName": spec.priority_class_name}
+                "affinity": spec.affinity, "priorityClassName": spec.priority_class_name,
+                "imagePullSecrets": [{"name": secret} for secret in settings.image_pull_secrets] or None}
     pod_spec.update({key: value for key, value in optional.items() if value})
     job_spec: dict[str, Any] = {
         "backoffLimit": spec.backoff_limit if spec.backoff_limit is not None else settings.default_backoff_limit,
