@@ -4,7 +4,7 @@ PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-dev
 
-.PHONY: demo test lint bench install crds-apply clean chromium
+.PHONY: demo test lint bench install crds-apply clean chromium promtool images base-image image-test
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,12 +18,15 @@ $(VENV)/bin/helm: | $(STAMP)
 chromium: ## Debian's Chromium for the /ui browser test
 	@test -x "$${YOLO_TEST_CHROMIUM:-/usr/bin/chromium}" || ./scripts/install-chromium.sh
 
-install: $(STAMP) $(VENV)/bin/helm chromium ## create .venv and install the project with every extra (and helm)
+promtool: ## Debian's promtool for the metrics tests (promtool check metrics)
+	@command -v promtool >/dev/null || ./scripts/install-promtool.sh
+
+install: $(STAMP) $(VENV)/bin/helm chromium promtool ## create .venv and install the project with every extra (and helm)
 
 demo: $(STAMP) ## train a synthetic dataset through the local API and show it live
 	$(PY) -m yolo_api.demo
 
-test: $(STAMP) $(VENV)/bin/helm chromium ## the default test suite (unit + integration with real training; e2e is opt-in)
+test: $(STAMP) $(VENV)/bin/helm chromium promtool ## the default test suite (unit + integration with real training; e2e is opt-in)
 	$(PY) -m pytest
 
 lint: $(STAMP) ## ruff and mypy --strict
@@ -32,6 +35,24 @@ lint: $(STAMP) ## ruff and mypy --strict
 
 bench: $(STAMP) ## benchmarks: figures printed side by side, never asserted in tests
 	$(PY) -m bench
+
+# Container images (docs/images.md): podman where installed, else docker. BASE empty: the Dockerfiles'
+# upstream python:3.11 slim bookworm; BASE=localhost/yolo-base:bookworm after `make base-image` needs no
+# registry. BUILD_FLAGS: more flags for every build (CI's are in .ci/run).
+ENGINE      ?= $(shell command -v podman >/dev/null 2>&1 && echo podman || echo docker)
+TAG         ?= dev
+BASE        ?=
+BUILD_FLAGS ?=
+BASE_IMAGE  ?= localhost/yolo-base:bookworm
+
+images: ## build yolo-operator, yolo-api and yolo-trainer:$(TAG)
+	ENGINE="$(ENGINE)" TAG="$(TAG)" BASE="$(BASE)" BUILD_FLAGS="$(BUILD_FLAGS)" ./scripts/build-images.sh
+
+base-image: ## a Debian bookworm base image from Debian's packages (mmdebstrap): $(BASE_IMAGE)
+	ENGINE="$(ENGINE)" ./scripts/make-base-image.sh "$(BASE_IMAGE)"
+
+image-test: $(STAMP) $(VENV)/bin/helm images ## build the images, then run them as a kubelet would (tests/images)
+	YOLO_IMAGE_ENGINE="$(ENGINE)" YOLO_IMAGE_TAG="$(TAG)" $(PY) -m pytest tests/images --with-images
 
 crds-apply: ## install or upgrade the CRD on the cluster in KUBECONFIG (helm never upgrades crds/)
 	kubectl apply --server-side -f deploy/helm/yolo-training-operator/crds/

@@ -3,7 +3,7 @@
 import sys
 import time
 
-from bench import api_events, api_status, operator_reconcile, scale, trainer_overhead
+from bench import api_events, api_status, operator_reconcile, scale, status_size, trainer_overhead
 
 
 def main() -> int:
@@ -14,6 +14,7 @@ def main() -> int:
     operator_reconcile.main([])
     trainer_overhead.main([])
     scale.main([])
+    status_size.main([])
     print(f"\nmake bench: {time.monotonic() - started:.0f}s")
     return 0
 

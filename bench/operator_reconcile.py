@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -44,11 +45,13 @@ def _run(
             "spec": {"model": "yolov8n.yaml", "data": "/data/d.yaml", "epochs": 10, "gpus": 1}})
     names = {f"{prefix}-{index:04d}" for index in range(count)}
     deadline = time.monotonic() + 600
+
+    def training_of(write: Any) -> str:  # a Job is named after its training's uid: find it by its label
+        return str(((write.body or {}).get("metadata", {}).get("labels") or {}).get("yolo-operator.io/training", ""))
+
     while True:
-        jobs = {w.name or "" for w in server.emulator.writes if w.plural == "jobs" and w.status == 201}
-        created = {(w.body or {}).get("metadata", {}).get("name", "") for w in server.emulator.writes
-                   if w.plural == "jobs" and w.status == 201}
-        if {f"{n}-train" for n in names} <= created | jobs:
+        created = {training_of(w) for w in server.emulator.writes if w.plural == "jobs" and w.status == 201}
+        if names <= created:
             break
         if time.monotonic() > deadline:
             raise RuntimeError("the operator did not create every Job in time")
@@ -56,8 +59,7 @@ def _run(
     elapsed = time.monotonic() - started
     made = {(w.body or {}).get("metadata", {}).get("name"): w.at for w in server.emulator.writes
             if w.plural == "yolotrainings" and w.method == "POST" and w.status == 201}
-    jobs_at = {(w.body or {}).get("metadata", {}).get("name", "").removesuffix("-train"): w.at
-               for w in server.emulator.writes if w.plural == "jobs" and w.status == 201}
+    jobs_at = {training_of(w): w.at for w in server.emulator.writes if w.plural == "jobs" and w.status == 201}
     return [jobs_at[name] - made[name] for name in names], elapsed
 
 

@@ -124,11 +124,13 @@ def write_kubeconfig(path: Path, apiserver: str) -> Path:
     return path
 
 
-def create_training(apiserver: str, name: str, data: Path) -> None:
-    """Create the YoloTraining whose status our trainer patches."""
+def create_training(apiserver: str, name: str, data: Path) -> str:
+    """Create the YoloTraining whose status our trainer patches; returns its uid."""
     body = {"apiVersion": "yolo-operator.io/v1alpha1", "kind": "YoloTraining", "metadata": {"name": name},
             "spec": {"model": "yolov8n.yaml", "data": str(data)}}
-    httpx.post(f"{apiserver}{TRAININGS}", json=body).raise_for_status()
+    created = httpx.post(f"{apiserver}{TRAININGS}", json=body)
+    created.raise_for_status()
+    return str(created.json()["metadata"]["uid"])
 
 
 def run_plain(data: Path, out: Path, args: argparse.Namespace, env: dict[str, str], runs: Runs) -> None:
@@ -147,16 +149,16 @@ def run_ours(data: Path, out: Path, args: argparse.Namespace, env: dict[str, str
              run_id: str, runs: Runs) -> list[float]:
     """One run of our trainer; returns the delays from each epoch end to its status seen by a watch."""
     out.mkdir(parents=True, exist_ok=True)
-    create_training(apiserver, run_id, data)
+    uid = create_training(apiserver, run_id, data)  # the task id: the sink checks it against the resource's uid
     values = arguments(data, args)
     gpus = "0" if args.device == "cpu" else "1"
     command = [sys.executable, "-m", "yolo_trainer", "--model", "yolov8n.yaml", "--data", str(data),
                "--epochs", values["epochs"], "--imgsz", values["imgsz"], "--batch", values["batch"], "--gpus", gpus,
                "--device", args.device, "--hp", f"workers={args.workers}", "--hp", "seed=0", "--sink", "kubernetes",
-               "--task-id", run_id, "--output-dir", str(out)]
+               "--task-id", uid, "--output-dir", str(out)]
     status = StatusWatch(apiserver, run_id)
     status.start()
-    watcher = CsvWatcher(out / run_id / "results.csv")
+    watcher = CsvWatcher(out / uid / "results.csv")
     watcher.start()
     wall, cpu = timed(command, {**env, "KUBECONFIG": str(write_kubeconfig(out / "kubeconfig", apiserver)),
                                 "YOLO_TRAINER_NAMESPACE": "bench", "YOLO_TRAINER_NAME": run_id})
@@ -176,11 +178,11 @@ def write_cost(apiserver: str, work: Path, data: Path, writes: int = 50) -> tupl
 
     from yolo_trainer.sinks.kubernetes import KubernetesStatusSink
 
-    create_training(apiserver, "sink-cost", data)
+    uid = create_training(apiserver, "sink-cost", data)
     with config.new_client_from_config(str(write_kubeconfig(work / "kubeconfig-sink", apiserver))) as api:
-        sink = KubernetesStatusSink("bench", "sink-cost", api)
+        sink = KubernetesStatusSink("bench", "sink-cost", uid=uid, api_client=api)
         history = [{"epoch": i, "mAP50": 0.5, "mAP50-95": 0.3, "precision": 0.6, "recall": 0.5,
-                    "train_box_loss": 1.2, "train_cls_loss": 2.1, "train_dfl_loss": 1.1} for i in range(1, 51)]
+                    "trainBoxLoss": 1.2, "trainClsLoss": 2.1, "trainDflLoss": 1.1} for i in range(1, 51)]
         patch = {"currentEpoch": 50, "progress": 50.0, "history": history, "metrics": history[-1]}
         for _ in range(5):
             sink.send(patch)

@@ -1,4 +1,4 @@
-"""Shared fixtures: the emulated API server, generated datasets, and the opt-in e2e switch."""
+"""Shared fixtures: the emulated API server, generated datasets, and the opt-in e2e and image switches."""
 
 from __future__ import annotations
 
@@ -15,15 +15,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="run the e2e tests against the cluster in KUBECONFIG")
     parser.addoption("--local-kubelet", action="store_true", default=False,
                      help="e2e: run each Job's trainer as a local process (a cluster without GPU nodes or any nodes)")
+    parser.addoption("--with-images", action="store_true", default=False,
+                     help="run the image tests against the built images (make image-test)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("--with-e2e"):
-        return
-    deselected = [item for item in items if "e2e" in item.keywords]
+    opt_in = {"e2e": config.getoption("--with-e2e"), "image": config.getoption("--with-images")}
+    skipped = {marker for marker, chosen in opt_in.items() if not chosen}
+    deselected = [item for item in items if skipped & {marker.name for marker in item.iter_markers()}]
     if deselected:
         config.hook.pytest_deselected(items=deselected)
-        items[:] = [item for item in items if "e2e" not in item.keywords]
+        items[:] = [item for item in items if item not in deselected]
 
 
 @pytest.fixture

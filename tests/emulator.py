@@ -5,29 +5,48 @@ generation or creationTimestamp, does not take the namespace from the URL, rejec
 answers 200 to creates, does not separate ``/status`` from the main resource, ignores selectors, has no
 garbage collection and re-scans its request history on every request. Kopf, the API's watch and the
 trainer's status sink depend on exactly those things, so this subclass of kmock's ``KubernetesScaffold``
-(which still serves discovery: ``/api``, ``/apis``, resource lists) implements them faithfully enough:
+(which still serves discovery: ``/api``, ``/apis``, resource lists) implements them as kube-apiserver
+does. Where it cannot be exact it is stricter, never kinder: a test must not pass on what a real API
+server would refuse. Each semantic, as a test may rely on it:
 
 * create: server-set ``uid``, ``resourceVersion``, ``generation``, ``creationTimestamp``; namespace from
   the URL; ``generateName``; 201; 409 AlreadyExists; ``status`` dropped when the resource has a status
   subresource (as the API server does for such CRDs).
-* patch (merge, strategic-merge treated as merge, JSON patch) and put: a ``metadata.resourceVersion`` in
-  the body is a precondition (409 Conflict when stale); the main resource ignores ``status`` and the
-  ``/status`` subresource changes only ``status``; ``generation`` grows when anything but metadata and
-  status changes; every write bumps ``resourceVersion``.
-* delete: finalizers block deletion (``deletionTimestamp`` is set; removing the last finalizer deletes);
-  owned objects (``ownerReferences[].uid``) are deleted in the background, recursively.
+* schema (the YoloTraining CRD, loaded from the chart; ``tests/schema.py``): every write, status
+  included, is pruned of undeclared fields, defaulted, validated against the OpenAPI schema and the CEL
+  rules (``x-kubernetes-validations``, transition rules with ``oldSelf``); a violation is 422 Invalid
+  naming each field. No validation ratcheting (stricter than 1.30+).
+* patch (merge, strategic-merge treated as merge, JSON patch with ``test``) and put: a
+  ``metadata.resourceVersion`` in the body is a precondition (409 Conflict when stale); the main resource
+  ignores ``status`` and refuses a changed ``uid``/``name``/``namespace`` (422, immutable); the
+  ``/status`` subresource changes only ``status`` and ignores every other field of the body, ``metadata.uid``
+  included (only ``resourceVersion`` is a precondition there); ``generation`` grows when anything but
+  metadata and status changes; every write bumps ``resourceVersion``.
+* delete: finalizers block deletion (``deletionTimestamp`` is set; removing the last finalizer deletes).
+  Garbage collection is asynchronous: ``gc_delay`` seconds after an owner is gone, every object whose
+  owners (``ownerReferences[].uid``) no longer exist is deleted (background propagation), recursively;
+  until then children linger, as they do on a real cluster.
 * list and watch: label selectors (``=``, ``==``, ``!=``, ``key``, ``!key``) and field selectors on
-  ``metadata.name``/``metadata.namespace``; watches resume from a ``resourceVersion`` and answer 410 Gone
-  once it has been compacted away (``compact()`` forces it); ``timeoutSeconds`` ends a watch.
+  any field path; a list with ``limit`` is paginated with ``continue`` tokens, every page from the
+  snapshot of the first (its ``resourceVersion``), 410 for an unknown token; ``watch_delay`` holds every
+  event back (a lagging watch cache) and ``frozen`` makes watches silent without closing; watches resume from a ``resourceVersion`` and answer 410 Gone
+  once it has been compacted away (``compact()`` forces it); ``timeoutSeconds`` ends a watch. With
+  ``allowWatchBookmarks=true`` a BOOKMARK event (the kind, and metadata with only a ``resourceVersion``)
+  is sent every ``bookmark_interval`` seconds. Every watch request's parameters are kept in ``watched``.
+
+* pods: ``binding`` (the scheduler's: sets ``spec.nodeName``, 409 when already bound) and ``eviction``
+  (adds the ``DisruptionTarget`` condition, then deletes, finalizers honoured) subresources; Nodes and
+  Leases are stored like any object. Field selectors work on any field path (``spec.nodeName``).
 
 * TokenReview and SubjectAccessReview: ``tokens`` maps a bearer token to (user, groups); ``grants`` is a
   minimal RBAC authorizer: a grant gives a user or group some verbs on yolotrainings in one namespace (or
   all, as a ClusterRoleBinding), or ``get`` on the non-resource URL ``/metrics``. The group
   ``system:masters`` may do everything, as in a real cluster. ``ADMIN_TOKEN`` belongs to that group.
 
-Not emulated (documented, tests must not depend on it): admission and schema validation, strategic-merge
-list semantics, server-side apply, foreground/orphan deletion, field managers, bookmarks, and RBAC on
-the emulator's own endpoints (every client may call every endpoint).
+Not emulated (documented, tests must not depend on it): admission webhooks, schema validation of
+built-in kinds (Jobs, Pods), strategic-merge list semantics, server-side apply, foreground/orphan
+deletion, field managers, and RBAC on the emulator's own endpoints (every client may call every one).
+The Job controller, the scheduler and the kubelet are ``tests/kubelet.py``.
 Fault injection: ``fail(count, status, ...)`` answers the next matching requests with an error.
 """
 
@@ -49,6 +68,8 @@ import kmock
 from kmock._internal import enums, rendering
 from kmock._internal.k8s import KubernetesScaffold
 
+from crd import openapi_schema
+from schema import SchemaError, StructuralSchema
 from yolo_crd.status import utc_now
 
 Key = tuple[str, str | None, str]  # (resource "group/version/plural", namespace, name)
@@ -57,7 +78,9 @@ DEFAULT_RESOURCES: dict[str, tuple[str, bool, set[str]]] = {
     # "group/version/plural": (kind, namespaced, subresources)
     "/v1/namespaces": ("Namespace", False, set()),
     "/v1/events": ("Event", True, set()),
-    "/v1/pods": ("Pod", True, {"status"}),
+    "/v1/nodes": ("Node", False, {"status"}),
+    "coordination.k8s.io/v1/leases": ("Lease", True, set()),
+    "/v1/pods": ("Pod", True, {"status", "binding", "eviction"}),
     "/v1/serviceaccounts": ("ServiceAccount", True, set()),
     "batch/v1/jobs": ("Job", True, {"status"}),
     "rbac.authorization.k8s.io/v1/roles": ("Role", True, set()),
@@ -154,10 +177,12 @@ def _selector_matches(labels: dict[str, str], selector: str) -> bool:
 
 
 def _fields_match(obj: dict[str, Any], selector: str) -> bool:
-    meta = obj.get("metadata", {})
     for term in filter(None, (t.strip() for t in selector.split(","))):
         key, _, value = term.replace("==", "=").partition("=")
-        if meta.get(key.removeprefix("metadata.")) != value:
+        found: Any = obj
+        for part in key.split("."):
+            found = found.get(part) if isinstance(found, dict) else None
+        if (found or "") != value:
             return False
     return True
 
@@ -213,7 +238,7 @@ class ApiEmulator(KubernetesScaffold):
     reads: int = attrs.field(default=0, init=False)  # GET requests (fetch, list, watch) served
     event_limit: int = 10000
     _rv: int = attrs.field(default=1000, init=False)
-    _events: dict[str, deque[tuple[int, str, dict[str, Any]]]] = attrs.field(factory=dict, init=False)
+    _events: dict[str, deque[tuple[int, str, dict[str, Any], float]]] = attrs.field(factory=dict, init=False)
     _compacted: dict[str, int] = attrs.field(factory=dict, init=False)
     # set and replaced on every recorded event: watchers wait on it without a lock, so cancelling a
     # watch can never leave a lock held (asyncio.Condition + wait_for could, on Python 3.11)
@@ -224,11 +249,19 @@ class ApiEmulator(KubernetesScaffold):
     tokens: dict[str, tuple[str, list[str]]] = attrs.field(factory=lambda: {ADMIN_TOKEN: ADMIN}, init=False)
     grants: list[Grant] = attrs.field(factory=list, init=False)
     reviews: list[dict[str, Any]] = attrs.field(factory=list, init=False)  # every review's spec, in order
+    schemas: dict[str, StructuralSchema] = attrs.field(factory=dict, init=False)
+    watched: list[tuple[str, dict[str, str]]] = attrs.field(factory=list, init=False)  # (plural, params)
+    gc_delay: float = 1.0
+    bookmark_interval: float = 1.0
+    watch_delay: float = 0.0  # seconds every watch event is held back (a lagging watch cache)
+    frozen: bool = False  # every watch goes silent without closing (a stuck connection)
+    _pages: dict[str, list[dict[str, Any]]] = attrs.field(factory=dict, init=False)  # continue token -> rest
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
         for key, (kind, namespaced, subresources) in DEFAULT_RESOURCES.items():
             self.declare(key, kind, namespaced, subresources)
+        self.schemas["yolo-operator.io/v1alpha1/yolotrainings"] = StructuralSchema("YoloTraining", openapi_schema())
 
     def declare(self, key: str, kind: str, namespaced: bool, subresources: set[str]) -> None:
         """Serve a resource (``group/version/plural``; core group is empty) with discovery info."""
@@ -257,9 +290,10 @@ class ApiEmulator(KubernetesScaffold):
     async def patch_status(self, plural: str, namespace: str | None, name: str, status: dict[str, Any]) -> None:
         """Merge-patch an object's status server-side (as another client would), recording the event."""
         key = next(k for k in self.objects if k[0].endswith(f"/{plural}") and k[1:] == (namespace, name))
-        obj = self.objects[key]
-        obj["status"] = merge_patch(obj.get("status") or {}, status)
+        current = self.objects[key]
+        obj = self._admit(key[0], {**current, "status": merge_patch(current.get("status") or {}, status)}, current)
         self._bump(obj)
+        self.objects[key] = obj
         await self._record(key[0], "MODIFIED", obj)
 
     def drop_watches(self) -> None:
@@ -337,8 +371,23 @@ class ApiEmulator(KubernetesScaffold):
 
     def _list(self, request: rendering.Request) -> dict[str, Any]:
         kind = self._infos[_rkey(request.resource)][0]  # type: ignore[arg-type]
-        return {"apiVersion": "v1", "kind": f"{kind}List", "metadata": {"resourceVersion": str(self._rv)},
-                "items": self._matching(request)}
+        token = request.params.get("continue")
+        if token:
+            if token not in self._pages:
+                raise _Error(410, "Expired", "the provided continue parameter is too old")
+            items, version = self._pages.pop(token), token.split(".")[0]
+        else:
+            items, version = [copy.deepcopy(o) for o in self._matching(request)], str(self._rv)
+        meta: dict[str, Any] = {"resourceVersion": version}
+        limit = int(request.params.get("limit") or 0)
+        if limit and len(items) > limit:
+            items, rest = items[:limit], items[limit:]
+            meta["continue"] = f"{version}.{uuid.uuid4().hex}"
+            meta["remainingItemCount"] = len(rest)
+            self._pages[meta["continue"]] = rest
+            while len(self._pages) > 64:
+                self._pages.pop(next(iter(self._pages)))
+        return {"apiVersion": "v1", "kind": f"{kind}List", "metadata": meta, "items": items}
 
     async def _watch(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
         assert request.resource is not None and request._raw_request is not None
@@ -351,8 +400,12 @@ class ApiEmulator(KubernetesScaffold):
         task.add_done_callback(self._watches.discard)
         response = aiohttp.web.StreamResponse(headers={"Content-Type": "application/json"})
         await response.prepare(request._raw_request)
+        self.watched.append((request.resource.plural or "", dict(request.params)))
         since = int(request.params.get("resourceVersion") or 0)
         timeout = float(request.params.get("timeoutSeconds") or 3600)
+        bookmarks = request.params.get("allowWatchBookmarks") == "true"
+        kind, _, _ = self._infos[rkey]
+        api_version = f"{request.resource.group}/{request.resource.version}".lstrip("/")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         labels, fields = request.params.get("labelSelector", ""), request.params.get("fieldSelector", "")
@@ -374,18 +427,38 @@ class ApiEmulator(KubernetesScaffold):
             for obj in self._matching(request):
                 await send("ADDED", copy.deepcopy(obj))
             since = self._rv
+        next_bookmark = loop.time() + self.bookmark_interval
         try:
             while loop.time() < deadline:
+                if self.frozen:  # the connection stays open and silent, as a stuck proxy would keep it
+                    await asyncio.sleep(0.05)
+                    continue
                 tick = self._current_tick()  # taken before the scan: a later event sets it, none is missed
-                for rv, kind, obj in list(self._events.get(rkey, ())):
-                    if rv > since:
-                        since = rv
-                        if wanted(obj):
-                            await send(kind, obj)
+                seen = self._rv  # every event up to here is in the deque now: after the scan, all are sent
+                ripe = loop.time() - self.watch_delay
+                held = None  # the first event still held back by watch_delay: nothing after it is sent yet
+                for rv, event_type, obj, at in list(self._events.get(rkey, ())):
+                    if rv <= since:
+                        continue
+                    if at > ripe:
+                        held = at
+                        break
+                    since = rv
+                    if wanted(obj):
+                        await send(event_type, obj)
+                if bookmarks and held is None and loop.time() >= next_bookmark:
+                    since = max(since, seen)
+                    await send("BOOKMARK", {"kind": kind, "apiVersion": api_version,
+                                            "metadata": {"resourceVersion": str(since)}})
+                    next_bookmark = loop.time() + self.bookmark_interval
+                wake = min(deadline, next_bookmark) if bookmarks else deadline
+                if held is not None:
+                    wake = min(wake, held + self.watch_delay)
                 try:
-                    await asyncio.wait_for(tick.wait(), timeout=max(0.0, deadline - loop.time()))
+                    await asyncio.wait_for(tick.wait(), timeout=max(0.0, wake - loop.time()))
                 except TimeoutError:
-                    break
+                    if loop.time() >= deadline:
+                        break
         except (ConnectionResetError, asyncio.CancelledError):
             return response
         return response
@@ -397,7 +470,7 @@ class ApiEmulator(KubernetesScaffold):
 
     async def _record(self, rkey: str, kind: str, obj: dict[str, Any]) -> None:
         events = self._events.setdefault(rkey, deque())
-        events.append((self._rv, kind, copy.deepcopy(obj)))
+        events.append((self._rv, kind, copy.deepcopy(obj), asyncio.get_running_loop().time()))
         while len(events) > self.event_limit:
             self._compacted[rkey] = events.popleft()[0]
         tick, self._tick = self._current_tick(), asyncio.Event()
@@ -413,11 +486,34 @@ class ApiEmulator(KubernetesScaffold):
             return self._review(request.resource.plural, dict(request.data or {})), 201
         if method == "POST" and request.name is None:
             return await self._create(request), 201
+        if method == "POST" and request.subresource in ("binding", "eviction"):
+            return await self._pod_action(request), 201
         if method == "DELETE" and request.name is not None:
             return await self._delete(self._key(request)), 200
         if method in ("PATCH", "PUT") and request.name is not None:
             return await self._update(request, content_type), 200
         raise _Error(405, "MethodNotAllowed", f"{method} is not supported here")
+
+    async def _pod_action(self, request: rendering.Request) -> dict[str, Any]:
+        """The scheduler's binding (sets ``spec.nodeName``) and an eviction (DisruptionTarget, then deletion)."""
+        key = self._key(request)
+        pod = copy.deepcopy(self._fetch(request))
+        conditions = [c for c in (pod.get("status") or {}).get("conditions") or []]
+        if request.subresource == "binding":
+            if pod["spec"].get("nodeName"):
+                raise _Error(409, "Conflict", f"pod {key[2]} is already assigned to node {pod['spec']['nodeName']}")
+            pod["spec"]["nodeName"] = ((request.data or {}).get("target") or {}).get("name")
+            conditions.append({"type": "PodScheduled", "status": "True", "lastTransitionTime": utc_now()})
+        else:
+            conditions.append({"type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI",
+                               "message": "Eviction API: evicting", "lastTransitionTime": utc_now()})
+        pod.setdefault("status", {})["conditions"] = conditions
+        self._bump(pod)
+        self.objects[key] = pod
+        await self._record(key[0], "MODIFIED", pod)
+        if request.subresource == "eviction":
+            await self._delete(key)
+        return {"apiVersion": "v1", "kind": "Status", "status": "Success", "code": 201}
 
     def _review(self, plural: str, body: dict[str, Any]) -> dict[str, Any]:
         spec = dict(body.get("spec") or {})
@@ -458,6 +554,7 @@ class ApiEmulator(KubernetesScaffold):
         obj.setdefault("apiVersion", f"{request.resource.group}/{request.resource.version}".lstrip("/"))
         obj.setdefault("kind", kind)
         meta.update(uid=str(uuid.uuid4()), generation=1, creationTimestamp=utc_now())
+        obj = self._admit(rkey, obj, None)
         self._bump(obj)
         self.objects[key] = obj
         await self._record(rkey, "ADDED", obj)
@@ -485,6 +582,10 @@ class ApiEmulator(KubernetesScaffold):
             result["status"] = updated.get("status", {})
         else:
             result = updated
+            for immutable in ("uid", "namespace", "name"):
+                if (updated.get("metadata") or {}).get(immutable, current["metadata"].get(immutable)) != \
+                        current["metadata"].get(immutable):
+                    raise _Error(422, "Invalid", f"metadata.{immutable}: Invalid value: field is immutable")
             result["metadata"] = {**updated.get("metadata", {}), **{k: current["metadata"][k] for k in (
                 "uid", "namespace", "name", "creationTimestamp", "generation") if k in current["metadata"]}}
             if has_status:
@@ -494,6 +595,7 @@ class ApiEmulator(KubernetesScaffold):
             spec_of = lambda o: {k: v for k, v in o.items() if k not in ("metadata", "status")}  # noqa: E731
             if spec_of(result) != spec_of(current):
                 result["metadata"]["generation"] = int(current["metadata"].get("generation", 1)) + 1
+        result = self._admit(key[0], result, current)
         self._bump(result)
         self.objects[key] = result
         meta = result["metadata"]
@@ -514,14 +616,28 @@ class ApiEmulator(KubernetesScaffold):
             return obj
         return await self._remove(key)
 
+    def _admit(self, rkey: str, obj: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
+        schema = self.schemas.get(rkey)
+        if schema is None:
+            return obj
+        try:
+            return schema.admit(obj, old)
+        except SchemaError as exc:
+            name = (obj.get("metadata") or {}).get("name")
+            raise _Error(422, "Invalid", f'{schema.kind}.{rkey.split("/", maxsplit=1)[0]} "{name}" is invalid: {exc}') from exc
+
     async def _remove(self, key: Key) -> dict[str, Any]:
         obj = self.objects.pop(key)
         self._bump(obj)
         await self._record(key[0], "DELETED", obj)
-        uid = obj["metadata"].get("uid")
-        owned = [k for k, o in self.objects.items()
-                 if any(ref.get("uid") == uid for ref in o["metadata"].get("ownerReferences") or [])]
-        for child in owned:  # background cascading deletion, as the garbage collector does
-            if child in self.objects:
-                await self._delete(child)
+        asyncio.get_running_loop().call_later(self.gc_delay, lambda: asyncio.ensure_future(self.collect_garbage()))
         return obj
+
+    async def collect_garbage(self) -> None:
+        """Delete every object whose owners are all gone (background propagation), as the GC does."""
+        uids = {o["metadata"].get("uid") for o in self.objects.values()}
+        orphans = [k for k, o in self.objects.items() if (refs := o["metadata"].get("ownerReferences"))
+                   and not any(ref.get("uid") in uids for ref in refs)]
+        for key in orphans:
+            if key in self.objects:
+                await self._delete(key)

@@ -1,103 +1,98 @@
-"""A stand-in for the Job controller, the scheduler and the kubelet: runs each Job's trainer as a local process.
+"""A stand-in node (kubelet) that runs each trainer pod as a local process, for clusters that cannot run the image.
 
 Used where no node can run the trainer image: against the emulated API server in the integration tests,
-and by the opt-in e2e suite on a bare control plane (``--local-kubelet``). For every unsuspended Job
-labelled as ours it creates a Pod object, runs the container's command with the container's environment
-(plus a kubeconfig, so the trainer's Kubernetes sink reaches the same API server), and writes the outcome
-back the way the real controllers do: Pod phase and container state, Job conditions, retries up to
-``backoffLimit``, ``podFailurePolicy`` (FailJob on the listed exit codes, Ignore for disruptions) and
-``suspend`` (the pod is killed). ``preempt(job)`` kills a running trainer as a node drain would.
+and by the opt-in e2e suite (``--local-kubelet``). It plays exactly the kubelet's part, so the rest is
+done by whoever does it on a real cluster:
 
-Simplifications: one pod per Job at a time (parallelism 1, as our Jobs are), no resource accounting, the
-output directory is mapped to a local folder that persists across attempts (like a PVC would).
+* it registers a Node and keeps its Lease and Ready condition fresh, as a kubelet does;
+* **on a real control plane** (kube-controller-manager and kube-scheduler hold their leader Leases) the
+  real scheduler binds our pods to it, the real Job controller creates and counts them, the real garbage
+  collector removes them;
+* **on the emulator or a bare kube-apiserver** it also steps ``tests/controlplane.py``'s stand-ins for
+  the Job controller and the scheduler (``controllers=True`` forces that, ``False`` forbids it).
+
+For each of our pods bound to its node it runs the container's command with the container's environment
+(plus a kubeconfig, so the trainer's Kubernetes sink reaches the same API server) and writes the pod's
+status as a kubelet does: Running with a running container, then Succeeded or Failed with the exit code
+and, on failure, the log's tail as the termination message (``FallbackToLogsOnError``). A pod that is
+deleted (suspension, eviction, garbage collection) has its process killed, its status set Failed, and is
+then deleted with no grace period. ``preempt(namespace, job)`` evicts a running trainer's pod through the
+Eviction API, as a node drain does (the API server adds ``DisruptionTarget``).
+
+Simplifications: no image pulls, no resource accounting, volumes are not mounted (the trainer's output
+directory is mapped to a local folder per Job that persists across attempts, like a PVC would).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import signal
 import subprocess
 import sys
 import threading
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client
 
+from controlplane import MANAGED, ControlPlane
+from fake_trainer import FakeProcess
 from yolo_crd.status import utc_now
 
-MANAGED = "app.kubernetes.io/managed-by=yolo-training-operator"
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class _Attempt:
     pod: str
-    process: subprocess.Popen[bytes] | _FakeProcess
-    disrupted: bool = False
+    job: str
+    process: subprocess.Popen[bytes] | FakeProcess
+    log_path: Path | None
 
 
-class _FakeProcess:
-    """A fast trainer stand-in in a thread: reports two epochs and final metrics through the real sink."""
-
-    def __init__(self, env: dict[str, str], api: client.ApiClient) -> None:
-        self.pid = -1
-        self.returncode: int | None = None
-        self._thread = threading.Thread(target=self._run, args=(env, api), daemon=True)
-        self._thread.start()
-
-    def _run(self, env: dict[str, str], api: client.ApiClient) -> None:
-        from yolo_crd.status import FinalMetrics, StopReason
-        from yolo_trainer.progress import ProgressTracker, epoch_metrics
-        from yolo_trainer.reporter import StatusReporter
-        from yolo_trainer.sinks.kubernetes import KubernetesStatusSink
-
-        reporter = StatusReporter(KubernetesStatusSink(env["YOLO_TRAINER_NAMESPACE"], env["YOLO_TRAINER_NAME"], api),
-                                  min_interval=0.2, max_backoff=2.0)
-        tracker = ProgressTracker(2)
-        reporter.update(tracker.initializing())
-        reporter.update(tracker.started(0, 2))
-        for epoch in (1, 2):
-            row = {"metrics/precision(B)": 0.5, "metrics/recall(B)": 0.5, "metrics/mAP50(B)": 0.4 + epoch / 10,
-                   "metrics/mAP50-95(B)": 0.2}
-            reporter.update(tracker.epoch_done(epoch_metrics(epoch, row), 2, last=epoch == 2) or {})
-        final = FinalMetrics.from_validation(0.6, 0.2, 0.5, 0.5)
-        reporter.update(tracker.completed(final, "/fake/weights/best.pt", "/fake", StopReason.EPOCHS))
-        self.returncode = 0 if reporter.close(timeout=60) else 3
-
-    def poll(self) -> int | None:
-        return None if self._thread.is_alive() else self.returncode
-
-    def wait(self) -> int | None:
-        self._thread.join()
-        return self.returncode
+def _control_plane_runs_controllers(api: client.ApiClient) -> bool:
+    """True when kube-controller-manager and kube-scheduler hold fresh leader Leases (a real cluster)."""
+    leases = client.CoordinationV1Api(api)
+    try:
+        for name in ("kube-controller-manager", "kube-scheduler"):
+            renewed = leases.read_namespaced_lease(name, "kube-system").spec.renew_time
+            if renewed is None or (dt.datetime.now(dt.UTC) - renewed).total_seconds() > 120:
+                return False
+    except client.ApiException:
+        return False
+    return True
 
 
 class LocalKubelet:
     """See the module docstring."""
 
     def __init__(self, api: client.ApiClient, kubeconfig: Path, workdir: Path, *, poll: float = 0.2,
-                 fake_trainer: bool = False) -> None:
+                 fake_trainer: bool = False, controllers: bool | None = None, heartbeat: float = 10.0) -> None:
         self._api = api
         self._fake = fake_trainer
-        self._batch = client.BatchV1Api(api)
         self._core = client.CoreV1Api(api)
         self._sanitize = api.sanitize_for_serialization
         self._kubeconfig = kubeconfig
         self._workdir = workdir
         self._poll = poll
+        self._heartbeat_seconds = heartbeat
+        if controllers is None:
+            controllers = not _control_plane_runs_controllers(api)
+        self._control = ControlPlane(api) if controllers else None
+        self.node = f"local-kubelet-{uuid.uuid4().hex[:6]}"
         self._running: dict[tuple[str, str], _Attempt] = {}
-        self._failures: dict[tuple[str, str], int] = {}
-        self._attempts: dict[tuple[str, str], int] = {}
-        self._done: set[tuple[str, str]] = set()
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="local-kubelet", daemon=True)
-        self.started: list[str] = []
+        self.started: list[str] = []  # names of the Jobs whose pods were started, in order, one per attempt
+        self.heartbeats = 0
 
     def __enter__(self) -> LocalKubelet:
+        self._register_node()
         self._thread.start()
         return self
 
@@ -105,105 +100,134 @@ class LocalKubelet:
         self._stop.set()
         self._thread.join(timeout=10)
         for attempt in self._running.values():
-            if attempt.process.poll() is None and isinstance(attempt.process, subprocess.Popen):
-                os.killpg(attempt.process.pid, signal.SIGKILL)
-                attempt.process.wait()
+            self._kill(attempt)
+        try:
+            self._core.delete_node(self.node)
+            client.CoordinationV1Api(self._api).delete_namespaced_lease(self.node, "kube-node-lease")
+        except client.ApiException as exc:
+            log.warning("local kubelet: could not deregister node %s: %s", self.node, exc)
 
     def preempt(self, namespace: str, job: str) -> None:
-        """Kill the running trainer of a Job as a node drain would (a DisruptionTarget pod failure)."""
+        """Evict the running trainer pod of a Job, as a node drain does (a DisruptionTarget pod failure)."""
         with self._lock:
-            attempt = self._running[(namespace, job)]
-            attempt.disrupted = True
-            os.killpg(attempt.process.pid, signal.SIGKILL)
+            [(key, _)] = [(k, a) for k, a in self._running.items() if k[0] == namespace and a.job == job]
+        self._core.create_namespaced_pod_eviction(key[1], namespace, {
+            "apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": key[1], "namespace": namespace}},
+            _preload_content=False)
+
+    # -- the loop ------------------------------------------------------------------------------------
 
     def _loop(self) -> None:
+        beat = 0.0
         while not self._stop.wait(self._poll):
             try:
-                for job in self._batch.list_job_for_all_namespaces(label_selector=MANAGED).items:
-                    with self._lock:
-                        self._step(self._sanitize(job))
+                if self._control is not None:
+                    self._control.step()
+                beat += self._poll
+                if beat >= self._heartbeat_seconds:
+                    self._heartbeat()
+                    beat = 0.0
+                pods = [self._sanitize(p) for p in self._core.list_pod_for_all_namespaces(label_selector=MANAGED).items]
+                with self._lock:
+                    self._pods(pods)
             except Exception as exc:  # the API server is down: a kubelet keeps its pods and retries
                 log.warning("local kubelet: %s; retrying", exc)
 
-    def _step(self, job: dict[str, Any]) -> None:
-        key = (job["metadata"]["namespace"], job["metadata"]["name"])
-        if key in self._done:
-            return
-        attempt = self._running.get(key)
-        if job["spec"].get("suspend"):
-            if attempt is not None and attempt.process.poll() is None:
-                os.killpg(attempt.process.pid, signal.SIGKILL)
-                attempt.process.wait()
-                self._core.delete_namespaced_pod(attempt.pod, key[0])
+    def _pods(self, pods: list[dict[str, Any]]) -> None:
+        present = {(p["metadata"]["namespace"], p["metadata"]["name"]) for p in pods}
+        for key in [k for k in self._running if k not in present]:  # deleted outright: stop its process
+            self._kill(self._running.pop(key))
+        for pod in pods:
+            meta, spec = pod["metadata"], pod["spec"]
+            key = (meta["namespace"], meta["name"])
+            if spec.get("nodeName") != self.node:
+                continue
+            attempt = self._running.get(key)
+            phase = (pod.get("status") or {}).get("phase")
+            if meta.get("deletionTimestamp"):
+                if attempt is not None:
+                    self._kill(attempt)
+                    del self._running[key]
+                if phase not in ("Succeeded", "Failed"):
+                    self._terminated(pod, 137, "Error", "")
+                self._core.delete_namespaced_pod(meta["name"], meta["namespace"], grace_period_seconds=0)
+            elif attempt is None and phase not in ("Succeeded", "Failed"):
+                self._start(pod)
+            elif attempt is not None and (code := attempt.process.poll()) is not None:
                 del self._running[key]
-            return
-        if attempt is None:
-            self._start(key, job)
-            return
-        code = attempt.process.poll()
-        if code is not None:
-            self._finished(key, job, attempt, code)  # raises while the API server is down: retried next time
-            del self._running[key]
+                self._terminated(pod, code, "Completed" if code == 0 else "Error", self._tail(attempt))
 
-    def _start(self, key: tuple[str, str], job: dict[str, Any]) -> None:
-        namespace, name = key
-        number = self._attempts[key] = self._attempts.get(key, 0) + 1
-        template = job["spec"]["template"]
-        container = template["spec"]["containers"][0]
-        pod = f"{name}-{number}"
-        self._core.create_namespaced_pod(namespace, {
-            "metadata": {"name": pod, "labels": template["metadata"]["labels"]},
-            "spec": {"containers": [{"name": container["name"], "image": container["image"]}]}})
-        self._core.patch_namespaced_pod_status(pod, namespace, {"status": {
-            "phase": "Running", "conditions": [{"type": "PodScheduled", "status": "True"}],
-            "containerStatuses": [{"name": container["name"], "image": container["image"], "ready": True,
-                                   "restartCount": 0, "imageID": "", "state": {"running": {}}}]}})
+    # -- one pod -------------------------------------------------------------------------------------
+
+    def _start(self, pod: dict[str, Any]) -> None:
+        meta, container = pod["metadata"], pod["spec"]["containers"][0]
+        namespace, job = meta["namespace"], meta["labels"].get("batch.kubernetes.io/job-name", meta["name"])
         env = {item["name"]: item.get("value", "") for item in container.get("env", [])}
         if self._fake:
-            self._running[key] = _Attempt(pod, _FakeProcess(env, self._api))
-            self.started.append(pod)
-            return
-        env["YOLO_TRAINER_OUTPUT_DIR"] = str(self._workdir / namespace / name)
-        environ = {k: v for k, v in os.environ.items() if k != "KUBERNETES_SERVICE_HOST"}
-        command = [sys.executable, *container["command"][1:]] if container["command"][0] == "python" else container["command"]
-        log = (self._workdir / f"{pod}.log").open("wb")
-        process = subprocess.Popen(command, env={**environ, **env, "KUBECONFIG": str(self._kubeconfig)},
-                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
-        self._running[key] = _Attempt(pod, process)
-        self.started.append(pod)
-        active = {"status": {"active": 1, "startTime": job.get("status", {}).get("startTime") or utc_now()}}
-        self._batch.patch_namespaced_job_status(name, namespace, active)
-
-    def _finished(self, key: tuple[str, str], job: dict[str, Any], attempt: _Attempt, code: int) -> None:
-        namespace = key[0]
-        terminated = {"exitCode": code, "reason": "Completed" if code == 0 else "Error"}
-        conditions = [{"type": "DisruptionTarget", "status": "True", "reason": "PreemptionByScheduler"}] \
-            if attempt.disrupted else []
-        self._core.patch_namespaced_pod_status(attempt.pod, namespace, {"status": {
-            "phase": "Succeeded" if code == 0 else "Failed", "conditions": conditions,
-            "containerStatuses": [{"name": "trainer", "image": "", "ready": False, "restartCount": 0, "imageID": "",
-                                   "state": {"terminated": terminated}}]}})
-        if code == 0:
-            self._complete(key, "Complete", "Completed", succeeded=True)
-            return
-        if attempt.disrupted:
-            return  # podFailurePolicy Ignore: retried without counting against backoffLimit
-        for rule in (job["spec"].get("podFailurePolicy") or {}).get("rules", []):
-            exits = rule.get("onExitCodes") or {}
-            if rule.get("action") == "FailJob" and code in exits.get("values", []):
-                self._complete(key, "Failed", "PodFailurePolicy")
-                return
-        self._failures[key] = self._failures.get(key, 0) + 1
-        if self._failures[key] > int(job["spec"].get("backoffLimit", 6)):
-            self._complete(key, "Failed", "BackoffLimitExceeded")
-
-    def _complete(self, key: tuple[str, str], kind: str, reason: str, *, succeeded: bool = False) -> None:
-        namespace, name = key
-        status: dict[str, Any] = {"active": 0, "conditions": [{"type": kind, "status": "True", "reason": reason}]}
-        if succeeded:
-            status.update(succeeded=1, completionTime=utc_now())
+            process: subprocess.Popen[bytes] | FakeProcess = FakeProcess(env, self._api)
+            log_path = None
         else:
-            status["failed"] = self._failures.get(key, 0) + 1
-        self._batch.patch_namespaced_job_status(name, namespace, {"status": status})
-        self._done.add(key)
+            env["YOLO_TRAINER_OUTPUT_DIR"] = str(self._workdir / namespace / job)
+            environ = {k: v for k, v in os.environ.items() if k != "KUBERNETES_SERVICE_HOST"}
+            command = container["command"]
+            command = [sys.executable, *command[1:]] if command[0] == "python" else command
+            log_path = self._workdir / f"{meta['name']}.log"
+            with log_path.open("wb") as output:
+                process = subprocess.Popen(command, env={**environ, **env, "KUBECONFIG": str(self._kubeconfig)},
+                                           stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+        self._running[(namespace, meta["name"])] = _Attempt(meta["name"], job, process, log_path)
+        self.started.append(job)
+        now = utc_now()
+        ready = [{"type": kind, "status": "True", "lastTransitionTime": now}
+                 for kind in ("Initialized", "ContainersReady", "Ready")]
+        scheduled = [c for c in (pod.get("status") or {}).get("conditions") or [] if c.get("type") == "PodScheduled"]
+        self._core.patch_namespaced_pod_status(meta["name"], namespace, {"status": {
+            "phase": "Running", "startTime": now, "conditions": scheduled + ready,
+            "containerStatuses": [{"name": container["name"], "image": container["image"], "imageID": "",
+                                   "ready": True, "restartCount": 0, "started": True,
+                                   "state": {"running": {"startedAt": now}}}]}})
+
+    def _terminated(self, pod: dict[str, Any], code: int, reason: str, message: str) -> None:
+        meta, container = pod["metadata"], pod["spec"]["containers"][0]
+        terminated: dict[str, Any] = {"exitCode": code, "reason": reason, "finishedAt": utc_now()}
+        if message:
+            terminated["message"] = message
+        conditions = [c for c in (pod.get("status") or {}).get("conditions") or []
+                      if c.get("type") not in ("Ready", "ContainersReady")]
+        self._core.patch_namespaced_pod_status(meta["name"], meta["namespace"], {"status": {
+            "phase": "Succeeded" if code == 0 else "Failed", "conditions": conditions,
+            "containerStatuses": [{"name": container["name"], "image": container["image"], "imageID": "",
+                                   "ready": False, "restartCount": 0, "state": {"terminated": terminated}}]}})
+
+    @staticmethod
+    def _tail(attempt: _Attempt) -> str:
+        if attempt.log_path is None or not attempt.log_path.exists():
+            return ""
+        return attempt.log_path.read_bytes()[-2048:].decode(errors="replace")
+
+    @staticmethod
+    def _kill(attempt: _Attempt) -> None:
+        if isinstance(attempt.process, subprocess.Popen) and attempt.process.poll() is None:
+            os.killpg(attempt.process.pid, signal.SIGKILL)
+            attempt.process.wait()
+
+    # -- the node, on a real cluster -----------------------------------------------------------------
+
+    def _register_node(self) -> None:
+        self._core.create_node({"metadata": {"name": self.node, "labels": {"kubernetes.io/hostname": self.node}},
+                                "spec": {}})
+        client.CoordinationV1Api(self._api).create_namespaced_lease("kube-node-lease", {
+            "metadata": {"name": self.node}, "spec": {"holderIdentity": self.node, "leaseDurationSeconds": 40,
+                                                      "renewTime": dt.datetime.now(dt.UTC).isoformat()}})
+        self._heartbeat()
+
+    def _heartbeat(self) -> None:
+        now = utc_now()
+        capacity = {"cpu": "16", "memory": "64Gi", "pods": "110", "ephemeral-storage": "100Gi"}
+        self._core.patch_node_status(self.node, {"status": {
+            "capacity": capacity, "allocatable": capacity,
+            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "local kubelet",
+                            "lastHeartbeatTime": now, "lastTransitionTime": now}]}})
+        client.CoordinationV1Api(self._api).patch_namespaced_lease(
+            self.node, "kube-node-lease", {"spec": {"renewTime": dt.datetime.now(dt.UTC).isoformat()}})
+        self.heartbeats += 1

@@ -1,11 +1,11 @@
 """Opt-in: the chart against a real API server (``pytest --with-e2e`` with KUBECONFIG set).
 
 ``test_rendered_chart_applies_on_the_server`` needs only a cluster. ``test_install_and_train_through_the_api``
-also needs the three images built from this repository and pushed where the cluster can pull them:
-set YOLO_E2E_IMAGE_PREFIX (e.g. ``registry.local:5000/yolo``; images ``<prefix>/operator``, ``/api``,
-``/trainer`` with tag YOLO_E2E_IMAGE_TAG, default ``dev``) and YOLO_E2E_DATA_PVC, a PVC holding
-``shapes/data.yaml`` (``python -m yolo_trainer.synthetic``) in namespace YOLO_E2E_NAMESPACE (default
-``yolo-e2e``), where the chart is installed for the test.
+also needs the three images built from this repository (``make images``, docs/images.md) and pushed
+where the cluster can pull them: set YOLO_E2E_IMAGE_PREFIX (e.g. ``registry.local:5000/yolo``; images
+``<prefix>/operator``, ``/api``, ``/trainer`` with tag YOLO_E2E_IMAGE_TAG, default ``dev``) and
+YOLO_E2E_DATA_PVC, a PVC holding ``shapes/data.yaml`` (``python -m yolo_trainer.synthetic``) in namespace
+YOLO_E2E_NAMESPACE (default ``yolo-e2e``), where the chart is installed for the test.
 """
 
 import json

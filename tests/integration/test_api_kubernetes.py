@@ -100,7 +100,7 @@ def test_relist_after_410_gone(http: TestClient, kube: client.ApiClient, api_ser
     relists = backend.index.relists
     api_server.stop_serving()
     # a change the watch misses while disconnected, then the history is compacted: resuming gets 410 Gone
-    missed = {"phase": "Failed", "stage": "failed", "reason": "OOMKilled", "error": "killed"}
+    missed = {"phase": "Failed", "reason": "OOMKilled", "message": "killed"}
     api_server.call(api_server.emulator.patch_status(P, "team-a", name, missed))
     api_server.emulator.compact()
     api_server.start_serving()

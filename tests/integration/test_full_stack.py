@@ -15,8 +15,10 @@ from kopf.testing import KopfRunner
 from kubernetes import config
 
 from apiserver import ApiServer
+from controlplane import ControlPlane
 from emulator import ADMIN_TOKEN
 from kubelet import LocalKubelet
+from waiting import eventually
 from yolo_api.app import create_app
 from yolo_api.backends.kubernetes import KubernetesBackend
 from yolo_api.settings import ApiSettings
@@ -82,6 +84,31 @@ def test_post_train_walks_pending_progress_success(stack: dict[str, Any], datase
     assert len(server.emulator.find("jobs", "team-a")) == 1
 
 
+def test_the_trainers_own_failure_ends_the_story(stack: dict[str, Any], tmp_path: Path) -> None:
+    """The bug: DatasetInvalid became BackoffLimitExceeded (and stage scheduling) once the Job controller
+    passed through FailureTarget with no active pod. The trainer's reason must be the last word."""
+    api: TestClient = stack["api"]
+    missing = tmp_path / "nowhere" / "data.yaml"
+    body = {"model": "yolov8n.yaml", "data": str(missing), "epochs": 3, "imgsz": 64, "gpus": 0, "name": "broken"}
+    task_id = api.post("/train", json=body).json()["data"]["task_id"]
+    seen = poll(api, task_id, timeout=90)
+    final = seen[-1]["data"]
+    assert final["status"] == "failure" and final["reason"] == "DatasetInvalid" and str(missing) in final["error"]
+    states = [e["data"]["status"] for e in seen]
+    assert "pending" not in states[states.index("progress"):]  # the trainer started: never pending again
+    server: ApiServer = stack["server"]
+    [training] = [t for t in server.emulator.find("yolotrainings", "team-a") if t["metadata"]["uid"] == task_id]
+    status = training["status"]
+    assert status["phase"] == "Failed" and status["reason"] == "DatasetInvalid" and status["stage"] == "failed"
+    succeeded = next(c for c in status["conditions"] if c["type"] == "Succeeded")
+    assert (succeeded["status"], succeeded["reason"]) == ("False", "DatasetInvalid")
+    eventually(lambda: [c["type"] for c in server.emulator.find("jobs", "team-a")[0]["status"]["conditions"]]
+               == ["FailureTarget", "Failed"])  # the verdict was reached as a real Job controller reaches it
+    reasons = [e["reason"] for e in server.emulator.find("events", "team-a")
+               if e["involvedObject"]["uid"] == task_id]
+    assert "DatasetInvalid" in reasons and "BackoffLimitExceeded" not in reasons
+
+
 def test_preempted_trainer_resumes_from_its_checkpoint(stack: dict[str, Any], dataset3: Path) -> None:
     api: TestClient = stack["api"]
     body = {"model": "yolov8n.yaml", "data": str(dataset3), "epochs": 5, "imgsz": 64, "batch": 16, "gpus": 0,
@@ -106,7 +133,7 @@ def test_preempted_trainer_resumes_from_its_checkpoint(stack: dict[str, Any], da
     assert epochs == sorted(epochs), epochs  # never backwards, across the restart
     resumed = [e["data"]["result"].get("resumed_from_epoch") for e in seen if e["data"]["status"] == "progress"]
     assert any(r is not None and 1 <= r <= killed_at for r in resumed), resumed
-    assert stack["kubelet"].started == [f"{job}-1", f"{job}-2"]  # one retry, not counted as a failure
+    assert stack["kubelet"].started == [job, job]  # one retry, not counted as a failure
 
 
 def test_api_server_unreachable_for_30s_during_training(stack: dict[str, Any], dataset3: Path) -> None:
@@ -136,6 +163,28 @@ def test_api_server_unreachable_for_30s_during_training(stack: dict[str, Any], d
     while server.emulator.get("yolotrainings", "team-a", name)["status"].get("phase") != "Succeeded":  # type: ignore[index]
         assert time.monotonic() < deadline, "the operator did not catch up after the outage"
         time.sleep(0.5)
+
+
+def test_the_stand_in_node_runs_under_a_separate_control_plane(api_server: ApiServer, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kubelet stand-in as e2e runs it on a real cluster: it only registers a node, heartbeats and runs
+    the pods bound to it; someone else (here tests/controlplane.py, there kube-controller-manager and
+    kube-scheduler) creates, binds and counts them."""
+    kubeconfig = api_server.write_kubeconfig(tmp_path / "kubeconfig")
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with config.new_client_from_config(str(kubeconfig)) as kube, KopfRunner(OPERATOR) as operator, \
+            LocalKubelet(kube, kubeconfig, tmp_path, fake_trainer=True, controllers=False, heartbeat=0.5) as node, \
+            ControlPlane(kube):
+        settings = ApiSettings(backend="kubernetes", default_namespace="split")
+        with TestClient(create_app(settings, backend=KubernetesBackend(settings, kube)), headers=ADMIN) as api:
+            task_id = api.post("/train", json={"model": "yolov8n.yaml", "data": "/d.yaml", "epochs": 2, "gpus": 0}
+                               ).json()["data"]["task_id"]
+            assert poll(api, task_id, timeout=60)[-1]["data"]["status"] == "success"
+        [pod] = api_server.emulator.find("pods", "split")
+        assert pod["spec"]["nodeName"] == node.node and node.heartbeats >= 1
+        assert api_server.emulator.get("nodes", None, node.node)["status"]["conditions"][0]["type"] == "Ready"  # type: ignore[index]
+    assert operator.exit_code == 0, operator.output
 
 
 def test_200_trainings_submitted_at_once_all_finish(api_server: ApiServer, tmp_path: Path,

@@ -81,15 +81,15 @@ def test_missing_model_and_dataset_fail_fast_with_the_path(dataset3: Path, tmp_p
     spec = make_spec(dataset3, 1).model_copy(update={"model": str(missing_model)})
     started = time.monotonic()
     assert run(settings(tmp_path), spec, sink) == 2
-    state = sink.state()
-    assert state["stage"] == "failed" and state["reason"] == "ModelNotFound"
-    assert str(missing_model) in state["error"] and "Traceback" not in state["error"]
+    failure = sink.state()["trainingFailure"]
+    assert sink.state()["stage"] == "failed" and failure["reason"] == "ModelNotFound"
+    assert str(missing_model) in failure["message"] and "Traceback" not in failure["message"]
 
     sink = RecordingSink()
     missing_data = tmp_path / "nowhere" / "data.yaml"
     assert run(settings(tmp_path), make_spec(missing_data, 1), sink) == 2
-    state = sink.state()
-    assert state["reason"] == "DatasetInvalid" and str(missing_data) in state["error"]
+    failure = sink.state()["trainingFailure"]
+    assert failure["reason"] == "DatasetInvalid" and str(missing_data) in failure["message"]
     assert time.monotonic() - started < 30
 
 
@@ -100,14 +100,15 @@ def test_kubernetes_sink_survives_a_failing_status_endpoint(
 
     kubeconfig = api_server.write_kubeconfig(tmp_path / "kubeconfig")
     with config.new_client_from_config(str(kubeconfig)) as api:
-        client.CustomObjectsApi(api).create_namespaced_custom_object(
+        created = client.CustomObjectsApi(api).create_namespaced_custom_object(
             "yolo-operator.io", "v1alpha1", "team-a", "yolotrainings",
             {"metadata": {"name": "t1"}, "spec": {"model": "yolov8n.yaml", "data": str(dataset3)}})
     api_server.emulator.fail(4, 503, method="PATCH", subresource="status")
     api_server.emulator.fail(1, 409, method="PATCH", subresource="status")
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    config_ = settings(tmp_path, sink="kubernetes", namespace="team-a", name="t1", report_interval=0.2)
+    config_ = settings(tmp_path, sink="kubernetes", namespace="team-a", name="t1", report_interval=0.2,
+                       task_id=created["metadata"]["uid"])
     assert run(config_, make_spec(dataset3, 2)) == 0
 
     writes = [w for w in api_server.emulator.writes if w.subresource == "status"]
@@ -118,6 +119,28 @@ def test_kubernetes_sink_survives_a_failing_status_endpoint(
     assert epochs == sorted(epochs) and epochs[-1] == 2
     status = api_server.emulator.get("yolotrainings", "team-a", "t1")["status"]  # type: ignore[index]
     assert status["stage"] == "completed" and set(status["finalMetrics"]) == SPEC_KEYS
+
+
+def test_reports_never_land_on_another_training_of_the_same_name(
+    dataset3: Path, tmp_path: Path, api_server: ApiServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bug: a trainer of a deleted training (its pod still terminating) patched the new one by name."""
+    from kubernetes import client, config
+
+    kubeconfig = api_server.write_kubeconfig(tmp_path / "kubeconfig")
+    body = {"metadata": {"name": "t2"}, "spec": {"model": "yolov8n.yaml", "data": str(dataset3)}}
+    with config.new_client_from_config(str(kubeconfig)) as api:
+        custom = client.CustomObjectsApi(api)
+        old = custom.create_namespaced_custom_object("yolo-operator.io", "v1alpha1", "team-a", "yolotrainings", body)
+        custom.delete_namespaced_custom_object("yolo-operator.io", "v1alpha1", "team-a", "yolotrainings", "t2")
+        custom.create_namespaced_custom_object("yolo-operator.io", "v1alpha1", "team-a", "yolotrainings", body)
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    config_ = settings(tmp_path, sink="kubernetes", namespace="team-a", name="t2", task_id=old["metadata"]["uid"],
+                       final_report_timeout=5.0)
+    assert run(config_, make_spec(dataset3, 1)) == 3  # trained, but the result could not be reported: not a 0
+    assert "status" not in api_server.emulator.get("yolotrainings", "team-a", "t2")  # type: ignore[operator]
+    assert not [w for w in api_server.emulator.writes if w.subresource == "status" and w.status == 200]
 
 
 def test_progress_from_results_csv_when_callbacks_cannot_run(dataset3: Path, tmp_path: Path) -> None:

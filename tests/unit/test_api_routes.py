@@ -75,7 +75,8 @@ def test_the_four_states(http: TestClient, backend: MemoryBackend) -> None:
                             "progress": 25.0, "metrics": {"epoch": 5, "mAP50": 0.4}})
     success = backend.put({"phase": "Succeeded", "stage": "completed", "finalMetrics": FINAL,
                            "weightsPath": "/r/w/best.pt", "projectPath": "/r"})
-    failure = backend.put({"phase": "Failed", "stage": "failed", "reason": "ModelNotFound", "error": "模型文件不存在: /m.pt"})
+    failure = backend.put({"phase": "Failed", "stage": "failed", "reason": "ModelNotFound", "message": "模型文件不存在: /m.pt",
+                           "trainingFailure": {"reason": "ModelNotFound", "message": "模型文件不存在: /m.pt"}})
 
     body = http.get(f"/task_status/{pending}").json()
     assert body == {"code": 0, "message": "任务等待中", "data": {"task_id": pending, "status": "pending"}}

@@ -29,14 +29,22 @@ def env(built: dict[str, Any]) -> dict[str, str]:
 
 def test_deterministic_name_owner_and_labels() -> None:
     built = job()
-    assert built["metadata"]["name"] == "shapes-train" == job()["metadata"]["name"]
+    assert built["metadata"]["name"] == "shapes-5b8f0c4e" == job()["metadata"]["name"]
     assert built["metadata"]["ownerReferences"] == [{"apiVersion": "yolo-operator.io/v1alpha1", "kind": "YoloTraining",
                                                       "name": "shapes", "uid": META["uid"], "controller": True,
                                                       "blockOwnerDeletion": True}]
     for labels in (built["metadata"]["labels"], built["spec"]["template"]["metadata"]["labels"]):
         assert labels[LABEL_NAME] == "shapes" and labels[LABEL_TASK_ID] == META["uid"]
-    long_name = child_name("x" * 63)
-    assert len(long_name) <= 63 and long_name != child_name("x" * 62 + "y")
+    long_name = child_name({"name": "x" * 253, "uid": META["uid"]})
+    assert len(long_name) <= 63 and long_name.endswith("-5b8f0c4e")
+
+
+def test_children_of_a_reused_name_are_not_the_old_ones() -> None:
+    """A new training with an old name must never adopt the old Job, Role or RoleBinding."""
+    reused = {**META, "uid": "9c1d2e3f-0000-4000-8000-000000000002"}
+    for build in (build_service_account, build_role, build_role_binding):
+        assert build(META)["metadata"]["name"] != build(reused)["metadata"]["name"]
+    assert child_name(META) != child_name(reused)
 
 
 def test_gpu_requests_limits_and_default_toleration() -> None:
@@ -103,8 +111,9 @@ def test_container_runs_the_trainer_non_root() -> None:
     assert main["image"] == "custom/trainer:2" and job()["spec"]["template"]["spec"]["containers"][0]["image"] == SETTINGS.trainer_image
     assert main["command"] == ["python", "-m", "yolo_trainer"]
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
-    assert main["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
-    assert pod["serviceAccountName"] == "shapes-train"
+    assert main["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                                       "readOnlyRootFilesystem": True}
+    assert pod["serviceAccountName"] == "shapes-5b8f0c4e"
     variables = env(built)
     assert variables["YOLO_TRAINER_SINK"] == "kubernetes" and variables["YOLO_TRAINER_TASK_ID"] == META["uid"]
     assert (variables["YOLO_TRAINER_NAMESPACE"], variables["YOLO_TRAINER_NAME"]) == ("team-a", "shapes")
@@ -117,6 +126,15 @@ def test_trainer_rbac_is_this_one_resource_only() -> None:
     binding = build_role_binding(META)
     account = build_service_account(META)
     assert binding["roleRef"]["name"] == role["metadata"]["name"] == account["metadata"]["name"]
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "shapes-train", "namespace": "team-a"}]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "shapes-5b8f0c4e", "namespace": "team-a"}]
     for child in (role, binding, account):
         assert child["metadata"]["ownerReferences"][0]["uid"] == META["uid"]
+
+
+def test_the_trainer_runs_on_a_read_only_root_with_the_pull_secrets() -> None:
+    built = build_training_job(META, YoloTrainingSpec.model_validate({"model": "m.yaml", "data": "/d.yaml"}),
+                               OperatorSettings(image_pull_secrets=["regcred"]))
+    assert container(built)["securityContext"]["readOnlyRootFilesystem"] is True
+    assert {"name": "tmp", "mountPath": "/tmp"} in container(built)["volumeMounts"]
+    assert built["spec"]["template"]["spec"]["imagePullSecrets"] == [{"name": "regcred"}]
+    assert "imagePullSecrets" not in job()["spec"]["template"]["spec"]

@@ -213,6 +213,34 @@ def test_monitoring_is_off_by_default_and_renders_when_asked() -> None:
     assert len(panels) >= 10
 
 
+@pytest.mark.parametrize(("mode", "extra", "secret"), [
+    ("kubernetes", [], "yolo-yolo-training-operator-metrics-reader"),
+    ("token", ["--set", "api.auth.tokenSecret.name=api-token"], "api-token"),
+    ("none", [], None),
+    ("kubernetes", ["--set", "api.metricsPublic=true"], None),
+])
+def test_prometheus_presents_a_token_the_api_accepts_in_every_auth_mode(mode: str, extra: list[str],
+                                                                        secret: str | None) -> None:
+    """The bug: the API ServiceMonitor sent Prometheus's own token (refused in token mode) through the
+    deprecated bearerTokenFile. Now: the static token's Secret, or a metrics reader allowed `get /metrics`."""
+    docs = render(None, "--set", "monitoring.serviceMonitor.enabled=true", "--set", f"api.auth.mode={mode}", *extra)
+    [monitor] = [d for d in docs if d["kind"] == "ServiceMonitor" and d["metadata"]["name"].endswith("-api")]
+    [endpoint] = monitor["spec"]["endpoints"]
+    assert "bearerTokenFile" not in endpoint
+    if secret is None:
+        assert "authorization" not in endpoint
+        return
+    assert endpoint["authorization"]["type"] == "Bearer" and endpoint["authorization"]["credentials"]["name"] == secret
+    if mode == "kubernetes":
+        [token] = [d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"] == secret]
+        assert token["type"] == "kubernetes.io/service-account-token"
+        reader = token["metadata"]["annotations"]["kubernetes.io/service-account.name"]
+        [binding] = [d for d in docs if d["kind"] == "ClusterRoleBinding" and d["metadata"]["name"] == secret]
+        assert binding["subjects"][0]["name"] == reader
+        [role] = [d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"] == binding["roleRef"]["name"]]
+        assert role["rules"] == [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]
+
+
 def test_the_dashboard_only_names_metrics_that_exist() -> None:
     from prometheus_client import CollectorRegistry
 
@@ -236,6 +264,16 @@ def test_the_dashboard_only_names_metrics_that_exist() -> None:
     named = {name for panel in dashboard["panels"] for target in panel["targets"]
              for name in re.findall(r"yolo_[a-z0-9_]+", target["expr"])}
     assert named and named <= exported, named - exported
+
+
+def test_pull_secrets_reach_the_trainer_pods_through_the_operator() -> None:
+    from yolo_operator.settings import OperatorSettings
+
+    docs = render(None, "--set", "imagePullSecrets[0].name=regcred")
+    [operator] = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-operator")]
+    env = {e["name"]: e.get("value") for e in operator["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert OperatorSettings.model_validate({"image_pull_secrets": json.loads(env["YOLO_OPERATOR_IMAGE_PULL_SECRETS"])
+                                            }).image_pull_secrets == ["regcred"]
 
 
 def test_default_storage_reaches_the_api_as_its_setting() -> None:

@@ -10,8 +10,9 @@ import pytest
 
 from crd import load_crd, openapi_schema, pruned_paths
 from yolo_crd import names
+from yolo_crd.ownership import OPERATOR_FIELDS, TRAINER_FIELDS
 from yolo_crd.spec import YoloTrainingSpec
-from yolo_crd.status import OPERATOR_FIELDS, TRAINER_FIELDS, FinalMetrics, StopReason, TrainingStatus
+from yolo_crd.status import FinalMetrics, StopReason, TrainingStatus
 from yolo_trainer.progress import ProgressTracker, epoch_metrics
 
 ROW = {"metrics/precision(B)": 0.5, "metrics/recall(B)": 0.4, "metrics/mAP50(B)": 0.3,
@@ -94,8 +95,12 @@ def test_everything_the_trainer_writes_is_declared() -> None:
         TrainingStatus.model_validate({k: v for k, v in patch.items() if v is not None})
 
 
-def test_every_status_field_has_an_owner() -> None:
+def test_every_status_field_has_exactly_one_owner() -> None:
     declared = set(openapi_schema()["properties"]["status"]["properties"])
     assert declared == TRAINER_FIELDS | OPERATOR_FIELDS
-    shared = TRAINER_FIELDS & OPERATOR_FIELDS
-    assert shared == {"reason", "error", "stage"}  # shared by transition, see ARCHITECTURE.md
+    assert set() == TRAINER_FIELDS & OPERATOR_FIELDS
+
+
+def test_a_finished_phase_is_final_on_the_server() -> None:
+    [rule] = openapi_schema()["properties"]["status"]["x-kubernetes-validations"]
+    assert "oldSelf.phase" in rule["rule"] and "Succeeded" in rule["rule"] and "Failed" in rule["rule"]

@@ -11,6 +11,7 @@ from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
 from apiserver import ApiServer
+from waiting import eventually
 
 G, V, P = "yolo-operator.io", "v1alpha1", "yolotrainings"
 
@@ -50,7 +51,8 @@ def test_status_subresource_is_separate_and_generation_follows_spec(api: client.
     custom.patch_namespaced_custom_object_status(G, V, "ns", P, "t", {"status": {"stage": "training"}, "spec": {"epochs": 9}},
                                                  _content_type="application/merge-patch+json")
     obj = custom.get_namespaced_custom_object(G, V, "ns", P, "t")
-    assert obj["status"] == {"stage": "training"} and "epochs" not in obj["spec"] and obj["metadata"]["generation"] == 1
+    assert obj["status"] == {"stage": "training"} and obj["metadata"]["generation"] == 1
+    assert obj["spec"]["epochs"] == 100  # the schema's default, not the 9 sent to the status subresource
     custom.patch_namespaced_custom_object(G, V, "ns", P, "t", {"spec": {"epochs": 9}})
     assert custom.get_namespaced_custom_object(G, V, "ns", P, "t")["metadata"]["generation"] == 2
 
@@ -79,7 +81,75 @@ def test_finalizers_block_deletion_and_owners_cascade(api_server: ApiServer, api
     assert api_server.emulator.get(P, "ns", "t")["metadata"]["deletionTimestamp"]  # type: ignore[index]
     custom.patch_namespaced_custom_object(G, V, "ns", P, "t", {"metadata": {"finalizers": None}})
     assert api_server.emulator.get(P, "ns", "t") is None
-    assert [j["metadata"]["name"] for j in api_server.emulator.find("jobs")] == ["other"]
+    assert sorted(j["metadata"]["name"] for j in api_server.emulator.find("jobs")) == ["j", "other"]  # GC is async
+    eventually(lambda: [j["metadata"]["name"] for j in api_server.emulator.find("jobs")] == ["other"])
+
+
+def test_every_write_is_pruned_defaulted_and_validated_against_the_crd(api: client.ApiClient) -> None:
+    custom = client.CustomObjectsApi(api)
+    created = custom.create_namespaced_custom_object(G, V, "ns", P, {**body(name="t"), "spec": {
+        "model": "m.yaml", "data": "d.yaml", "typo": 1}})
+    assert "typo" not in created["spec"] and created["spec"]["imgsz"] == 640  # pruned, defaulted
+    with pytest.raises(ApiException) as invalid:
+        custom.create_namespaced_custom_object(G, V, "ns", P, body(name="u", epochs=0))
+    assert invalid.value.status == 422 and "spec.epochs" in invalid.value.body
+    for bad in ({"progress": 133}, {"stage": "queued"}, {"trainingFailure": {"reason": "X"}},
+                {"lastUpdateTime": "yesterday"}):
+        with pytest.raises(ApiException) as refused:
+            custom.patch_namespaced_custom_object_status(G, V, "ns", P, "t", {"status": bad},
+                                                         _content_type="application/merge-patch+json")
+        assert refused.value.status == 422, bad
+    updated = custom.patch_namespaced_custom_object_status(G, V, "ns", P, "t", {"status": {"stage": "training",
+                                                                                           "undeclared": 1}},
+                                                           _content_type="application/merge-patch+json")
+    assert updated["status"] == {"stage": "training"}
+
+
+def test_a_finished_phase_cannot_change_cel_transition_rule(api: client.ApiClient) -> None:
+    custom = client.CustomObjectsApi(api)
+    custom.create_namespaced_custom_object(G, V, "ns", P, body(name="t"))
+
+    def phase(value: str | None) -> None:
+        custom.patch_namespaced_custom_object_status(G, V, "ns", P, "t", {"status": {"phase": value}},
+                                                     _content_type="application/merge-patch+json")
+
+    phase("Running")
+    phase("Failed")
+    for back in ("Running", "Succeeded", None):
+        with pytest.raises(ApiException) as refused:
+            phase(back)
+        assert refused.value.status == 422 and "cannot change phase" in refused.value.body
+    phase("Failed")  # unchanged is fine
+
+
+def test_the_status_subresource_ignores_metadata_but_the_main_resource_refuses_a_new_uid(api: client.ApiClient) -> None:
+    """As kube-apiserver: a uid in a status patch is silently ignored, so it is no precondition there."""
+    custom = client.CustomObjectsApi(api)
+    created = custom.create_namespaced_custom_object(G, V, "ns", P, body(name="t"))
+    updated = custom.patch_namespaced_custom_object_status(G, V, "ns", P, "t", {
+        "metadata": {"uid": "someone-else", "labels": {"x": "y"}}, "status": {"stage": "training"}},
+        _content_type="application/merge-patch+json")
+    assert updated["metadata"]["uid"] == created["metadata"]["uid"] and "labels" not in updated["metadata"]
+    with pytest.raises(ApiException) as immutable:
+        custom.patch_namespaced_custom_object(G, V, "ns", P, "t", {"metadata": {"uid": "someone-else"}})
+    assert immutable.value.status == 422
+
+
+def test_watch_bookmarks_when_asked(api_server: ApiServer, api: client.ApiClient) -> None:
+    api_server.emulator.bookmark_interval = 0.2
+    custom = client.CustomObjectsApi(api)
+    custom.create_namespaced_custom_object(G, V, "ns", P, body(name="a"))
+    since = custom.list_cluster_custom_object(G, V, P)["metadata"]["resourceVersion"]
+    response = custom.list_cluster_custom_object(G, V, P, watch=True, resource_version=since, timeout_seconds=3,
+                                                 allow_watch_bookmarks=True, _preload_content=False)
+    custom.patch_namespaced_custom_object_status(G, V, "ns", P, "a", {"status": {"stage": "training"}})
+    first, second = json.loads(response.readline()), json.loads(response.readline())
+    response.close()
+    assert first["type"] == "MODIFIED"
+    assert second["type"] == "BOOKMARK" and second["object"]["kind"] == "YoloTraining"
+    assert int(second["object"]["metadata"]["resourceVersion"]) >= int(first["object"]["metadata"]["resourceVersion"])
+    assert ("yolotrainings", "true") in [(plural, params.get("allowWatchBookmarks"))
+                                         for plural, params in api_server.emulator.watched]
 
 
 def test_watch_streams_changes_resumes_and_answers_410_when_compacted(api_server: ApiServer, api: client.ApiClient) -> None:

@@ -1,11 +1,12 @@
 """The /task_status envelope: the spec's four examples, field by field, and the edge cases around them."""
 
+import math
 from typing import Any
 
 import pytest
 
 from yolo_crd.envelope import TaskState, task_envelope, task_state
-from yolo_crd.status import TrainingStatus
+from yolo_crd.status import FinalMetrics, TrainingStatus
 
 TASK = "e125f230-d11f-4edc-9e37-1c58a9cedf55"
 
@@ -54,7 +55,8 @@ def test_success_matches_the_spec_exactly() -> None:
 
 
 def test_failure_matches_the_spec() -> None:
-    status = TrainingStatus(stage="failed", reason="ModelNotFound", error="模型文件不存在")
+    status = TrainingStatus.model_validate({"phase": "Failed", "stage": "failed", "trainingFailure": {
+        "reason": "ModelNotFound", "message": "模型文件不存在"}})
     code, body = task_envelope(TASK, status)
     assert code == 500
     assert_conforms(body, SPEC_FAILURE)
@@ -62,14 +64,32 @@ def test_failure_matches_the_spec() -> None:
     assert "result" not in body["data"]
 
 
+@pytest.mark.parametrize(("operator", "reason", "error"), [
+    ({"reason": "BackoffLimitExceeded", "message": "the trainer failed 3 retries"}, "DatasetInvalid", "no labels"),
+    ({"reason": "InvalidInput", "message": "the trainer rejected its input"}, "DatasetInvalid", "no labels"),
+    ({"reason": "DeadlineExceeded", "message": "ran longer than 60s"}, "DeadlineExceeded", "ran longer than 60s"),
+    ({"reason": "Cancelled", "message": "cancelled"}, "Cancelled", "cancelled"),
+    ({"reason": "OOMKilled", "message": "killed"}, "OOMKilled", "killed"),
+])
+def test_the_failure_tells_the_true_reason(operator: dict[str, str], reason: str, error: str) -> None:
+    """The trainer's own report outlives the Job controller's consequences; an outside cause keeps its own."""
+    status = TrainingStatus.model_validate({"phase": "Failed", "stage": "failed", **operator,
+                                            "trainingFailure": {"reason": "DatasetInvalid", "message": "no labels"}})
+    _, body = task_envelope(TASK, status)
+    assert (body["data"]["reason"], body["data"]["error"]) == (reason, error)
+
+
 @pytest.mark.parametrize(("wire", "state"), [
     ({}, TaskState.PENDING),
-    ({"phase": "Pending", "stage": "scheduling", "message": "0/3 nodes are available"}, TaskState.PENDING),
-    ({"stage": "queued"}, TaskState.PENDING),
+    ({"phase": "Pending", "reason": "Unschedulable", "message": "0/3 nodes are available"}, TaskState.PENDING),
+    ({"phase": "Pending", "reason": "Queued"}, TaskState.PENDING),
+    ({"stage": "queued"}, TaskState.PENDING),  # written by an older operator: read as no stage
     ({"phase": "Running"}, TaskState.PROGRESS),
     ({"stage": "initializing"}, TaskState.PROGRESS),
+    ({"phase": "Pending", "stage": "training"}, TaskState.PROGRESS),  # preempted: never back to pending
     ({"stage": "finalizing", "currentEpoch": 3, "totalEpochs": 3}, TaskState.PROGRESS),
-    ({"phase": "Failed", "reason": "OOMKilled", "error": "killed"}, TaskState.FAILURE),
+    ({"stage": "failed", "trainingFailure": {"reason": "TrainingError", "message": "x"}}, TaskState.PROGRESS),
+    ({"phase": "Failed", "reason": "OOMKilled", "message": "killed"}, TaskState.FAILURE),
     ({"phase": "Succeeded"}, TaskState.FAILURE),  # completed without final metrics is not a success
     ({"stage": "completed"}, TaskState.FAILURE),
 ])
@@ -78,10 +98,20 @@ def test_states(wire: dict[str, Any], state: TaskState) -> None:
 
 
 def test_pending_says_why_it_waits() -> None:
-    status = TrainingStatus.model_validate({"phase": "Pending", "stage": "scheduling",
+    status = TrainingStatus.model_validate({"phase": "Pending", "reason": "Unschedulable",
                                             "message": "0/3 nodes are available: 3 Insufficient nvidia.com/gpu"})
     _, body = task_envelope(TASK, status)
     assert body["data"]["stage"] == "scheduling" and "Insufficient" in body["data"]["detail"]
+    _, body = task_envelope(TASK, TrainingStatus.model_validate({"phase": "Pending", "reason": "Queued"}))
+    assert body["data"]["stage"] == "queued"
+
+
+def test_a_diverged_run_shows_null_metrics_rather_than_none_at_all() -> None:
+    final = FinalMetrics.from_validation(math.nan, 0.1, 0.5, math.inf)
+    status = TrainingStatus(stage="completed", final_metrics=final)
+    _, body = task_envelope(TASK, status)
+    assert body["data"]["result"]["final_metrics"] == {"mAP50": None, "mAP50-95": 0.1, "precision": 0.5,
+                                                       "recall": None, "f1_score": None}
 
 
 def test_progress_before_the_first_epoch_uses_the_spec_total() -> None:

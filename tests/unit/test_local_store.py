@@ -1,8 +1,13 @@
 """The local-mode SQLite contract: status writes are RFC 7396 merge patches, as on the status subresource."""
 
+import math
 from pathlib import Path
 
+import pytest
+
 from yolo_crd import local_store
+from yolo_trainer.sinks import SinkError
+from yolo_trainer.sinks.local import LocalStatusSink
 
 
 def test_merge_patch_semantics(tmp_path: Path) -> None:
@@ -10,7 +15,7 @@ def test_merge_patch_semantics(tmp_path: Path) -> None:
     local_store.insert_task(conn, "t1", "demo", {"model": "m.yaml", "data": "d.yaml"})
     assert local_store.read_status(conn, "t1") == {}
     assert local_store.patch_status(conn, "t1", {"stage": "training", "metrics": {"epoch": 1, "mAP50": 0.1}})
-    assert local_store.patch_status(conn, "t1", {"metrics": {"epoch": 2}, "error": None, "history": [1, 2]})
+    assert local_store.patch_status(conn, "t1", {"metrics": {"epoch": 2}, "trainingFailure": None, "history": [1, 2]})
     assert local_store.read_status(conn, "t1") == {"stage": "training", "metrics": {"epoch": 2, "mAP50": 0.1},
                                                    "history": [1, 2]}
     assert not local_store.patch_status(conn, "missing", {"stage": "training"})
@@ -24,3 +29,23 @@ def test_insert_is_idempotent(tmp_path: Path) -> None:
     local_store.insert_task(conn, "t1", "demo", {"a": 2})
     assert local_store.read_status(conn, "t1") == {"stage": "training"}
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_the_local_sink_retries_only_a_busy_or_locked_database(tmp_path: Path) -> None:
+    """The bug: every OperationalError was retried forever, "malformed JSON" and "no such table" included."""
+    sink = LocalStatusSink(tmp_path / "state.db", "t1", name="demo", spec={"model": "m.yaml", "data": "d.yaml"})
+    sink._conn.execute("PRAGMA busy_timeout = 50")
+    holder = local_store.connect(tmp_path / "state.db")
+    holder.execute("BEGIN EXCLUSIVE")  # another process holds the write lock
+    with pytest.raises(SinkError, match="busy") as busy:
+        sink.send({"stage": "training"})
+    assert busy.value.retryable
+    holder.execute("ROLLBACK")
+    sink.send({"stage": "training"})
+    with pytest.raises(SinkError) as not_json:
+        sink.send({"progress": math.nan})
+    assert not not_json.value.retryable
+    holder.execute("DROP TABLE tasks")
+    with pytest.raises(SinkError, match="no such table") as broken:
+        sink.send({"stage": "training"})
+    assert not broken.value.retryable

@@ -1,7 +1,10 @@
-"""Packaging rules: light components import without torch, and nothing shadows the stdlib ``operator``."""
+"""Packaging rules: light components import without torch, nothing shadows the stdlib ``operator``, and the
+trainer image installs the torch release the tests run with."""
 
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,3 +39,12 @@ def test_stdlib_operator_is_not_shadowed() -> None:
     assert result.returncode == 0 and result.stdout.startswith("3 ")
     assert "site-packages" not in result.stdout and str(ROOT) not in result.stdout
     assert not list(ROOT.glob("operator/__init__.py")) and not list(ROOT.glob("**/src/operator"))
+
+
+def test_the_trainer_image_installs_the_torch_the_tests_run_with() -> None:
+    trainer = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["trainer"]
+    pinned = dict(re.findall(r"^(torch|torchvision)==(\S+)$", "\n".join(trainer), re.MULTILINE))
+    dockerfile = (ROOT / "trainer_image/Dockerfile").read_text()
+    built = dict(re.findall(r"\b(TORCH|TORCHVISION)_VERSION=(\S+)", dockerfile))
+    assert {"torch": built["TORCH"], "torchvision": built["TORCHVISION"]} == pinned
+    assert '"torch==${TORCH_VERSION}" "torchvision==${TORCHVISION_VERSION}"' in dockerfile

@@ -81,6 +81,7 @@ def test_completion_and_failure() -> None:
     patch = tracker.completed(final, "/o/w/best.pt", "/o", StopReason.EARLY_STOPPING)
     assert patch["stage"] == "completed" and patch["progress"] == 100.0 and patch["currentEpoch"] == 1
     assert patch["stopReason"] == "early_stopping" and patch["finalMetrics"]["f1_score"] == round(2 * .9 * .7 / 1.6, 4)
-    assert patch["error"] is None  # clears a previous attempt's error
+    assert patch["trainingFailure"] is None  # clears a previous attempt's failure
     failed = tracker.failed("DatasetInvalid", "bad labels")
-    assert failed == {"stage": "failed", "reason": "DatasetInvalid", "error": "bad labels", "lastUpdateTime": clock()}
+    assert failed == {"stage": "failed", "trainingFailure": {"reason": "DatasetInvalid", "message": "bad labels"},
+                      "lastUpdateTime": clock()}

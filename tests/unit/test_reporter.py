@@ -1,8 +1,11 @@
 """The reporter: coalesces, retries with backoff, never raises into training, flushes the final state."""
 
+import json
+import math
 import threading
 from typing import Any
 
+from waiting import eventually
 from yolo_trainer.reporter import StatusReporter, compose
 from yolo_trainer.sinks import SinkError
 
@@ -75,8 +78,47 @@ def test_non_retryable_failures_are_dropped_not_retried_forever() -> None:
     sink = FlakySink(failures=1, retryable=False)
     reporter = StatusReporter(sink, min_interval=0.0)
     reporter.update({"stage": "training"})
+    assert reporter.close(timeout=5) is False  # the state was refused: it is not on the resource
+    assert sink.calls == 1 and sink.received == [] and reporter.dropped == 1
+
+
+def test_a_refused_final_state_is_never_reported_as_delivered() -> None:
+    """The bug: a 422 on the final patch dropped it, yet close() said True and the trainer exited 0."""
+    sink = FlakySink(failures=2, retryable=False)
+    reporter = StatusReporter(sink, min_interval=0.0)
+    reporter.update({"stage": "training"})
+    reporter.update({"stage": "completed", "finalMetrics": {"mAP50": 0.5}})
+    assert reporter.close(timeout=5) is False
+    earlier_refusal = FlakySink(failures=1, retryable=False)
+    reporter = StatusReporter(earlier_refusal, min_interval=60.0)  # the first send goes out at once
+    reporter.update({"currentEpoch": 1})
+    eventually(lambda: earlier_refusal.calls >= 1)  # the background thread made its first (refused) send
+    reporter.update({"stage": "completed", "currentEpoch": 2})
+    assert reporter.close(timeout=5) is True  # the latest state arrived
+    assert state(earlier_refusal.received) == {"stage": "completed", "currentEpoch": 2}
+
+
+def test_non_finite_numbers_become_null_before_any_sink() -> None:
+    """The bug: one NaN loss (a diverging run, large lr0) made every later patch invalid JSON."""
+    sink = FlakySink()
+    reporter = StatusReporter(sink, min_interval=0.0)
+    reporter.update({"metrics": {"epoch": 3, "trainBoxLoss": math.nan, "mAP50": 0.1},
+                     "history": [{"epoch": 3, "trainBoxLoss": math.inf, "mAP50": 0.1}],
+                     "finalMetrics": {"mAP50": -math.inf, "recall": 0.5}})
     assert reporter.close(timeout=5)
-    assert sink.calls == 1 and sink.received == []
+    [sent] = sink.received
+    json.dumps(sent, allow_nan=False)  # valid JSON, the API server and SQLite accept it
+    assert sent["metrics"] == {"epoch": 3, "trainBoxLoss": None, "mAP50": 0.1}  # null removes the stale value
+    assert sent["history"] == [{"epoch": 3, "mAP50": 0.1}]  # no merge inside lists: the key is left out
+    assert sent["finalMetrics"] == {"mAP50": None, "recall": 0.5}
+
+
+def test_a_field_the_trainer_does_not_own_is_never_sent() -> None:
+    sink = FlakySink()
+    reporter = StatusReporter(sink, min_interval=0.0)
+    reporter.update({"stage": "training", "phase": "Running", "reason": "x"})
+    assert reporter.close(timeout=5)
+    assert sink.received == [{"stage": "training"}]
 
 
 def test_close_gives_up_after_its_deadline() -> None:

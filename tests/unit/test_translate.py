@@ -1,19 +1,29 @@
-"""The Job/Pod → status translator, table-tested with realistic objects."""
+"""The Job/Pod → status translator, table-tested with realistic objects (shapes of a real Job controller)."""
 
 from typing import Any
 
+import pytest
+
+from yolo_crd.outcome import display_stage, task_state
+from yolo_crd.ownership import OPERATOR_FIELDS
 from yolo_crd.status import TrainingStatus
-from yolo_operator.translate import observe
+from yolo_operator.translate import cancelled, observe, retold
 
 FINAL = {"mAP50": 0.5, "mAP50-95": 0.3, "precision": 0.6, "recall": 0.5, "f1_score": 0.5455}
+FAILED_BY_TRAINER = {"reason": "DatasetInvalid", "message": "dataset file /data/x.yaml does not exist"}
 
 
-def job(conditions: list[dict[str, Any]] | None = None, *, suspend: bool = False, active: int = 0) -> dict[str, Any]:
-    status: dict[str, Any] = {"conditions": conditions or []}
+def job(conditions: list[dict[str, Any]] | None = None, *, suspend: bool = False, active: int = 0,
+        **status_fields: Any) -> dict[str, Any]:
+    status: dict[str, Any] = {"conditions": conditions or [], **status_fields}
     if active:
         status.update(active=active, startTime="2026-01-01T00:00:00Z")
-    return {"metadata": {"name": "t-train"}, "spec": {"suspend": suspend, "backoffLimit": 3, "activeDeadlineSeconds": 60},
-            "status": status}
+    return {"metadata": {"name": "t-5b8f0c4e"}, "spec": {"suspend": suspend, "backoffLimit": 3,
+                                                         "activeDeadlineSeconds": 60}, "status": status}
+
+
+def condition(kind: str, reason: str) -> dict[str, Any]:
+    return {"type": kind, "status": "True", "reason": reason}
 
 
 def pod(phase: str = "Pending", *, scheduled: dict[str, Any] | None = None, waiting: dict[str, Any] | None = None,
@@ -28,11 +38,21 @@ def pod(phase: str = "Pending", *, scheduled: dict[str, Any] | None = None, wait
     status: dict[str, Any] = {"phase": phase, "containerStatuses": [container]}
     if scheduled:
         status["conditions"] = [{"type": "PodScheduled", **scheduled}]
-    return {"metadata": {"name": "t-train-abcde", "creationTimestamp": "2026-01-01T00:00:00Z"}, "status": status}
+    return {"metadata": {"name": "t-5b8f0c4e-abcde", "creationTimestamp": "2026-01-01T00:00:00Z"}, "status": status}
 
 
 def status(**wire: Any) -> TrainingStatus:
     return TrainingStatus.model_validate(wire)
+
+
+def after(current: TrainingStatus, patch: dict[str, Any]) -> TrainingStatus:
+    """The status once a merge patch is applied (nulls remove fields)."""
+    merged = {**current.wire(), **patch}
+    return status(**{key: value for key, value in merged.items() if value is not None})
+
+
+def conditions_of(patch: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    return {c["type"]: (c["status"], c["reason"]) for c in patch.get("conditions", [])}
 
 
 UNSCHEDULABLE = {"status": "False", "reason": "Unschedulable",
@@ -40,86 +60,156 @@ UNSCHEDULABLE = {"status": "False", "reason": "Unschedulable",
 
 
 def test_unschedulable_says_why_in_status() -> None:
-    result = observe(job(active=1), [pod(scheduled=UNSCHEDULABLE)], status(phase="Pending", stage="scheduling"))
+    result = observe(job(active=1), [pod(scheduled=UNSCHEDULABLE)], status(phase="Pending"))
     assert result.patch["reason"] == "Unschedulable"
     assert result.patch["message"] == "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."
-    assert result.patch["conditions"][0]["type"] == "Scheduled" and result.patch["conditions"][0]["status"] == "False"
+    assert conditions_of(result.patch) == {"Scheduled": ("False", "Unschedulable"), "Succeeded": ("Unknown", "Pending")}
     assert result.events == [("Warning", "Unschedulable", UNSCHEDULABLE["message"])]
-    again = observe(job(active=1), [pod(scheduled=UNSCHEDULABLE)], status(phase="Pending", stage="scheduling", **result.patch))
+    again = observe(job(active=1), [pod(scheduled=UNSCHEDULABLE)], after(status(phase="Pending"), result.patch))
     assert again.patch == {} and again.events == []  # nothing new: no write, no duplicate Event
 
 
 def test_suspended_job_is_queued() -> None:
-    result = observe(job(suspend=True), [], status(phase="Pending", stage="scheduling"))
-    assert result.patch["stage"] == "queued" and "Kueue" in result.patch["message"]
+    result = observe(job(suspend=True), [], status())
+    assert result.patch["phase"] == "Pending" and result.patch["reason"] == "Queued" and "Kueue" in result.patch["message"]
+    assert conditions_of(result.patch)["Suspended"] == ("True", "Suspended")
+    assert display_stage(after(status(), result.patch)) == "queued"
 
 
 def test_image_pull_errors_name_the_image() -> None:
     waiting = {"reason": "ImagePullBackOff", "message": 'Back-off pulling image "registry.local/trainer:1"'}
     result = observe(job(active=1), [pod(waiting=waiting)], status(phase="Pending"))
-    assert result.patch["reason"] == "ImagePullBackOff" and "registry.local/trainer:1" in result.patch["error"]
+    assert result.patch["reason"] == "ImagePullBackOff" and "registry.local/trainer:1" in result.patch["message"]
     assert result.patch.get("phase", "Pending") == "Pending"
 
 
 def test_running_pod_sets_running_and_clears_waiting_reasons() -> None:
-    result = observe(job(active=1), [pod("Running")], status(phase="Pending", stage="scheduling", reason="Unschedulable",
-                                                             message="0/3 nodes"))
+    current = status(phase="Pending", reason="Unschedulable", message="0/3 nodes")
+    result = observe(job(active=1), [pod("Running")], current)
     patch = result.patch
-    assert patch["phase"] == "Running" and patch["stage"] == "initializing" and patch["reason"] is None
-    assert patch["startTime"] == "2026-01-01T00:00:00Z" and patch["message"] is None
+    assert patch["phase"] == "Running" and patch["reason"] is None and patch["message"] is None
+    assert patch["startTime"] == "2026-01-01T00:00:00Z" and "stage" not in patch
+    assert conditions_of(patch)["Running"] == ("True", "PodRunning")
     assert ("Normal", "Started", "the trainer is running") in result.events
 
 
-def test_running_never_touches_the_trainers_fields() -> None:
+def test_resume_after_suspend_clears_queued() -> None:
+    queued = after(status(), observe(job(suspend=True), [], status()).patch)
+    result = observe(job(active=1), [pod("Running")], queued)
+    assert result.patch["reason"] is None and conditions_of(result.patch)["Suspended"] == ("False", "Resumed")
+
+
+def test_the_operator_never_writes_a_field_of_the_trainer() -> None:
     current = status(phase="Running", stage="training", currentEpoch=3, totalEpochs=10, progress=30.0,
-                     startTime="2026-01-01T00:00:00Z",
-                     conditions=[{"type": "Running", "status": "True", "reason": "PodRunning",
-                                  "message": "the trainer is running", "lastTransitionTime": "2026-01-01T00:00:00Z"}])
-    assert observe(job(active=1), [pod("Running")], current).patch == {}
+                     startTime="2026-01-01T00:00:00Z")
+    first = observe(job(active=1), [pod("Running")], current)
+    assert set(first.patch) <= OPERATOR_FIELDS
+    assert observe(job(active=1), [pod("Running")], after(current, first.patch)).patch == {}
+
+
+@pytest.mark.parametrize("between", [
+    job(failed=1),  # the first attempt failed, the next pod is not created yet
+    job(uncountedTerminatedPods={"failed": ["uid-1"]}),  # a pod ended, the Job controller has not counted it
+    job(uncountedTerminatedPods={"succeeded": ["uid-1"]}),
+    job(succeeded=1),
+], ids=["between-attempts", "uncounted-failed", "uncounted-succeeded", "succeeded-counted"])
+def test_a_running_training_is_never_shown_pending_between_pods(between: dict[str, Any]) -> None:
+    running = status(phase="Running", stage="training", currentEpoch=2, startTime="2026-01-01T00:00:00Z")
+    assert observe(between, [pod("Failed", terminated={"reason": "Error", "exitCode": 1})], running).patch == {}
+
+
+def test_an_operator_restart_does_not_move_the_stage() -> None:
+    """The bug: a catch-all 'no active pod' branch wrote stage=scheduling over the trainer's stage."""
+    restarted = status(phase="Running", stage="training", currentEpoch=4, totalEpochs=10)
+    result = observe(job(), [], restarted)
+    assert "stage" not in result.patch and result.patch.get("phase", "Running") == "Running"
+    assert display_stage(after(restarted, result.patch)) == "training"
 
 
 def test_complete_with_final_metrics_succeeds() -> None:
-    result = observe(job([{"type": "Complete", "status": "True"}]), [pod("Succeeded")],
+    result = observe(job([condition("Complete", "CompletionsReached")]), [pod("Succeeded")],
                      status(phase="Running", stage="completed", finalMetrics=FINAL))
     assert result.patch["phase"] == "Succeeded" and result.patch["completionTime"]
+    assert conditions_of(result.patch)["Succeeded"] == ("True", "Completed")
     assert result.events[0][:2] == ("Normal", "Succeeded")
 
 
+def test_success_criteria_met_is_already_the_verdict() -> None:
+    result = observe(job([condition("SuccessCriteriaMet", "CompletionsReached")], succeeded=1), [],
+                     status(phase="Running", stage="completed", finalMetrics=FINAL))
+    assert result.patch["phase"] == "Succeeded"
+
+
 def test_complete_without_final_metrics_fails() -> None:
-    result = observe(job([{"type": "Complete", "status": "True"}]), [], status(phase="Running", stage="training"))
-    assert result.patch["phase"] == "Failed" and "without reporting final metrics" in result.patch["error"]
+    result = observe(job([condition("Complete", "CompletionsReached")]), [], status(phase="Running", stage="training"))
+    assert result.patch["phase"] == "Failed" and "without reporting final metrics" in result.patch["message"]
 
 
-def test_deadline_exceeded() -> None:
-    failed = [{"type": "Failed", "status": "True", "reason": "DeadlineExceeded"}]
-    result = observe(job(failed), [], status(phase="Running", stage="training"))
-    assert result.patch["reason"] == "DeadlineExceeded" and "60s" in result.patch["error"]
+@pytest.mark.parametrize("kind", ["Failed", "FailureTarget"])
+def test_deadline_exceeded(kind: str) -> None:
+    result = observe(job([condition(kind, "DeadlineExceeded")]), [], status(phase="Running", stage="training"))
+    assert result.patch["reason"] == "DeadlineExceeded" and "60s" in result.patch["message"]
+    assert conditions_of(result.patch)["Succeeded"] == ("False", "DeadlineExceeded")
 
 
 def test_oom_killed() -> None:
-    failed = [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]
+    failed = [condition("Failed", "BackoffLimitExceeded")]
     pods = [pod("Failed", terminated={"reason": "OOMKilled", "exitCode": 137})]
     result = observe(job(failed), pods, status(phase="Running", stage="training"))
-    assert result.patch["reason"] == "OOMKilled" and "resources.limits.memory" in result.patch["error"]
+    assert result.patch["reason"] == "OOMKilled" and "resources.limits.memory" in result.patch["message"]
     retried = [pod("Failed", terminated={"reason": "Error", "exitCode": 1}, last_terminated={"reason": "OOMKilled"})]
     assert observe(job(failed), retried, status(phase="Running")).patch["reason"] == "OOMKilled"
 
 
 def test_backoff_limit_exceeded_quotes_the_last_message() -> None:
-    failed = [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]
+    failed = [condition("Failed", "BackoffLimitExceeded")]
     pods = [pod("Failed", terminated={"reason": "Error", "exitCode": 1, "message": "ValueError: boom\n"})]
     result = observe(job(failed), pods, status(phase="Running"))
-    assert result.patch["reason"] == "BackoffLimitExceeded" and result.patch["error"] == "the trainer failed 3 retries: ValueError: boom"
+    assert result.patch["reason"] == "BackoffLimitExceeded"
+    assert result.patch["message"] == "the trainer failed 3 retries: ValueError: boom"
 
 
-def test_the_trainers_own_failure_is_kept() -> None:
-    failed = [{"type": "Failed", "status": "True", "reason": "PodFailurePolicy"}]
-    current = status(phase="Running", stage="failed", reason="ModelNotFound", error="模型文件不存在: /w.pt")
-    result = observe(job(failed), [pod("Failed", terminated={"reason": "Error", "exitCode": 2})], current)
-    assert result.patch["phase"] == "Failed" and "reason" not in result.patch and "error" not in result.patch
+@pytest.mark.parametrize("job_conditions", [
+    [condition("FailureTarget", "PodFailurePolicy")],
+    [condition("FailureTarget", "PodFailurePolicy"), condition("Failed", "PodFailurePolicy")],
+    [condition("FailureTarget", "BackoffLimitExceeded"), condition("Failed", "BackoffLimitExceeded")],
+], ids=["failure-target", "pod-failure-policy", "backoff-limit"])
+def test_the_trainers_own_failure_is_the_final_reason(job_conditions: list[dict[str, Any]]) -> None:
+    """The bug: the trainer said DatasetInvalid, the resource ended with BackoffLimitExceeded."""
+    current = status(phase="Running", stage="failed", trainingFailure=FAILED_BY_TRAINER)
+    result = observe(job(job_conditions), [pod("Failed", terminated={"reason": "Error", "exitCode": 2})], current)
+    assert result.patch["phase"] == "Failed" and result.patch["reason"] == "DatasetInvalid"
+    assert result.patch["message"] == FAILED_BY_TRAINER["message"]
+    assert result.events == [("Warning", "DatasetInvalid", FAILED_BY_TRAINER["message"])]
+    assert conditions_of(result.patch)["Succeeded"] == ("False", "DatasetInvalid")
+
+
+def test_a_late_trainer_report_retells_the_reason() -> None:
+    concluded = status(phase="Failed", reason="BackoffLimitExceeded", message="the trainer failed 3 retries",
+                       trainingFailure=FAILED_BY_TRAINER)
+    result = observe(job([condition("Failed", "BackoffLimitExceeded")]), [], concluded)
+    assert result.patch["reason"] == "DatasetInvalid" and "phase" not in result.patch
+    assert retold(after(concluded, result.patch)).patch == {}
+    deadline = status(phase="Failed", reason="DeadlineExceeded", message="too long", trainingFailure=FAILED_BY_TRAINER)
+    assert retold(deadline).patch == {}  # an outside cause stays the cause
+
+
+def test_cancel_ends_an_unfinished_training_only() -> None:
+    result = cancelled(status(phase="Running", stage="training"))
+    assert result.patch["phase"] == "Failed" and result.patch["reason"] == "Cancelled"
+    assert result.events == [("Normal", "Cancelled", "training cancelled")]
+    assert cancelled(status(phase="Succeeded", stage="completed", finalMetrics=FINAL)).patch == {}
 
 
 def test_finished_trainings_never_move() -> None:
     for phase in ("Succeeded", "Failed"):
-        assert observe(job(active=1), [pod("Running")], status(phase=phase)).patch == {}
+        assert observe(job(active=1), [pod("Running")], status(phase=phase, reason="X")).patch == {}
     assert observe(None, [], status(phase="Pending")).patch == {}
+
+
+def test_a_failed_trainer_awaits_the_jobs_verdict() -> None:
+    """A trainer failure may still be retried by the Job: the envelope waits for the operator's verdict."""
+    reported = status(phase="Running", stage="failed", trainingFailure=FAILED_BY_TRAINER)
+    assert task_state(reported).value == "progress"
+    failed = observe(job([condition("FailureTarget", "PodFailurePolicy")]), [], reported)
+    assert task_state(after(reported, failed.patch)).value == "failure"

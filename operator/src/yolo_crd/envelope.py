@@ -4,20 +4,12 @@ Both API backends (Kubernetes and local) and the CLI render statuses through her
 (pending, progress, success, failure) and their messages are defined exactly once.
 """
 
-from enum import StrEnum
 from typing import Any, Final
 
-from yolo_crd.status import EpochMetrics, Phase, Stage, TrainingStatus, progress_percent
+from yolo_crd.outcome import TaskState, display_stage, failure, task_state
+from yolo_crd.status import EpochMetrics, TrainingStatus, progress_percent
 
-
-class TaskState(StrEnum):
-    """The four states of the spec's ``data.status``."""
-
-    PENDING = "pending"
-    PROGRESS = "progress"
-    SUCCESS = "success"
-    FAILURE = "failure"
-
+__all__ = ["MESSAGES", "TaskState", "epoch_metrics_view", "message", "task_envelope", "task_state"]
 
 MESSAGES: Final[dict[str, dict[str, str]]] = {
     "zh": {
@@ -48,35 +40,9 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
     },
 }
 
-_RUNNING_STAGES: Final = frozenset({Stage.INITIALIZING, Stage.TRAINING, Stage.FINALIZING})
-
-
 def message(key: str, lang: str = "zh") -> str:
     """A user-facing message in Chinese (the spec's default) or English."""
     return MESSAGES.get(lang, MESSAGES["zh"])[key]
-
-
-def task_state(status: TrainingStatus | None) -> TaskState:
-    """Classify a status into the spec's four states; a completed run without final metrics is a failure."""
-    if status is None:
-        return TaskState.PENDING
-    if status.phase == Phase.FAILED or status.stage == Stage.FAILED:
-        return TaskState.FAILURE
-    if status.stage == Stage.COMPLETED or status.phase == Phase.SUCCEEDED:
-        return TaskState.SUCCESS if status.final_metrics is not None else TaskState.FAILURE
-    if status.stage in _RUNNING_STAGES or status.phase == Phase.RUNNING:
-        return TaskState.PROGRESS
-    return TaskState.PENDING
-
-
-def _failure_error(status: TrainingStatus | None, lang: str) -> str:
-    if status is None:
-        return message("failure", lang)
-    if status.error:
-        return status.error
-    if status.final_metrics is None and (status.stage == Stage.COMPLETED or status.phase == Phase.SUCCEEDED):
-        return "training ended without reporting final metrics"
-    return status.reason or message("failure", lang)
 
 
 def epoch_metrics_view(metrics: EpochMetrics) -> dict[str, Any]:
@@ -114,13 +80,14 @@ def task_envelope(
     state = task_state(status)
     data: dict[str, Any] = {"task_id": task_id, "status": state.value}
     if state is TaskState.FAILURE:
-        data["error"] = _failure_error(status, lang)
-        if status is not None and status.reason:
-            data["reason"] = status.reason
+        reason, error = failure(status)
+        data["error"] = error or message("failure", lang)
+        if reason:
+            data["reason"] = reason
         return 500, {"code": 1, "message": message("failure", lang), "data": data}
     if state is TaskState.PENDING:
-        if status is not None and status.stage is not None:
-            data["stage"] = status.stage.value
+        if status is not None and status.phase is not None:  # the operator has said why it waits
+            data["stage"] = display_stage(status)
         if status is not None and status.message:
             data["detail"] = status.message
         return 200, {"code": 0, "message": message("pending", lang), "data": data}
@@ -132,7 +99,7 @@ def task_envelope(
             "task_id": task_id,
             "weights_path": status.weights_path or "",
             "project_path": status.project_path or "",
-            "final_metrics": status.final_metrics.wire(),
+            "final_metrics": status.final_metrics.view(),
         }
         if status.stop_reason is not None:
             data["result"]["stop_reason"] = status.stop_reason.value
@@ -142,7 +109,7 @@ def task_envelope(
     current = min(status.current_epoch or 0, total) if total else 0
     value = status.progress if status.progress is not None else progress_percent(current, total)
     result: dict[str, Any] = {
-        "stage": (status.stage or Stage.INITIALIZING).value,
+        "stage": display_stage(status),
         "current_epoch": current,
         "total_epochs": total,
         "progress": f"{value:.1f}%",

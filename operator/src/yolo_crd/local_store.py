@@ -56,7 +56,7 @@ def patch_status(conn: sqlite3.Connection, task_id: str, patch: dict[str, Any]) 
     """Merge-patch a task's status (RFC 7396); return False when the task does not exist."""
     cursor = conn.execute(
         f"UPDATE tasks SET status = json_patch(status, ?), updated_at = {_NEXT_VERSION} WHERE task_id = ?",  # noqa: S608
-        (json.dumps(patch), time.time(), task_id),
+        (json.dumps(patch, allow_nan=False), time.time(), task_id),
     )
     return cursor.rowcount > 0
 

@@ -1,8 +1,9 @@
 """The ``status`` of a YoloTraining, its vocabulary, and who writes which field.
 
-The operator owns the infrastructure side (phase, conditions, infrastructure reasons, job name); the
-trainer owns the training side (stage, epochs, progress, metrics, artifacts). Each writes only its own
-fields, with JSON merge patches on the status subresource, so the two never overwrite each other.
+The operator owns the infrastructure side (phase, conditions, its account of why a training waits or
+ended, job name); the trainer owns the training side (stage, epochs, progress, metrics, artifacts and
+its own failure). Each writes only its own fields (:mod:`yolo_crd.ownership` checks every patch), with
+JSON merge patches on the status subresource, so the two never overwrite each other.
 """
 
 import datetime as dt
@@ -10,12 +11,13 @@ import math
 from enum import StrEnum
 from typing import Annotated, Final, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from yolo_crd.wire import StatusModel
 
-#: The most per-epoch entries kept in ``status.history`` (etcd objects must stay well under 1.5 MiB).
-HISTORY_LIMIT: Final = 300
+#: The most per-epoch entries in ``status.history``: a bounded sample (see :mod:`yolo_crd.history`), so that a
+#: status write costs the same at epoch 300 as at epoch 3 and the whole resource stays under 32 KiB.
+HISTORY_LIMIT: Final = 59
 
 
 class Phase(StrEnum):
@@ -28,10 +30,8 @@ class Phase(StrEnum):
 
 
 class Stage(StrEnum):
-    """What the training is doing right now (trainer-owned, except queued/scheduling set by the operator)."""
+    """What the trainer is doing right now (trainer-owned; see :func:`yolo_crd.outcome.display_stage`)."""
 
-    QUEUED = "queued"
-    SCHEDULING = "scheduling"
     INITIALIZING = "initializing"
     TRAINING = "training"
     FINALIZING = "finalizing"
@@ -47,14 +47,17 @@ class Reason(StrEnum):
     DATASET_INVALID = "DatasetInvalid"
     OUT_OF_MEMORY = "OutOfMemory"
     TRAINING_ERROR = "TrainingError"
-    # operator and API
+    # operator (and the local backend, which plays its part on one machine)
     INVALID_SPEC = "InvalidSpec"
+    QUEUED = "Queued"
     UNSCHEDULABLE = "Unschedulable"
     IMAGE_PULL_BACK_OFF = "ImagePullBackOff"
     CRASH_LOOP_BACK_OFF = "CrashLoopBackOff"
     OOM_KILLED = "OOMKilled"
     DEADLINE_EXCEEDED = "DeadlineExceeded"
     BACKOFF_LIMIT_EXCEEDED = "BackoffLimitExceeded"
+    INVALID_INPUT = "InvalidInput"
+    TRAINER_EXITED = "TrainerExited"
     CANCELLED = "Cancelled"
 
 
@@ -84,24 +87,45 @@ class EpochMetrics(StatusModel):
 
 
 class FinalMetrics(StatusModel):
-    """The final validation of best.pt, with exactly the keys of the task-status spec."""
+    """The final validation of best.pt, with exactly the keys of the task-status spec.
 
-    map50: float = Field(alias="mAP50")
-    map50_95: float = Field(alias="mAP50-95")
-    precision: float
-    recall: float
-    f1_score: float = Field(alias="f1_score")
+    A value is None when validation produced no finite number (a diverged run): JSON has no NaN, and the
+    envelope shows such a metric as null rather than inventing one.
+    """
+
+    map50: float | None = Field(default=None, alias="mAP50")
+    map50_95: float | None = Field(default=None, alias="mAP50-95")
+    precision: float | None = None
+    recall: float | None = None
+    f1_score: float | None = Field(default=None, alias="f1_score")
 
     @classmethod
     def from_validation(cls, map50: float, map50_95: float, precision: float, recall: float) -> "FinalMetrics":
         """Round as the spec shows (4 places), computing F1 from the unrounded precision and recall."""
+        f1 = f1_score(precision, recall) if math.isfinite(precision) and math.isfinite(recall) else math.nan
         return cls(
-            mAP50=round(map50, 4),
-            **{"mAP50-95": round(map50_95, 4)},
-            precision=round(precision, 4),
-            recall=round(recall, 4),
-            f1_score=round(f1_score(precision, recall), 4),
+            mAP50=_rounded(map50),
+            **{"mAP50-95": _rounded(map50_95)},
+            precision=_rounded(precision),
+            recall=_rounded(recall),
+            f1_score=_rounded(f1),
         )
+
+    def view(self) -> dict[str, float | None]:
+        """The five spec keys, each present (null when unknown), as the envelope shows them."""
+        return {"mAP50": self.map50, "mAP50-95": self.map50_95, "precision": self.precision,
+                "recall": self.recall, "f1_score": self.f1_score}
+
+
+def _rounded(value: float) -> float | None:
+    return round(value, 4) if math.isfinite(value) else None
+
+
+class TrainingFailure(StatusModel):
+    """Why the trainer itself gave up (trainer-owned): a reason from :class:`Reason` and a plain message."""
+
+    reason: str
+    message: str
 
 
 class DatasetSkipped(StatusModel):
@@ -139,9 +163,9 @@ class TrainingStatus(StatusModel):
     project_path: str | None = None
     stop_reason: StopReason | None = None
     resumed_from_epoch: Annotated[int, Field(ge=0)] | None = None
+    training_failure: TrainingFailure | None = None
     dataset_skipped: DatasetSkipped | None = None
     reason: str | None = None
-    error: str | None = None
     message: str | None = None
     job_name: str | None = None
     start_time: str | None = None
@@ -150,19 +174,16 @@ class TrainingStatus(StatusModel):
     conditions: list[Condition] | None = None
     observed_generation: int | None = None
 
+    @field_validator("stage", mode="before")
+    @classmethod
+    def _forget_legacy_stages(cls, value: object) -> object:
+        # "queued"/"scheduling" were written by the operator before stage became the trainer's alone; a
+        # status stored by that version must still parse (the operator's reason says the same today).
+        return None if value in ("queued", "scheduling") else value
 
-#: Status fields the trainer writes (camelCase, as on the wire). ``reason``/``error`` are shared by
-#: transition: the trainer sets them for training failures, the operator for infrastructure failures.
-TRAINER_FIELDS: Final = frozenset({
-    "stage", "currentEpoch", "totalEpochs", "progress", "metrics", "bestEpoch", "history",
-    "finalMetrics", "weightsPath", "projectPath", "stopReason", "resumedFromEpoch",
-    "datasetSkipped", "reason", "error", "lastUpdateTime",
-})
-#: Status fields the operator writes (the local backend plays the operator's part on one machine).
-OPERATOR_FIELDS: Final = frozenset({
-    "phase", "stage", "conditions", "reason", "error", "message", "jobName", "observedGeneration",
-    "startTime", "completionTime",
-})
+    def condition(self, kind: str) -> Condition | None:
+        """The condition of that type, if any."""
+        return next((c for c in self.conditions or [] if c.type == kind), None)
 
 
 def utc_now() -> str:

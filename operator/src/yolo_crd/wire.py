@@ -1,5 +1,6 @@
 """The base model for everything that travels as JSON: snake_case in Python, camelCase on the wire."""
 
+import math
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -28,3 +29,25 @@ class StatusModel(WireModel):
     """A model read back from the cluster: unknown keys (from a newer writer) are ignored, not fatal."""
 
     model_config = ConfigDict(extra="ignore")
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float made null, so that it can travel as JSON (which has no NaN).
+
+    Inside a merge patch a null removes the key, which is what a metric that is not a number should do.
+    Inside a list (``history``) there is no merge: such keys are left out instead, since the API server
+    would keep a literal null that the schema does not allow.
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_nulls(json_safe(item)) for item in value]
+    return value
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: item for key, item in value.items() if item is not None}
+    return value

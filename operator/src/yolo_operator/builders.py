@@ -4,7 +4,6 @@ Nothing here talks to the API server, so every rule (GPU requests, tolerations, 
 Kueue, ownership, security context, least-privilege RBAC) is unit-tested without a cluster.
 """
 
-import hashlib
 from typing import Any
 
 from yolo_crd.names import API_VERSION, GROUP, KIND, LABEL_MANAGED_BY, LABEL_NAME, LABEL_TASK_ID, MANAGED_BY, PLURAL
@@ -17,13 +16,13 @@ KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 EXIT_INVALID_INPUT = 2
 
 
-def child_name(training_name: str, suffix: str = "train") -> str:
-    """A deterministic name for a training's children, within the 63 characters a label value allows."""
-    name = f"{training_name}-{suffix}"
-    if len(name) <= 63:
-        return name
-    digest = hashlib.sha256(training_name.encode()).hexdigest()[:8]
-    return f"{training_name[: 63 - len(suffix) - 10]}-{digest}-{suffix}"
+def child_name(meta: dict[str, Any]) -> str:
+    """The name of a training's children: its name and the start of its uid, within 63 characters.
+
+    Bound to the uid, so a new training that reuses a deleted one's name never adopts the old Job, Role
+    or RoleBinding while the garbage collector has not yet removed them.
+    """
+    return f"{meta['name'][:54]}-{meta['uid'][:8]}"
 
 
 def owner_reference(meta: dict[str, Any]) -> dict[str, Any]:
@@ -44,20 +43,20 @@ def _child_meta(meta: dict[str, Any], name: str, extra_labels: dict[str, str] | 
 
 def build_service_account(meta: dict[str, Any]) -> dict[str, Any]:
     """The trainer's own identity."""
-    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _child_meta(meta, child_name(meta["name"]))}
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _child_meta(meta, child_name(meta))}
 
 
 def build_role(meta: dict[str, Any]) -> dict[str, Any]:
     """get and patch on the status of this one training only: a trainer cannot touch any other."""
     return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-            "metadata": _child_meta(meta, child_name(meta["name"])),
+            "metadata": _child_meta(meta, child_name(meta)),
             "rules": [{"apiGroups": [GROUP], "resources": [f"{PLURAL}/status"], "resourceNames": [meta["name"]],
                        "verbs": ["get", "patch"]}]}
 
 
 def build_role_binding(meta: dict[str, Any]) -> dict[str, Any]:
     """Binds the per-training Role to the per-training ServiceAccount."""
-    name = child_name(meta["name"])
+    name = child_name(meta)
     return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": _child_meta(meta, name),
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
             "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": meta["namespace"]}]}
@@ -74,8 +73,11 @@ def _resources(spec: YoloTrainingSpec, settings: OperatorSettings) -> dict[str, 
 
 
 def _volumes(spec: YoloTrainingSpec, settings: OperatorSettings) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    volumes: list[dict[str, Any]] = [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": settings.shm_size}}]
-    mounts: list[dict[str, Any]] = [{"name": "dshm", "mountPath": "/dev/shm"}]  # noqa: S108 - the pod's shm
+    # the root filesystem is read-only: /dev/shm for DataLoader workers, /tmp for libraries' scratch files
+    volumes: list[dict[str, Any]] = [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": settings.shm_size}},
+                                     {"name": "tmp", "emptyDir": {}}]
+    mounts: list[dict[str, Any]] = [{"name": "dshm", "mountPath": "/dev/shm"},  # noqa: S108 - the pod's shm
+                                    {"name": "tmp", "mountPath": "/tmp"}]  # noqa: S108 - the pod's own tmp
     storage = spec.storage
     for volume in storage.volumes if storage else []:
         volumes.append({"name": volume.name, "persistentVolumeClaim": {"claimName": volume.claim_name,
@@ -108,7 +110,7 @@ def _tolerations(spec: YoloTrainingSpec, settings: OperatorSettings) -> list[dic
 
 def build_training_job(meta: dict[str, Any], spec: YoloTrainingSpec, settings: OperatorSettings) -> dict[str, Any]:
     """The batch/v1 Job that runs ``python -m yolo_trainer`` for one training."""
-    name = child_name(meta["name"])
+    name = child_name(meta)
     extra = {KUEUE_QUEUE_LABEL: spec.queue_name} if spec.queue_name else {}
     volumes, mounts = _volumes(spec, settings)
     env = [
@@ -123,7 +125,8 @@ def build_training_job(meta: dict[str, Any], spec: YoloTrainingSpec, settings: O
         "name": CONTAINER, "image": spec.image or settings.trainer_image,
         "imagePullPolicy": settings.image_pull_policy, "command": ["python", "-m", "yolo_trainer"],
         "env": env, "volumeMounts": mounts, "resources": _resources(spec, settings),
-        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                            "readOnlyRootFilesystem": True},
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     pod_spec: dict[str, Any] = {
@@ -133,7 +136,8 @@ def build_training_job(meta: dict[str, Any], spec: YoloTrainingSpec, settings: O
                             "seccompProfile": {"type": "RuntimeDefault"}},
     }
     optional = {"nodeSelector": spec.node_selector, "tolerations": _tolerations(spec, settings) or None,
-                "affinity": spec.affinity, "priorityClassName": spec.priority_class_name}
+                "affinity": spec.affinity, "priorityClassName": spec.priority_class_name,
+                "imagePullSecrets": [{"name": secret} for secret in settings.image_pull_secrets] or None}
     pod_spec.update({key: value for key, value in optional.items() if value})
     job_spec: dict[str, Any] = {
         "backoffLimit": spec.backoff_limit if spec.backoff_limit is not None else settings.default_backoff_limit,

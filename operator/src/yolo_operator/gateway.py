@@ -1,12 +1,20 @@
 """Every Kubernetes call the operator makes, in one small gateway (and the list of permissions it needs).
 
-Creates are idempotent (409 AlreadyExists means the child is already there); reads return plain dicts
-(camelCase, as on the wire) or None for 404; anything else raises, so kopf retries the handler.
+Creates are idempotent: 409 AlreadyExists means the child is already there, and for the Job the owner
+is checked before it is taken as ours. Status writes carry the operator's field ownership check and a
+``resourceVersion`` precondition (409 when another writer got there first: the caller re-reads and
+recomputes). Reads return plain dicts (camelCase, as on the wire) or None for 404; anything else raises.
 """
 
+import logging
+import socket
 from typing import Any, Final
 
-from yolo_crd.names import GROUP, LABEL_NAME, PLURAL, VERSION
+from yolo_crd import ownership
+from yolo_crd.names import API_VERSION, GROUP, KIND, LABEL_TASK_ID, MANAGED_BY, PLURAL, VERSION
+from yolo_crd.status import utc_now
+
+log = logging.getLogger(__name__)
 
 #: (apiGroup, resource, verbs) of each call below: the source of the operator's RBAC in the chart.
 PERMISSIONS: Final = (
@@ -22,6 +30,10 @@ PERMISSIONS: Final = (
 )
 
 
+class NotOurs(Exception):
+    """A child with the name we need exists but belongs to another owner."""
+
+
 class KubeGateway:
     """The operator's API-server calls."""
 
@@ -33,25 +45,32 @@ class KubeGateway:
         self._batch = client.BatchV1Api(api_client)
         self._core = client.CoreV1Api(api_client)
         self._rbac = client.RbacAuthorizationV1Api(api_client)
+        self._instance = socket.gethostname()
 
     def _dict(self, obj: Any) -> dict[str, Any]:
         return dict(self._client.sanitize_for_serialization(obj))
 
     def create(self, body: dict[str, Any]) -> bool:
-        """Create a child object; False when it already exists (reconciling twice creates nothing twice)."""
+        """Create a child; False when it already exists and is ours. A Job owned by another is :class:`NotOurs`."""
         from kubernetes.client.exceptions import ApiException
 
-        namespace, kind = body["metadata"]["namespace"], body["kind"]
+        meta, kind = body["metadata"], body["kind"]
         create = {"Job": self._batch.create_namespaced_job,
                   "ServiceAccount": self._core.create_namespaced_service_account,
                   "Role": self._rbac.create_namespaced_role,
                   "RoleBinding": self._rbac.create_namespaced_role_binding}[kind]
         try:
-            create(namespace, body)
+            create(meta["namespace"], body)
         except ApiException as exc:
-            if exc.status == 409:
-                return False
-            raise
+            if exc.status != 409:
+                raise
+            if kind == "Job":
+                existing = self.get_job(meta["namespace"], meta["name"]) or {}
+                owners = {ref.get("uid") for ref in (existing.get("metadata") or {}).get("ownerReferences") or []
+                          if ref.get("controller")}
+                if owners != {meta["ownerReferences"][0]["uid"]}:
+                    raise NotOurs(f"Job {meta['name']} exists and is not owned by this training") from exc
+            return False
         return True
 
     def get_training(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -62,20 +81,39 @@ class KubeGateway:
         """One Job, or None."""
         return self._read(lambda: self._dict(self._batch.read_namespaced_job(name, namespace)))
 
-    def list_pods(self, namespace: str, training: str) -> list[dict[str, Any]]:
-        """The trainer pods of a training, oldest first."""
-        pods = self._core.list_namespaced_pod(namespace, label_selector=f"{LABEL_NAME}={training}").items
+    def list_pods(self, namespace: str, task_id: str) -> list[dict[str, Any]]:
+        """The trainer pods of one training (by its uid, never by a reusable name), oldest first."""
+        pods = self._core.list_namespaced_pod(namespace, label_selector=f"{LABEL_TASK_ID}={task_id}").items
         found = [self._dict(pod) for pod in pods]
         return sorted(found, key=lambda pod: str((pod.get("metadata") or {}).get("creationTimestamp") or ""))
 
-    def patch_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
-        """Merge-patch the operator's status fields."""
-        self._custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, PLURAL, name, {"status": patch},
+    def patch_status(self, namespace: str, name: str, patch: dict[str, Any], resource_version: str) -> None:
+        """Merge-patch operator-owned status fields, if the object is still at ``resource_version`` (else 409)."""
+        ownership.check("operator", patch)
+        body = {"metadata": {"resourceVersion": resource_version}, "status": patch}
+        self._custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, PLURAL, name, body,
                                                            _content_type="application/merge-patch+json")
 
     def patch_job(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
         """Merge-patch a Job (suspend or resume it)."""
         self._batch.patch_namespaced_job(name, namespace, patch, _content_type="application/merge-patch+json")
+
+    def post_event(self, training: dict[str, Any], kind: str, reason: str, message: str) -> None:
+        """Tell the story in ``kubectl describe yt``; a failure to post is logged, never fatal to a sync."""
+        meta = training["metadata"]
+        now = utc_now()
+        event = {
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {"apiVersion": API_VERSION, "kind": KIND, "name": meta["name"],
+                               "namespace": meta["namespace"], "uid": meta["uid"]},
+            "type": kind, "reason": reason, "message": message[:1024], "count": 1,
+            "firstTimestamp": now, "lastTimestamp": now, "source": {"component": MANAGED_BY},
+            "reportingComponent": MANAGED_BY, "reportingInstance": self._instance,
+        }
+        try:
+            self._core.create_namespaced_event(meta["namespace"], event)
+        except Exception as exc:  # Events are a courtesy: the status already says it
+            log.warning("could not post Event %s for %s/%s: %s", reason, meta["namespace"], meta["name"], exc)
 
     @staticmethod
     def _read(call: Any) -> dict[str, Any] | None:

@@ -1,29 +1,39 @@
-"""Kopf handlers: thin. Parse, call the pure builders and translator, go through the gateway.
+"""Kopf handlers: thin. Parse, call the pure builders and translator, write through the synchronizer.
 
-Run with ``kopf run -m yolo_operator.handlers --all-namespaces`` (or ``--namespace NS``).
+Run with ``kopf run -m yolo_operator.handlers --all-namespaces`` (or ``--namespace NS``). Reconciling is
+level-triggered: on create, on resume (an operator restart) and on every change, the same function makes
+the Job agree with the spec and the annotations (cancel, suspend), whatever was missed meanwhile. No
+handler here needs a finalizer (no timers, daemons or deletion handlers), so deleting a training never
+waits for the operator: its children go with it through their owner references.
 """
 
+import asyncio
+import dataclasses
 import logging
-from typing import Any, cast
+from typing import Any
 
 import kopf
 from pydantic import ValidationError
 
-from yolo_crd.kubeclient import load_api_client
+from yolo_crd.kubeclient import in_cluster_server, load_api_client
 from yolo_crd.names import ANNOTATION_CANCEL, GROUP, LABEL_MANAGED_BY, LABEL_NAME, MANAGED_BY, PLURAL, VERSION
+from yolo_crd.outcome import finished
 from yolo_crd.spec import YoloTrainingSpec
-from yolo_crd.status import Phase, Reason, Stage, TrainingStatus, utc_now
-from yolo_operator import builders, metrics
-from yolo_operator.gateway import KubeGateway
+from yolo_crd.status import TrainingStatus
+from yolo_operator import builders, metrics, translate
+from yolo_operator.gateway import KubeGateway, NotOurs
 from yolo_operator.settings import OperatorSettings
-from yolo_operator.translate import observe
+from yolo_operator.sync import Synchronizer
 
+log = logging.getLogger(__name__)
 CHILDREN = {LABEL_MANAGED_BY: MANAGED_BY}
+#: Jobs and Pods are watched with this server-side selector: the API server sends ours only.
+CHILD_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    """Tune kopf once: progress in annotations (our status schema has no room for kopf's), timeouts."""
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """Tune kopf once, build the gateway and the synchronizer, start the metrics server and the resync."""
     config = OperatorSettings()
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP, key="last-handled")
@@ -31,15 +41,40 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.watching.server_timeout = config.watch_server_timeout
     settings.watching.client_timeout = config.watch_client_timeout
     settings.queueing.idle_timeout = config.batch_window
+    settings.watching.label_selectors["batch", "v1", "jobs"] = CHILD_SELECTOR
+    settings.watching.label_selectors["v1", "pods"] = CHILD_SELECTOR
     memo.config = config
     memo.gateway = KubeGateway(load_api_client())
+    memo.syncer = Synchronizer(memo.gateway)
     metrics.TRAININGS.clear()
     memo.metrics_server = metrics.serve(config.metrics_port) if config.metrics_port else None
+    memo.resync = asyncio.create_task(resync_forever(memo.syncer, config.resync_seconds), name="resync")
+
+
+async def resync_forever(syncer: Synchronizer, interval: float) -> None:
+    """A safety net for missed events: every unfinished training is re-synced once per ``interval``.
+
+    The requests are spread over the interval (10,000 trainings every 5 minutes is 33 syncs a second,
+    not a burst of 10,000), and go through the same coalesced, retried path as event-driven syncs.
+    """
+    while True:
+        keys = metrics.TRAININGS.unfinished()
+        if not keys:
+            await asyncio.sleep(interval)
+        for namespace, name in keys:
+            syncer.request(namespace, name)
+            await asyncio.sleep(interval / len(keys))
 
 
 @kopf.on.cleanup()
-def stop_metrics(memo: kopf.Memo, **_: Any) -> None:
-    """Stop the metrics server with the operator."""
+async def shutdown(memo: kopf.Memo, **_: Any) -> None:
+    """Stop the resync, the queued syncs and the metrics server with the operator."""
+    resync: asyncio.Task[None] | None = getattr(memo, "resync", None)
+    if resync is not None:
+        resync.cancel()
+    syncer: Synchronizer | None = getattr(memo, "syncer", None)
+    if syncer is not None:
+        await syncer.close()
     server = getattr(memo, "metrics_server", None)
     if server is not None:
         server.shutdown()
@@ -47,13 +82,35 @@ def stop_metrics(memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-async def count(event: kopf.RawEvent, **_: Any) -> None:
-    """Keep the metrics' table of trainings (phase, reason, GPUs) from the watch stream itself."""
+async def training_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    """Keep the table of trainings (metrics, resync) from the watch itself; let a late trainer report tell why."""
     obj = event["object"]
-    meta, status, spec = obj.get("metadata") or {}, obj.get("status") or {}, obj.get("spec") or {}
+    meta, raw_status, spec = obj.get("metadata") or {}, obj.get("status") or {}, obj.get("spec") or {}
+    namespace, name = meta.get("namespace", ""), meta.get("name", "")
     gpus = spec.get("gpus")
-    metrics.TRAININGS.observe(str(event.get("type") or "ADDED"), meta.get("namespace", ""), meta.get("name", ""),
-                              status.get("phase"), status.get("reason"), gpus if isinstance(gpus, int) else 0)
+    metrics.TRAININGS.observe(str(event.get("type") or "ADDED"), namespace, name, raw_status.get("phase"),
+                              raw_status.get("reason"), gpus if isinstance(gpus, int) else 0)
+    if event.get("type") != "DELETED" and raw_status.get("trainingFailure") and hasattr(memo, "syncer"):
+        try:
+            late = translate.retold(TrainingStatus.model_validate(raw_status)).patch
+        except ValidationError:
+            late = {}
+        if late:
+            memo.syncer.request(namespace, name)
+
+
+@kopf.on.event("batch", "v1", "jobs", labels=CHILDREN)
+async def job_event(labels: kopf.Labels, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+    """A Job of ours changed: mirror it into its training's status (retried until it lands)."""
+    if namespace and LABEL_NAME in labels and hasattr(memo, "syncer"):
+        memo.syncer.request(namespace, labels[LABEL_NAME])
+
+
+@kopf.on.event("v1", "pods", labels=CHILDREN)
+async def pod_event(labels: kopf.Labels, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+    """A trainer Pod changed (scheduled, pulling, running, killed): mirror it too."""
+    if namespace and LABEL_NAME in labels and hasattr(memo, "syncer"):
+        memo.syncer.request(namespace, labels[LABEL_NAME])
 
 
 @kopf.on.probe(id="apiserver")
@@ -64,16 +121,11 @@ def probe(memo: Any, **_: Any) -> bool:
 
 @kopf.on.login()
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    """In-cluster service account, else KUBECONFIG (read at login time)."""
-    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
-
-
-def _fail_invalid(gateway: KubeGateway, body: kopf.Body, error: str) -> None:
-    meta = body["metadata"]
-    gateway.patch_status(meta["namespace"], meta["name"], {
-        "phase": Phase.FAILED.value, "stage": Stage.FAILED.value, "reason": Reason.INVALID_SPEC.value,
-        "error": error, "completionTime": utc_now()})
-    kopf.event(body, type="Warning", reason=Reason.INVALID_SPEC.value, message=error)
+    """In-cluster service account at the kubelet's KUBERNETES_SERVICE_HOST/PORT, else KUBECONFIG (read now)."""
+    info, server = kopf.login_with_service_account(**kwargs), in_cluster_server()
+    if info is not None and server is not None:
+        return dataclasses.replace(info, server=server)
+    return info or kopf.login_with_kubeconfig(**kwargs)
 
 
 def parse_spec(spec: Any) -> YoloTrainingSpec:
@@ -88,111 +140,82 @@ def parse_spec(spec: Any) -> YoloTrainingSpec:
 
 @kopf.on.resume(GROUP, VERSION, PLURAL, backoff=10)
 @kopf.on.create(GROUP, VERSION, PLURAL, backoff=10)
-def reconcile(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, memo: kopf.Memo,
-              **_: Any) -> None:
-    """Ensure the trainer's ServiceAccount, Role, RoleBinding and Job exist; then derive the status."""
+async def reconcile(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, memo: kopf.Memo, **_: Any) -> None:
+    """Make the trainer's ServiceAccount, Role, RoleBinding and Job agree with the training; derive the status."""
     with metrics.timed("reconcile"):
-        _reconcile(body, spec, meta, status, memo)
+        await _reconcile(spec, meta, status, memo)
 
 
-def _reconcile(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, memo: kopf.Memo) -> None:
+@kopf.on.update(GROUP, VERSION, PLURAL, backoff=10)
+async def update(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, diff: kopf.Diff, memo: kopf.Memo,
+                 **_: Any) -> None:
+    """Say which spec changes cannot act (a Job is immutable), then reconcile (suspend, resume, cancel)."""
+    if not finished(TrainingStatus.model_validate(dict(status))):
+        training = {"metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"]}}
+        for _op, path, _old, _new in diff:
+            if path[:1] == ("spec",) and path != ("spec", "suspend"):
+                await asyncio.to_thread(memo.gateway.post_event, training, "Warning", "SpecChangeIgnored",
+                                        f"{'.'.join(path)} cannot change while the training exists (its Job is "
+                                        "immutable); create a new YoloTraining instead")
+    with metrics.timed("reconcile"):
+        await _reconcile(spec, meta, status, memo)
+
+
+async def _reconcile(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, memo: kopf.Memo) -> None:
+    syncer: Synchronizer = memo.syncer
     gateway: KubeGateway = memo.gateway
-    current = TrainingStatus.model_validate(dict(status))
-    if current.phase in (Phase.SUCCEEDED, Phase.FAILED):
+    namespace, name, generation = meta["namespace"], meta["name"], meta.get("generation")
+    owner = {"name": name, "namespace": namespace, "uid": meta["uid"]}
+    if finished(TrainingStatus.model_validate(dict(status))):
+        await syncer.sync(namespace, name, generation=generation)
         return
     try:
         parsed = parse_spec(spec)
     except ValueError as exc:
-        _fail_invalid(gateway, body, str(exc))
-        raise kopf.PermanentError(str(exc)) from exc
-    owner = {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"]}
-    for child in (builders.build_service_account(owner), builders.build_role(owner),
-                  builders.build_role_binding(owner)):
-        gateway.create(child)
-    job = builders.build_training_job(owner, parsed, memo.config)
+        error = str(exc)
+        await syncer.write(namespace, name, lambda _t, current: _observed(translate.invalid(current, error),
+                                                                          current, generation))
+        raise kopf.PermanentError(error) from exc
+    job_name = builders.child_name(owner)
+    if (meta.get("annotations") or {}).get(ANNOTATION_CANCEL) == "true":
+        job = await asyncio.to_thread(gateway.get_job, namespace, job_name)
+        if job is not None and not (job.get("spec") or {}).get("suspend"):
+            await asyncio.to_thread(gateway.patch_job, namespace, job_name, {"spec": {"suspend": True}})
+        await syncer.write(namespace, name, lambda _t, current: _observed(translate.cancelled(current), current,
+                                                                          generation))
+        return
+    await asyncio.to_thread(_ensure_children, gateway, owner, parsed, memo.config)
+    await syncer.sync(namespace, name, generation=generation)
+
+
+def _observed(found: translate.Observation, status: TrainingStatus, generation: int | None) -> translate.Observation:
+    if generation is not None and status.observed_generation != generation:
+        found.patch["observedGeneration"] = generation
+    return found
+
+
+def _ensure_children(gateway: KubeGateway, owner: dict[str, str], spec: YoloTrainingSpec,
+                     config: OperatorSettings) -> None:
+    """Create what is missing; make an existing Job's ``suspend`` follow the spec (Kueue owns it when queued)."""
+    training = {"metadata": owner}
+    for build in (builders.build_service_account, builders.build_role, builders.build_role_binding):
+        gateway.create(build(owner))
+    job = builders.build_training_job(owner, spec, config)
     try:
         created = gateway.create(job)
+    except NotOurs as exc:
+        raise kopf.TemporaryError(str(exc), delay=30) from exc
     except Exception as exc:
-        metrics.JOB_CREATE_FAILURES.labels(str(getattr(exc, "status", None) or type(exc).__name__)).inc()
+        metrics.JOB_CREATE_FAILURES.labels(metrics.failure_reason(exc)).inc()
         raise
     if created:
-        kopf.event(body, type="Normal", reason="JobCreated", message=f"created Job {job['metadata']['name']}")
-    if current.job_name is None:
-        gateway.patch_status(owner["namespace"], owner["name"], {
-            "phase": Phase.PENDING.value,
-            "stage": (Stage.QUEUED if job["spec"]["suspend"] else Stage.SCHEDULING).value,
-            "jobName": job["metadata"]["name"], "observedGeneration": meta.get("generation")})
-    sync(gateway, owner["namespace"], owner["name"])
-
-
-def sync(gateway: KubeGateway, namespace: str, name: str) -> None:
-    """Re-derive the operator's status fields from the Job and its Pods, and tell what changed in Events."""
-    with metrics.timed("sync"):
-        _sync(gateway, namespace, name)
-
-
-def _sync(gateway: KubeGateway, namespace: str, name: str) -> None:
-    training = gateway.get_training(namespace, name)
-    if training is None:
+        gateway.post_event(training, "Normal", "JobCreated", f"created Job {job['metadata']['name']}")
         return
-    status = TrainingStatus.model_validate(training.get("status") or {})
-    job = gateway.get_job(namespace, builders.child_name(name))
-    observation = observe(job, gateway.list_pods(namespace, name) if job else [], status)
-    if observation.patch:
-        gateway.patch_status(namespace, name, observation.patch)
-        for kind, reason, message in observation.events:
-            kopf.event(cast(kopf.Body, training), type=kind, reason=reason, message=message)
-
-
-@kopf.on.event("batch", "v1", "jobs", labels=CHILDREN)
-def job_event(labels: kopf.Labels, namespace: str | None, memo: Any, **_: Any) -> None:
-    """A Job of ours changed: mirror it into its training's status."""
-    if namespace and LABEL_NAME in labels and hasattr(memo, "gateway"):
-        sync(memo.gateway, namespace, labels[LABEL_NAME])
-
-
-@kopf.on.event("v1", "pods", labels=CHILDREN)
-def pod_event(labels: kopf.Labels, namespace: str | None, memo: Any, **_: Any) -> None:
-    """A trainer Pod changed (scheduled, pulling, running, killed): mirror it too."""
-    if namespace and LABEL_NAME in labels and hasattr(memo, "gateway"):
-        sync(memo.gateway, namespace, labels[LABEL_NAME])
-
-
-# Decorator arguments are fixed at import time, before settings are read: the period is a constant.
-# Five minutes: Job and Pod events are the primary path (kopf relists after a broken watch), and at
-# 10,000 trainings a one-minute resync alone would cost the API server 500 requests/s (bench/scale.py).
-@kopf.timer(GROUP, VERSION, PLURAL, interval=300.0, idle=30.0)
-def resync(namespace: str | None, name: str, status: kopf.Status, memo: Any, **_: Any) -> None:
-    """A safety net for missed events: re-derive the status of unfinished trainings now and then."""
-    if namespace and status.get("phase") not in (Phase.SUCCEEDED.value, Phase.FAILED.value):
-        sync(memo.gateway, namespace, name)
-
-
-@kopf.on.update(GROUP, VERSION, PLURAL)
-def update(body: kopf.Body, meta: kopf.Meta, diff: kopf.Diff, status: kopf.Status, memo: kopf.Memo,
-           **_: Any) -> None:
-    """Suspend/resume and cancel act on the Job; other spec changes cannot (a Job is immutable)."""
-    gateway: KubeGateway = memo.gateway
-    namespace, name = meta["namespace"], meta["name"]
-    job_name = builders.child_name(name)
-    cancelled = (meta.get("annotations") or {}).get(ANNOTATION_CANCEL) == "true"
-    finished = status.get("phase") in (Phase.SUCCEEDED.value, Phase.FAILED.value)
-    if cancelled and not finished:
-        gateway.patch_job(namespace, job_name, {"spec": {"suspend": True}})
-        gateway.patch_status(namespace, name, {"phase": Phase.FAILED.value, "stage": Stage.FAILED.value,
-                                               "reason": Reason.CANCELLED.value, "error": "cancelled",
-                                               "completionTime": utc_now()})
-        kopf.event(body, type="Normal", reason=Reason.CANCELLED.value, message="training cancelled")
-        return
-    for _op, path, _old, new in diff:
-        if path[:1] != ("spec",) or finished:
-            continue
-        if path == ("spec", "suspend"):
-            gateway.patch_job(namespace, job_name, {"spec": {"suspend": bool(new)}})
-            kopf.event(body, type="Normal", reason="Suspended" if new else "Resumed",
-                       message="training suspended" if new else "training resumed from its last checkpoint")
-        else:
-            kopf.event(body, type="Warning", reason="SpecChangeIgnored",
-                       message=f"{'.'.join(path)} cannot change while the training exists (its Job is immutable); "
-                               "create a new YoloTraining instead")
-    sync(gateway, namespace, name)
+    current = gateway.get_job(owner["namespace"], job["metadata"]["name"]) or {}
+    suspended = bool((current.get("spec") or {}).get("suspend"))
+    if spec.suspend and not suspended:
+        gateway.patch_job(owner["namespace"], job["metadata"]["name"], {"spec": {"suspend": True}})
+        gateway.post_event(training, "Normal", "Suspended", "training suspended")
+    elif not spec.suspend and suspended and not spec.queue_name:
+        gateway.patch_job(owner["namespace"], job["metadata"]["name"], {"spec": {"suspend": False}})
+        gateway.post_event(training, "Normal", "Resumed", "training resumed from its last checkpoint")

@@ -11,6 +11,8 @@ class OperatorSettings(BaseSettings):
 
     trainer_image: str = Field(default="ghcr.io/yolo-training-operator/trainer:0.1.0", description="trainer image")
     image_pull_policy: str = "IfNotPresent"
+    image_pull_secrets: list[str] = Field(
+        default_factory=list, description="Secrets (in each training's namespace) for pulling the trainer image")
     default_backoff_limit: int = Field(default=3, ge=0, description="Job retries when a spec sets none")
     default_ttl_seconds_after_finished: int | None = Field(default=None, ge=0)
     gpu_resource: str = Field(default="nvidia.com/gpu", description="extended resource requested per GPU")
@@ -23,3 +25,6 @@ class OperatorSettings(BaseSettings):
     watch_server_timeout: int = Field(default=300, ge=1, description="seconds before a watch is renewed")
     watch_client_timeout: int = Field(default=330, ge=1)
     batch_window: float = Field(default=0.1, gt=0, description="kopf's idle time before handling a batch of events")
+    resync_seconds: float = Field(
+        default=300.0, gt=0, description="every unfinished training is re-synced once per this period (missed "
+                                         "events); 5 minutes keeps 10,000 trainings at ~100 API requests/s")

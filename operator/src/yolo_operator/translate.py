@@ -1,29 +1,37 @@
 """A pure translator: the Job and its Pods in, the operator's status fields and Events out.
 
-It says why a training waits or failed, in status where users look (``kubectl get yt``, the API), not
-only in Events: unschedulable (with the scheduler's message), image pull errors, OOM kills, deadlines,
-exhausted retries. It writes only operator-owned fields and never moves a finished training back.
+It says why a training waits or ended, in status where users look (``kubectl get yt``, the API), not only
+in Events: queued, unschedulable (with the scheduler's message), image pull errors, OOM kills, deadlines,
+exhausted retries. It writes only operator-owned fields (the trainer's stage and epochs are never
+touched), treats the Job controller's intermediate states (``FailureTarget``, ``SuccessCriteriaMet``,
+uncounted terminated pods) as the decision they announce, and never moves a finished training.
 """
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
-from yolo_crd.status import Phase, Reason, Stage, TrainingStatus, utc_now
+from yolo_crd.outcome import NO_FINAL_METRICS, finished
+from yolo_crd.status import Phase, Reason, TrainingStatus, utc_now
 
-_IMAGE_ERRORS = frozenset({"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull"})
+_IMAGE_ERRORS: Final = frozenset({"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull"})
+#: The summary condition, Knative's convention for run-to-completion resources: Unknown while pending or
+#: running, True on success, False on failure. ``kubectl wait --for=condition=Succeeded`` waits for it.
+SUCCEEDED: Final = "Succeeded"
+
+Event = tuple[str, str, str]  # (type, reason, message)
 
 
 @dataclass
 class Observation:
-    """What the operator should write (a status merge patch) and tell (Events: type, reason, message)."""
+    """What the operator should write (a status merge patch) and tell (Events)."""
 
     patch: dict[str, Any]
-    events: list[tuple[str, str, str]] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
 
 
-def _condition(job: dict[str, Any], kind: str) -> dict[str, Any] | None:
+def _job_condition(job: dict[str, Any], *kinds: str) -> dict[str, Any] | None:
     for condition in (job.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == kind and condition.get("status") == "True":
+        if condition.get("type") in kinds and condition.get("status") == "True":
             return dict(condition)
     return None
 
@@ -45,21 +53,16 @@ def _waiting(pods: list[dict[str, Any]]) -> tuple[str, str] | None:
         for state in _container_states(pod):
             waiting = (state.get("state") or {}).get("waiting") or {}
             if waiting.get("reason") in _IMAGE_ERRORS:
-                image = state.get("image", "")
                 detail = waiting.get("message") or waiting["reason"]
-                return "ImagePullBackOff", f"image {image} cannot be pulled: {detail}"
+                return Reason.IMAGE_PULL_BACK_OFF.value, f"image {state.get('image', '')} cannot be pulled: {detail}"
             if waiting.get("reason") == "CrashLoopBackOff":
-                return "CrashLoopBackOff", str(waiting.get("message") or "the trainer keeps crashing")
+                return Reason.CRASH_LOOP_BACK_OFF.value, str(waiting.get("message") or "the trainer keeps crashing")
     return None
 
 
-def _oom_killed(pods: list[dict[str, Any]]) -> bool:
-    for pod in pods:
-        for state in _container_states(pod):
-            for key in ("state", "lastState"):
-                if ((state.get(key) or {}).get("terminated") or {}).get("reason") == "OOMKilled":
-                    return True
-    return False
+def _oom_killed(pod: dict[str, Any]) -> bool:
+    return any(((state.get(key) or {}).get("terminated") or {}).get("reason") == "OOMKilled"
+               for state in _container_states(pod) for key in ("state", "lastState"))
 
 
 def _last_message(pods: list[dict[str, Any]]) -> str:
@@ -71,97 +74,167 @@ def _last_message(pods: list[dict[str, Any]]) -> str:
     return ""
 
 
-def _running(pods: list[dict[str, Any]]) -> bool:
-    return any((pod.get("status") or {}).get("phase") == "Running" for pod in pods)
+def _finishing(job: dict[str, Any]) -> bool:
+    """Pods have ended and the Job controller is still counting them: the Job is about to conclude."""
+    job_status = job.get("status") or {}
+    uncounted = job_status.get("uncountedTerminatedPods") or {}
+    return bool(job_status.get("succeeded") or uncounted.get("succeeded") or uncounted.get("failed"))
 
 
-def _conditions(status: TrainingStatus, kind: str, value: bool, reason: str, message: str) -> list[dict[str, Any]]:
-    """The conditions list with ``kind`` set, keeping lastTransitionTime when nothing changed."""
+def merge_conditions(status: TrainingStatus, *updates: tuple[str, str, str, str]) -> list[dict[str, Any]]:
+    """The conditions with each (type, status, reason, message) set, merged by type.
+
+    ``lastTransitionTime`` changes only when a condition's status does, as in ``metav1.Condition``.
+    """
     current = {c.type: c.wire() for c in status.conditions or []}
-    old = current.get(kind)
-    state = "True" if value else "False"
-    if old is None or old.get("status") != state or old.get("reason") != reason:
+    for kind, state, reason, message in updates:
+        old = current.get(kind) or {}
+        since = old.get("lastTransitionTime") if old.get("status") == state else None
         current[kind] = {"type": kind, "status": state, "reason": reason, "message": message[:1000],
-                         "lastTransitionTime": utc_now()}
+                         "lastTransitionTime": since or utc_now()}
     return list(current.values())
 
 
-def _failure(job: dict[str, Any], pods: list[dict[str, Any]], status: TrainingStatus) -> tuple[str, str]:
-    failed = _condition(job, "Failed") or {}
-    if status.stage == Stage.FAILED and status.reason:
-        return status.reason, status.error or status.reason  # the trainer said why: keep its words
+def failure_cause(job: dict[str, Any], pods: list[dict[str, Any]], status: TrainingStatus) -> tuple[str, str]:
+    """Why a failed Job failed: a deadline or an OOM kill the trainer could not see, else the trainer's word."""
+    failed = _job_condition(job, "Failed", "FailureTarget") or {}
     if failed.get("reason") == "DeadlineExceeded":
         deadline = (job.get("spec") or {}).get("activeDeadlineSeconds")
         return (Reason.DEADLINE_EXCEEDED.value,
                 f"training ran longer than activeDeadlineSeconds ({deadline}s) and was stopped")
-    if _oom_killed(pods):
+    if status.training_failure is not None:
+        return status.training_failure.reason, status.training_failure.message
+    if pods and _oom_killed(pods[-1]):
         return (Reason.OOM_KILLED.value, "the trainer was killed for using more memory than its limit: "
                 "raise resources.limits.memory or lower batch, imgsz or workers")
-    limit = (job.get("spec") or {}).get("backoffLimit")
     detail = _last_message(pods)
-    error = f"the trainer failed {limit} retries" + (f": {detail}" if detail else "")
-    return Reason.BACKOFF_LIMIT_EXCEEDED.value, error
+    suffix = f": {detail}" if detail else ""
+    if failed.get("reason") == "PodFailurePolicy":
+        return Reason.INVALID_INPUT.value, f"the trainer rejected its input{suffix}"
+    limit = (job.get("spec") or {}).get("backoffLimit")
+    return Reason.BACKOFF_LIMIT_EXCEEDED.value, f"the trainer failed {limit} retries{suffix}"
+
+
+def ended(status: TrainingStatus, phase: Phase, reason: str | None, message: str | None) -> Observation:
+    """The patch and Event that finish a training (Succeeded, or Failed with a reason)."""
+    success = phase == Phase.SUCCEEDED
+    summary = reason or "Completed"
+    text = message or ("training completed" if success else summary)
+    patch = {"phase": phase.value, "reason": reason, "message": message, "completionTime": utc_now(),
+             "conditions": merge_conditions(status, (SUCCEEDED, "True" if success else "False", summary, text),
+                                            ("Running", "False", summary, text))}
+    return Observation(patch, [("Normal" if success else "Warning", "Succeeded" if success else summary, text)])
+
+
+def cancelled(status: TrainingStatus) -> Observation:
+    """A cancel (the API's annotation) ends an unfinished training as Failed/Cancelled; a finished one stays."""
+    if finished(status):
+        return Observation({})
+    found = ended(status, Phase.FAILED, Reason.CANCELLED.value, "cancelled")
+    found.events = [("Normal", Reason.CANCELLED.value, "training cancelled")]
+    return found
+
+
+def invalid(status: TrainingStatus, error: str) -> Observation:
+    """A spec the schema let through but the contract refuses: Failed/InvalidSpec, naming each problem."""
+    return Observation({}) if finished(status) else ended(status, Phase.FAILED, Reason.INVALID_SPEC.value, error)
+
+
+def retold(status: TrainingStatus) -> Observation:
+    """A failed training whose trainer's own report arrived after the Job's verdict: let it tell why."""
+    trainer = status.training_failure
+    if (status.phase != Phase.FAILED or trainer is None or status.reason == trainer.reason
+            or status.reason not in (Reason.BACKOFF_LIMIT_EXCEEDED, Reason.INVALID_INPUT)):
+        return Observation({})
+    return Observation({"reason": trainer.reason, "message": trainer.message,
+                        "conditions": merge_conditions(status, (SUCCEEDED, "False", trainer.reason, trainer.message),
+                                                       ("Running", "False", trainer.reason, trainer.message))},
+                       [("Warning", trainer.reason, trainer.message)])
+
+
+def _verdict(job: dict[str, Any], pods: list[dict[str, Any]], status: TrainingStatus) -> Observation | None:
+    """Succeeded or Failed, once the Job controller has decided (its final or its intermediate condition)."""
+    if _job_condition(job, "Complete", "SuccessCriteriaMet"):
+        if status.final_metrics is not None:
+            found = ended(status, Phase.SUCCEEDED, None, None)
+            found.events = [("Normal", "Succeeded", f"training completed: {status.final_metrics.wire()}")]
+        else:
+            found = ended(status, Phase.FAILED, Reason.TRAINING_ERROR.value, NO_FINAL_METRICS)
+        found.patch["completionTime"] = (job.get("status") or {}).get("completionTime") or utc_now()
+        return found
+    if _job_condition(job, "Failed", "FailureTarget"):
+        return ended(status, Phase.FAILED, *failure_cause(job, pods, status))
+    return None
+
+
+def _waiting_for(job: dict[str, Any], pods: list[dict[str, Any]], status: TrainingStatus) -> Observation | None:
+    """Pending with the reason: queued (suspended Job), unschedulable, or an image that cannot be pulled."""
+    if (job.get("spec") or {}).get("suspend"):
+        text = "suspended: waiting for admission (Kueue) or spec.suspend"
+        return Observation({"phase": Phase.PENDING.value, "reason": Reason.QUEUED.value, "message": text,
+                            "conditions": merge_conditions(status, ("Suspended", "True", "Suspended", text),
+                                                           (SUCCEEDED, "Unknown", "Queued", text))})
+    if (unschedulable := _unschedulable(pods)) is not None:
+        conditions = merge_conditions(status, ("Scheduled", "False", "Unschedulable", unschedulable),
+                                      (SUCCEEDED, "Unknown", "Pending", unschedulable))
+        return Observation({"phase": Phase.PENDING.value, "reason": Reason.UNSCHEDULABLE.value,
+                            "message": unschedulable, "conditions": conditions},
+                           [("Warning", "Unschedulable", unschedulable)])
+    if (waiting := _waiting(pods)) is not None:
+        reason, text = waiting
+        return Observation({"phase": Phase.PENDING.value, "reason": reason, "message": text,
+                            "conditions": merge_conditions(status, ("Running", "False", reason, text),
+                                                           (SUCCEEDED, "Unknown", "Pending", text))},
+                           [("Warning", reason, text)])
+    return None
+
+
+def _resumed(status: TrainingStatus) -> list[tuple[str, str, str, str]]:
+    suspended = status.condition("Suspended")
+    return [("Suspended", "False", "Resumed", "the training was resumed")] if suspended and suspended.status == "True" \
+        else []
+
+
+def _running(job: dict[str, Any], pods: list[dict[str, Any]], status: TrainingStatus) -> Observation | None:
+    """Running once a trainer pod runs (or the Job counts one active)."""
+    job_status = job.get("status") or {}
+    if not (any((pod.get("status") or {}).get("phase") == "Running" for pod in pods) or job_status.get("active")):
+        return None
+    text = "the trainer is running"
+    updates = [("Scheduled", "True", "Scheduled", "the trainer pod was scheduled"),
+               ("Running", "True", "PodRunning", text), (SUCCEEDED, "Unknown", "Running", text), *_resumed(status)]
+    return Observation({"phase": Phase.RUNNING.value, "reason": None, "message": None,
+                        "startTime": status.start_time or job_status.get("startTime") or utc_now(),
+                        "conditions": merge_conditions(status, *updates)},
+                       [("Normal", "Started", text)])
 
 
 def observe(job: dict[str, Any] | None, pods: list[dict[str, Any]], status: TrainingStatus) -> Observation:
     """Derive the operator's status fields from a Job and its Pods; the patch is empty when nothing changed."""
-    if job is None or status.phase in (Phase.SUCCEEDED, Phase.FAILED):
+    if finished(status):
+        return retold(status)
+    if job is None:
         return Observation({})
-    patch: dict[str, Any] = {}
-    events: list[tuple[str, str, str]] = []
-    job_status = job.get("status") or {}
-    if _condition(job, "Complete"):
-        if status.final_metrics is not None:
-            patch = {"phase": Phase.SUCCEEDED.value, "reason": None, "error": None, "message": None,
-                     "conditions": _conditions(status, "Succeeded", True, "Completed", "training completed")}
-            events.append(("Normal", "Succeeded", f"training completed: {status.final_metrics.wire()}"))
-        else:
-            error = "the trainer exited without reporting final metrics"
-            patch = {"phase": Phase.FAILED.value, "reason": Reason.TRAINING_ERROR.value, "error": error,
-                     "conditions": _conditions(status, "Failed", True, Reason.TRAINING_ERROR.value, error)}
-            events.append(("Warning", "Failed", error))
-        patch["completionTime"] = job_status.get("completionTime") or utc_now()
-    elif _condition(job, "Failed"):
-        reason, error = _failure(job, pods, status)
-        patch = {"phase": Phase.FAILED.value, "reason": reason, "error": error, "completionTime": utc_now(),
-                 "conditions": _conditions(status, "Failed", True, reason, error)}
-        events.append(("Warning", reason, error))
-    elif (job.get("spec") or {}).get("suspend"):
-        patch = {"phase": Phase.PENDING.value, "stage": Stage.QUEUED.value,
-                 "message": "suspended: waiting for admission (Kueue) or spec.suspend"}
-    elif (unschedulable := _unschedulable(pods)) is not None:
-        patch = {"phase": Phase.PENDING.value, "stage": Stage.SCHEDULING.value,
-                 "reason": Reason.UNSCHEDULABLE.value, "message": unschedulable,
-                 "conditions": _conditions(status, "Scheduled", False, "Unschedulable", unschedulable)}
-        events.append(("Warning", "Unschedulable", unschedulable))
-    elif (waiting := _waiting(pods)) is not None:
-        reason, error = waiting
-        patch = {"phase": Phase.PENDING.value, "reason": reason, "error": error, "message": error,
-                 "conditions": _conditions(status, "Running", False, reason, error)}
-        events.append(("Warning", reason, error))
-    elif _running(pods) or job_status.get("active"):
-        patch = {"phase": Phase.RUNNING.value, "message": None,
-                 "startTime": status.start_time or job_status.get("startTime") or utc_now(),
-                 "conditions": _conditions(status, "Running", True, "PodRunning", "the trainer is running")}
-        if status.reason in (Reason.UNSCHEDULABLE, "ImagePullBackOff", "CrashLoopBackOff"):
-            patch.update(reason=None, error=None)
-        if status.stage in (None, Stage.QUEUED, Stage.SCHEDULING):
-            patch["stage"] = Stage.INITIALIZING.value
-        events.append(("Normal", "Started", "the trainer is running"))
-    else:
-        patch = {"phase": Phase.PENDING.value, "stage": Stage.SCHEDULING.value, "message": "waiting for a pod"}
-    changed = _changed(patch, status)
-    return Observation(changed, events if changed else [])
+    found = _verdict(job, pods, status) or _waiting_for(job, pods, status) or _running(job, pods, status)
+    if found is None:
+        if _finishing(job) or status.phase == Phase.RUNNING:
+            return Observation({})  # pods counted before the verdict, or one attempt replaced by the next
+        text = "waiting for the trainer pod"
+        found = Observation({"phase": Phase.PENDING.value, "reason": None, "message": text,
+                             "conditions": merge_conditions(status, (SUCCEEDED, "Unknown", "Pending", text),
+                                                            *_resumed(status))})
+    changed = changes(found.patch, status)
+    return Observation(changed, found.events if changed else [])
 
 
-def _changed(patch: dict[str, Any], status: TrainingStatus) -> dict[str, Any]:
-    """Drop fields that already hold the value (and the timestamps that come with them)."""
+def changes(patch: dict[str, Any], status: TrainingStatus) -> dict[str, Any]:
+    """Drop fields that already hold the value; timestamps only count when they are not set yet."""
     current = status.wire()
-    changed = {key: value for key, value in patch.items()
-               if key not in ("startTime", "completionTime") and current.get(key) != value}
+    stamps = ("startTime", "completionTime")
+    changed = {key: value for key, value in patch.items() if key not in stamps and current.get(key) != value}
     if not changed:
         return {}
-    for key in ("startTime", "completionTime"):
+    for key in stamps:
         if key in patch and not current.get(key):
             changed[key] = patch[key]
     return changed

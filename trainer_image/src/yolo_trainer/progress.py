@@ -4,56 +4,15 @@ exceeds 100 nor goes backwards, and the extra validation after the last epoch is
 Pure and clock-injected, so every rule is unit-tested without ultralytics.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
-from yolo_crd.status import (
-    HISTORY_LIMIT,
-    EpochMetrics,
-    FinalMetrics,
-    Stage,
-    StopReason,
-    f1_score,
-    progress_percent,
-    utc_now,
-)
+from yolo_crd.history import bounded, epoch_metrics, fitness
+from yolo_crd.status import EpochMetrics, FinalMetrics, Stage, StopReason, progress_percent, utc_now
+
+__all__ = ["ProgressTracker", "epoch_metrics"]
 
 Patch = dict[str, Any]
-
-# ultralytics' column names (results.csv and trainer.metrics) -> EpochMetrics fields
-_COLUMNS = {
-    "metrics/precision(B)": "precision",
-    "metrics/recall(B)": "recall",
-    "metrics/mAP50(B)": "map50",
-    "metrics/mAP50-95(B)": "map50_95",
-    "train/box_loss": "train_box_loss",
-    "train/cls_loss": "train_cls_loss",
-    "train/dfl_loss": "train_dfl_loss",
-    "val/box_loss": "val_box_loss",
-    "val/cls_loss": "val_cls_loss",
-    "val/dfl_loss": "val_dfl_loss",
-}
-
-
-def epoch_metrics(epoch: int, row: Mapping[str, Any]) -> EpochMetrics:
-    """Build one epoch's metrics from ultralytics' column names, adding F1 = 2PR/(P+R)."""
-    values: dict[str, float] = {}
-    for column, field in _COLUMNS.items():
-        raw = row.get(column)
-        if raw is None or raw == "":
-            continue
-        try:
-            values[field] = round(float(raw), 5)
-        except (TypeError, ValueError):
-            continue
-    if "precision" in values and "recall" in values:
-        values["f1_score"] = round(f1_score(values["precision"], values["recall"]), 5)
-    return EpochMetrics(epoch=epoch, **values)
-
-
-def _fitness(metrics: EpochMetrics) -> float:
-    # ultralytics' own fitness: 0.1 * mAP50 + 0.9 * mAP50-95
-    return 0.1 * (metrics.map50 or 0.0) + 0.9 * (metrics.map50_95 or 0.0)
 
 
 class ProgressTracker:
@@ -64,6 +23,7 @@ class ProgressTracker:
         self.current_epoch = 0
         self.progress = 0.0
         self.history: list[EpochMetrics] = []
+        self.best: EpochMetrics | None = None
         self._clock = clock
 
     def _stamp(self, patch: Patch) -> Patch:
@@ -73,7 +33,7 @@ class ProgressTracker:
     def initializing(self) -> Patch:
         """The trainer process has started: checks and model loading are under way."""
         return self._stamp({"stage": Stage.INITIALIZING.value, "totalEpochs": self.total_epochs,
-                            "reason": None, "error": None})
+                            "trainingFailure": None})
 
     def dataset_checked(self, skipped: dict[str, Any] | None) -> Patch:
         """The dataset check is done: what ultralytics will skip in it (None: nothing)."""
@@ -85,7 +45,8 @@ class ProgressTracker:
         self.current_epoch = max(self.current_epoch, start_epoch)
         self.progress = max(self.progress, progress_percent(self.current_epoch, self.total_epochs))
         if history:
-            self.history = [m for m in history if m.epoch <= start_epoch][-HISTORY_LIMIT:]
+            self.history = [m for m in history if m.epoch <= start_epoch]
+            self.best = max(self.history, key=fitness) if self.history else None
         patch: Patch = {
             "stage": Stage.TRAINING.value,
             "currentEpoch": self.current_epoch,
@@ -99,10 +60,10 @@ class ProgressTracker:
         return self._stamp(patch)
 
     def _history_fields(self) -> Patch:
-        best = max(self.history, key=_fitness)
+        best = self.best or self.history[-1]
         return {
             "metrics": self.history[-1].wire(),
-            "history": [m.wire() for m in self.history],
+            "history": [m.wire() for m in bounded(self.history, best.epoch)],
             "bestEpoch": best.epoch,
         }
 
@@ -113,7 +74,9 @@ class ProgressTracker:
         self.total_epochs = max(total_epochs, metrics.epoch)
         self.current_epoch = metrics.epoch
         self.progress = max(self.progress, progress_percent(self.current_epoch, self.total_epochs))
-        self.history = [*self.history, metrics][-HISTORY_LIMIT:]
+        self.history.append(metrics)  # all of it here; status gets a bounded sample
+        if self.best is None or fitness(metrics) > fitness(self.best):
+            self.best = metrics
         patch: Patch = {
             "stage": (Stage.FINALIZING if last else Stage.TRAINING).value,
             "currentEpoch": self.current_epoch,
@@ -135,8 +98,7 @@ class ProgressTracker:
             "weightsPath": weights,
             "projectPath": project,
             "stopReason": stop_reason.value,
-            "reason": None,
-            "error": None,
+            "trainingFailure": None,
         }
         if self.history:
             patch.update(self._history_fields())
@@ -144,4 +106,4 @@ class ProgressTracker:
 
     def failed(self, reason: str, error: str) -> Patch:
         """Training cannot go on; progress and epochs stay where they were."""
-        return self._stamp({"stage": Stage.FAILED.value, "reason": reason, "error": error})
+        return self._stamp({"stage": Stage.FAILED.value, "trainingFailure": {"reason": reason, "message": error}})

@@ -3,7 +3,11 @@
 Training calls :meth:`StatusReporter.update` and returns at once. A background thread merges everything
 not yet delivered into one patch (the newest value of each field wins), sends at most one request per
 ``min_interval`` seconds, and backs off exponentially while the sink fails. A sink failure is logged and
-retried, never raised into training. :meth:`close` delivers the final state with retries, bounded in time.
+retried, never raised into training. :meth:`close` delivers the final state with retries, bounded in time,
+and says whether it arrived: a trainer must never claim a result its status does not show.
+
+Every patch is made JSON-safe (non-finite numbers become null) and checked against the trainer's field
+ownership before it is queued, so one diverging metric cannot make every later write invalid.
 """
 
 import logging
@@ -11,6 +15,8 @@ import threading
 import time
 from typing import Any
 
+from yolo_crd import ownership
+from yolo_crd.wire import json_safe
 from yolo_trainer.sinks import SinkError, StatusSink
 
 log = logging.getLogger(__name__)
@@ -52,13 +58,21 @@ class StatusReporter:
         self._backoff = 0.0
         self.sent = 0
         self.failures = 0
+        self.dropped = 0
+        self._last_dropped = False  # the latest delivery attempt ended in a non-retryable rejection
         self._thread = threading.Thread(target=self._run, name="status-reporter", daemon=True)
         self._thread.start()
 
     def update(self, patch: Patch) -> None:
         """Queue a patch; it is merged with anything not yet sent. Never blocks on the network."""
+        try:
+            ownership.check("trainer", patch)
+        except ownership.OwnershipError as exc:  # a bug: report what we own, loudly, and keep training
+            log.error("%s; those fields are not sent", exc)
+            patch = {key: value for key, value in patch.items() if key in ownership.TRAINER_FIELDS}
+        safe = json_safe(patch)
         with self._wake:
-            self._pending = compose(self._pending or {}, patch)
+            self._pending = compose(self._pending or {}, safe)
             self._wake.notify()
 
     def _take(self) -> Patch | None:
@@ -81,7 +95,9 @@ class StatusReporter:
         except SinkError as exc:
             self.failures += 1
             if not exc.retryable:
-                log.error("status update dropped: %s", exc)
+                self.dropped += 1
+                self._last_dropped = True
+                log.error("status update dropped (retrying cannot help): %s", exc)
                 return True
             self._backoff = min(self._max_backoff, max(self._initial_backoff, self._backoff * 2))
             log.warning("status update failed, retrying in %.1fs: %s", self._backoff, exc)
@@ -96,6 +112,7 @@ class StatusReporter:
             self._backoff = min(self._max_backoff, max(self._initial_backoff, self._backoff * 2))
             return False
         self.sent += 1
+        self._last_dropped = False
         self._backoff = 0.0
         return True
 
@@ -109,7 +126,8 @@ class StatusReporter:
     def close(self, timeout: float = 120.0) -> bool:
         """Stop the thread and deliver whatever is pending, retrying until ``timeout`` seconds pass.
 
-        Returns True when everything queued was delivered (or dropped as undeliverable by the sink).
+        Returns True only when the latest state reached the sink: False when time ran out, and False when
+        the sink refused it for good (a 422, a resource replaced by another of the same name).
         """
         deadline = time.monotonic() + timeout
         with self._wake:
@@ -120,7 +138,9 @@ class StatusReporter:
             with self._wake:
                 patch, self._pending = self._pending, None
             if patch is None:
-                return True
+                if self._last_dropped:
+                    log.error("final status was refused by the sink; it is not on the resource")
+                return not self._last_dropped
             if self._deliver(patch):
                 continue
             remaining = deadline - time.monotonic()

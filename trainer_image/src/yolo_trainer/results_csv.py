@@ -5,35 +5,17 @@ registered, but rank 0 still appends one row per epoch to ``results.csv``. The l
 that file to report progress. The same parser restores ``history`` when a run resumes.
 """
 
-import csv
 import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from yolo_crd.history import read_results
 from yolo_crd.status import EpochMetrics
-from yolo_trainer.progress import epoch_metrics
+
+__all__ = ["ResultsFollower", "read_results"]
 
 log = logging.getLogger(__name__)
-
-
-def read_results(path: Path) -> list[EpochMetrics]:
-    """Parse every complete row of a results.csv (missing file: no rows)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return []
-    if not text.endswith("\n"):
-        text = text[: text.rfind("\n") + 1]  # the last row is still being written
-    rows: list[EpochMetrics] = []
-    for row in csv.DictReader(text.splitlines()):
-        cleaned = {key.strip(): value.strip() for key, value in row.items() if key and value is not None}
-        try:
-            epoch = int(float(cleaned["epoch"]))
-        except (KeyError, ValueError):
-            continue
-        rows.append(epoch_metrics(epoch, cleaned))
-    return rows
 
 
 class ResultsFollower:

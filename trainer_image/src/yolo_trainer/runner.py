@@ -26,7 +26,7 @@ def make_sink(settings: TrainerSettings, spec: YoloTrainingSpec) -> StatusSink:
             raise ValueError("the kubernetes sink needs YOLO_TRAINER_NAMESPACE and YOLO_TRAINER_NAME")
         from yolo_trainer.sinks.kubernetes import KubernetesStatusSink
 
-        return KubernetesStatusSink(settings.namespace, settings.name)
+        return KubernetesStatusSink(settings.namespace, settings.name, uid=settings.task_id)
     if settings.sink == "local":
         if settings.state_db is None:
             raise ValueError("the local sink needs YOLO_TRAINER_STATE_DB (the SQLite state file)")

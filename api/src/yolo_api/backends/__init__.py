@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from yolo_crd.envelope import TaskState, task_envelope, task_state
+from yolo_crd.outcome import display_stage, failure
 from yolo_crd.spec import YoloTrainingSpec
-from yolo_crd.status import Phase, Reason, Stage, TrainingStatus
+from yolo_crd.status import Phase, Reason, TrainingStatus
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class TaskRecord:
         status = self.status
         if self.cancelled and self.state() is TaskState.FAILURE and task_state(status) is not TaskState.FAILURE:
             status = (status or TrainingStatus()).model_copy(
-                update={"stage": Stage.FAILED, "reason": Reason.CANCELLED.value, "error": "cancelled"})
+                update={"phase": Phase.FAILED, "reason": Reason.CANCELLED.value, "message": "cancelled"})
         return task_envelope(self.task_id, status, total_epochs_hint=int(self.spec.get("epochs", 0)), lang=lang)
 
     def rendered(self, lang: str = "zh") -> tuple[int, bytes]:
@@ -73,17 +74,18 @@ class TaskRecord:
         _, envelope = self.envelope()
         return {
             "task_id": self.task_id, "name": self.name, "namespace": self.namespace, "status": state.value,
-            "state": self.display_state(), "stage": status.stage.value if status.stage else None,
+            "state": self.display_state(), "stage": display_stage(status),
             # the phase as the state implies it: a success is never shown as still Running
             "phase": _PHASES[state].value,
             "current_epoch": status.current_epoch or 0, "total_epochs": status.total_epochs or self.spec.get("epochs"),
             "progress": progress, "mAP50": metrics.map50 if metrics else None,
             "mAP50-95": metrics.map50_95 if metrics else None, "created_at": self.created_at,
             "started_at": status.start_time, "finished_at": status.completion_time,
-            "reason": "Cancelled" if self.is_cancelled() else status.reason,
+            "reason": "Cancelled" if self.is_cancelled() else failure(status)[0] if state is TaskState.FAILURE
+            else status.reason,
             "error": envelope["data"].get("error"),
             "stop_reason": status.stop_reason.value if status.stop_reason else None,
-            "final_metrics": status.final_metrics.wire() if status.final_metrics else None,
+            "final_metrics": status.final_metrics.view() if status.final_metrics else None,
             "weights_path": status.weights_path, "project_path": status.project_path,
             "dataset_skipped": status.dataset_skipped.wire() if status.dataset_skipped else None,
             "model": self.spec.get("model"), "data": self.spec.get("data"), "epochs": self.spec.get("epochs"),

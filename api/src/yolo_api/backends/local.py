@@ -1,12 +1,14 @@
 """The embedded default: trainer subprocesses on this machine, state in SQLite under the state directory.
 
-The backend plays the operator's part: it owns ``phase``, ``startTime`` and ``completionTime`` and the
-reason when a trainer dies without reporting; the trainer writes its own fields through the local sink.
-A task stays ``Pending`` until its trainer reports (the envelope then says ``progress``). At most
-``max_parallel`` trainers run; the rest wait as pending. Trainers run in their own session, so an API
-restart does not kill them: on start-up a started task whose process is alive is re-attached, and one
-whose process is gone is marked failed with a clear error, so no task stays "in progress" forever. One
-API at a time owns a state directory (an advisory lock), so two cannot both run its queue.
+The backend plays the operator's part and writes only the operator's fields (``phase``, ``reason``,
+``message``, ``startTime``, ``completionTime``): why a task waits, was cancelled, or ended without the
+trainer saying why. The trainer writes its own fields (stage, epochs, its own failure) through the local
+sink, exactly as on a cluster. A task stays ``Pending`` until its trainer reports (the envelope then says
+``progress``). At most ``max_parallel`` trainers run; the rest wait as pending. Trainers run in their own
+session, so an API restart does not kill them: on start-up a started task whose process is alive is
+re-attached, and one whose process is gone is marked failed with a clear error, so no task stays "in
+progress" forever. One API at a time owns a state directory (an advisory lock), so two cannot both run its
+queue.
 """
 
 import datetime as dt
@@ -27,7 +29,7 @@ from yolo_api.backends.local_host import StateLock, cuda_devices, signal_name, t
 from yolo_api.backends.paths import confine_spec_paths
 from yolo_api.errors import invalid
 from yolo_api.settings import ApiSettings
-from yolo_crd import local_store
+from yolo_crd import local_store, ownership
 from yolo_crd.spec import YoloTrainingSpec
 from yolo_crd.status import Phase, Reason, Stage, TrainingStatus, utc_now
 
@@ -154,6 +156,7 @@ class LocalBackend:
     # -- writes --------------------------------------------------------------------------------------
 
     def _patch(self, task_id: str, patch: dict[str, Any]) -> None:
+        ownership.check("operator", patch)
         with self._lock:
             local_store.patch_status(self._conn, task_id, patch)
 
@@ -173,7 +176,8 @@ class LocalBackend:
         task_id = str(uuid.uuid4())
         with self._lock:
             local_store.insert_task(self._conn, task_id, name or "train", wire)
-            local_store.patch_status(self._conn, task_id, {"phase": Phase.PENDING.value})
+            self._patch(task_id, {"phase": Phase.PENDING.value, "reason": Reason.QUEUED.value,
+                                  "message": "waiting for a free trainer slot"})
         self._wake.set()
         record = self.get(task_id)
         assert record is not None
@@ -188,8 +192,8 @@ class LocalBackend:
             running = self._running.get(task_id)
             if running is not None:
                 running.cancelled = True
-            self._patch(task_id, {"phase": Phase.FAILED.value, "stage": Stage.FAILED.value,
-                                  "reason": Reason.CANCELLED.value, "error": "cancelled", "completionTime": utc_now()})
+            self._patch(task_id, {"phase": Phase.FAILED.value, "reason": Reason.CANCELLED.value, "message": "cancelled",
+                                  "completionTime": utc_now()})
         if running is not None:
             self._terminate(running)
         return self.get(task_id)
@@ -284,7 +288,9 @@ class LocalBackend:
             self._patch(task_id, {"phase": Phase.SUCCEEDED.value, "completionTime": done})
             return
         patch: dict[str, Any] = {"phase": Phase.FAILED.value, "completionTime": done}
-        if status is None or status.stage != Stage.FAILED:
+        if status is not None and status.training_failure is not None:
+            patch.update(reason=status.training_failure.reason, message=status.training_failure.message)
+        else:
             where = f"its log: {log_path or self.log_path(task_id)} (GET /tasks/{task_id}/logs)"
             if lost:
                 error = f"训练进程已中断 (the trainer process ended while the API was not running); {where}"
@@ -293,7 +299,7 @@ class LocalBackend:
             else:
                 last = tail(log_path) if log_path else ""
                 error = f"trainer exited with code {code}" + (f": {last}" if last else "") + f"; {where}"
-            patch.update(stage=Stage.FAILED.value, reason=Reason.TRAINING_ERROR.value, error=error)
+            patch.update(reason=Reason.TRAINER_EXITED.value, message=error)
         self._patch(task_id, patch)
 
     def _launch(self) -> None:
@@ -326,6 +332,6 @@ class LocalBackend:
         with self._lock:
             self._conn.execute("UPDATE tasks SET pid = ? WHERE task_id = ?", (process.pid, task_id))
         # phase stays Pending until the trainer reports: "progress" means a trainer that says what it does
-        self._patch(task_id, {"startTime": utc_now()})
+        self._patch(task_id, {"reason": None, "message": "the trainer is starting", "startTime": utc_now()})
         log.info("started trainer %s for task %s", process.pid, task_id)
 

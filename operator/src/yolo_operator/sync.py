@@ -1,0 +1,138 @@
+"""Status writes of the operator: one at a time per training, conflict-checked, and retried until they land.
+
+Job events, Pod events, the periodic resync and the kopf handlers all want to update one training's
+status. Each write here runs under that training's lock, reads the training, computes the operator's
+patch from what it read and sends it with the ``resourceVersion`` it read as a precondition, so nothing
+computed from a stale object lands (a conflict re-reads and recomputes). Kopf never retries ``on.event``
+handlers, so syncs requested from events are retried here, with jittered backoff, until they succeed or
+the training is gone; requests that arrive while one is queued are coalesced into it.
+"""
+
+import asyncio
+import logging
+import random
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from yolo_crd.outcome import finished
+from yolo_crd.status import TrainingStatus
+from yolo_operator import metrics
+from yolo_operator.builders import child_name
+from yolo_operator.gateway import KubeGateway
+from yolo_operator.translate import Observation, observe
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str]  # (namespace, name)
+Compute = Callable[[dict[str, Any], TrainingStatus], Observation]
+_CONFLICT_ATTEMPTS = 8
+
+
+class Conflicted(Exception):
+    """Other writers kept changing the training between our read and our write."""
+
+
+@dataclass
+class _Request:
+    task: "asyncio.Task[None] | None" = None
+    again: bool = True
+
+
+class Synchronizer:
+    """See the module docstring."""
+
+    def __init__(self, gateway: KubeGateway, *, initial_backoff: float = 0.5, max_backoff: float = 60.0) -> None:
+        self.gateway = gateway
+        self._locks: weakref.WeakValueDictionary[Key, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._requests: dict[Key, _Request] = {}
+        self._initial_backoff = initial_backoff
+        self._max_backoff = max_backoff
+
+    def _lock(self, key: Key) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
+
+    async def write(self, namespace: str, name: str, compute: Compute) -> Observation | None:
+        """Compute a patch from the current training and write it, under the training's lock.
+
+        Returns what was written (None when the training is gone). Raises on API errors: kopf handlers
+        let kopf retry; :meth:`request` retries by itself.
+        """
+        async with self._lock((namespace, name)):
+            return await asyncio.to_thread(self._write, namespace, name, compute)
+
+    def _write(self, namespace: str, name: str, compute: Compute) -> Observation | None:
+        from kubernetes.client.exceptions import ApiException
+
+        for _ in range(_CONFLICT_ATTEMPTS):
+            training = self.gateway.get_training(namespace, name)
+            if training is None:
+                return None
+            observation = compute(training, TrainingStatus.model_validate(training.get("status") or {}))
+            if observation.patch:
+                try:
+                    self.gateway.patch_status(namespace, name, observation.patch,
+                                              training["metadata"]["resourceVersion"])
+                except ApiException as exc:
+                    if exc.status == 409:
+                        continue  # another writer was first: read again and recompute
+                    raise
+            for kind, reason, text in observation.events:
+                self.gateway.post_event(training, kind, reason, text)
+            return observation
+        raise Conflicted(f"{namespace}/{name} changed under every one of {_CONFLICT_ATTEMPTS} attempts")
+
+    async def sync(self, namespace: str, name: str, *, generation: int | None = None) -> Observation | None:
+        """Mirror the Job and its Pods into status now; ``generation`` (from a reconcile) is recorded as observed."""
+        return await self.write(namespace, name, lambda training, status: self.observe(training, status, generation))
+
+    def observe(self, training: dict[str, Any], status: TrainingStatus, generation: int | None) -> Observation:
+        """Read the training's Job and Pods and translate them (runs in a worker thread)."""
+        meta = training["metadata"]
+        job_name = child_name(meta)
+        job = None if finished(status) else self.gateway.get_job(meta["namespace"], job_name)
+        pods = self.gateway.list_pods(meta["namespace"], meta["uid"]) if job else []
+        found = observe(job, pods, status)
+        if job is not None and status.job_name != job_name:
+            found.patch["jobName"] = job_name
+        if generation is not None and status.observed_generation != generation:
+            found.patch["observedGeneration"] = generation
+        return found
+
+    def request(self, namespace: str, name: str) -> None:
+        """Sync soon, in the background, retried until it succeeds; coalesced with a sync already queued."""
+        key = (namespace, name)
+        request = self._requests.get(key)
+        if request is None:
+            request = self._requests[key] = _Request()
+            request.task = asyncio.create_task(self._serve(key, request), name=f"sync {namespace}/{name}")
+        request.again = True
+
+    async def _serve(self, key: Key, request: _Request) -> None:
+        backoff = self._initial_backoff
+        try:
+            while request.again:
+                request.again = False
+                try:
+                    with metrics.timed("sync"):
+                        await self.sync(*key)
+                    backoff = self._initial_backoff
+                except Exception as exc:
+                    request.again = True
+                    log.warning("status sync of %s/%s failed (%s: %s); retrying in %.1fs", *key,
+                                type(exc).__name__, exc, backoff)
+                    await asyncio.sleep(backoff * random.uniform(0.8, 1.2))  # noqa: S311 - jitter, not crypto
+                    backoff = min(self._max_backoff, backoff * 2)
+        finally:
+            del self._requests[key]
+
+    async def close(self) -> None:
+        """Cancel the syncs still queued (at operator shutdown)."""
+        tasks = [request.task for request in self._requests.values() if request.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

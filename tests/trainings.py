@@ -1,0 +1,28 @@
+"""Helpers of the e2e suite (and of any test on a real API server): create a YoloTraining, read its status, find its Jobs."""
+
+from typing import Any
+
+from kubernetes import client
+
+G, V, P = "yolo-operator.io", "v1alpha1", "yolotrainings"
+
+
+def create(kube: client.ApiClient, namespace: str, name: str, annotations: dict[str, str] | None = None,
+           **spec: Any) -> dict[str, Any]:
+    """A YoloTraining (model yolov8n.yaml, 3 epochs unless told otherwise)."""
+    body = {"apiVersion": f"{G}/{V}", "kind": "YoloTraining",
+            "metadata": {"name": name, "annotations": annotations or {}},
+            "spec": {"model": "yolov8n.yaml", "data": "/data/d.yaml", "epochs": 3, **spec}}
+    return dict(client.CustomObjectsApi(kube).create_namespaced_custom_object(G, V, namespace, P, body))
+
+
+def status(kube: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
+    """The training's status (empty when it has none yet)."""
+    obj = client.CustomObjectsApi(kube).get_namespaced_custom_object(G, V, namespace, P, name)
+    return dict(obj.get("status") or {})
+
+
+def jobs_of(kube: client.ApiClient, namespace: str, uid: str) -> list[Any]:
+    """The Jobs of one training, by its task id (never by its reusable name)."""
+    return list(client.BatchV1Api(kube).list_namespaced_job(
+        namespace, label_selector=f"yolo-operator.io/task-id={uid}").items)
