@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Collection
 from typing import Any
 
-from yolo_api.backends import TaskRecord
+from yolo_api.backends import TaskRecord, filter_state
 from yolo_crd.spec import YoloTrainingSpec
 from yolo_crd.status import TrainingStatus
 
@@ -20,6 +20,9 @@ class MemoryBackend:
         self.records: dict[str, TaskRecord] = {}
         self.submitted: list[YoloTrainingSpec] = []
         self.is_ready = True
+        self.version = 0
+        self.gpus = 1
+        self.logs_by_task: dict[str, str] = {}
 
     def start(self) -> None: ...
     def stop(self) -> None: ...
@@ -29,10 +32,12 @@ class MemoryBackend:
     def put(self, status: dict[str, Any] | None, task_id: str | None = None, **extra: Any) -> str:
         task_id = task_id or str(uuid.uuid4())
         extra.setdefault("namespace", None)
-        self.records[task_id] = TaskRecord(
+        self.version += 1
+        created = self.records[task_id].created_at if task_id in self.records else None
+        self.records[task_id] = TaskRecord(version=self.version,
             task_id=task_id, name="t", spec={"epochs": 20, "model": "m.yaml", "data": "d.yaml"},
             status=TrainingStatus.model_validate(status) if status else None,
-            created_at=f"2026-01-01T00:00:{len(self.records):02d}Z", **extra)
+            created_at=created or f"2026-01-01T00:{len(self.records) // 60:02d}:{len(self.records) % 60:02d}Z", **extra)
         return task_id
 
     def submit(self, spec: YoloTrainingSpec, name: str | None, namespace: str | None) -> TaskRecord:
@@ -42,10 +47,25 @@ class MemoryBackend:
     def get(self, task_id: str) -> TaskRecord | None:
         return self.records.get(task_id)
 
-    def list(self, offset: int, limit: int, namespaces: Collection[str] | None = None) -> tuple[list[TaskRecord], int]:
+    def changed_since(self, version: int) -> list[TaskRecord]:
+        return sorted((r for r in self.records.values() if r.version > version), key=lambda r: r.version)
+
+    def list(self, offset: int, limit: int, namespaces: Collection[str] | None = None,
+             state: str | None = None) -> tuple[list[TaskRecord], int]:
         items = sorted((r for r in self.records.values() if namespaces is None or r.namespace in namespaces),
                        key=lambda r: r.created_at, reverse=True)
+        items = filter_state(items, state)
         return items[offset:offset + limit], len(items)
+
+    def latest_version(self) -> int:
+        return self.version
+
+    def default_gpus(self) -> int:
+        return self.gpus
+
+    def logs(self, task_id: str, max_bytes: int) -> str | None:
+        text = self.logs_by_task.get(task_id)
+        return None if text is None else text[-max_bytes:]
 
     def namespaces(self) -> set[str]:
         return {r.namespace for r in self.records.values() if r.namespace}
@@ -57,5 +77,6 @@ class MemoryBackend:
         record = self.records.get(task_id)
         if record is None or record.state().value in ("success", "failure"):
             return record
-        self.records[task_id] = dataclasses.replace(record, cancelled=True)
+        self.version += 1
+        self.records[task_id] = dataclasses.replace(record, cancelled=True, version=self.version)
         return self.records[task_id]

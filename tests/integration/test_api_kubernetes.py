@@ -144,3 +144,18 @@ def test_default_storage_applies_when_the_request_names_none(kube: client.ApiCli
         assert bad.status_code == 422 and "outputVolume" in str(bad.json()["data"]["errors"])
     stored = {o["metadata"]["name"].rsplit("-", 1)[0]: o["spec"]["storage"] for o in api_server.emulator.find(P)}
     assert stored == {"plain": default, "own": mine}
+
+
+def test_defaults_logs_and_the_list_stream_on_a_cluster(http: TestClient, kube: client.ApiClient,
+                                                        api_server: ApiServer) -> None:
+    body = {key: value for key, value in BODY.items() if key != "gpus"}
+    task_id = http.post("/train", json=body).json()["data"]["task_id"]
+    assert api_server.emulator.find(P, "team-a")[0]["spec"]["gpus"] == 1  # a cluster's default: one GPU
+    name = api_server.emulator.find(P)[0]["metadata"]["name"]
+    patch_status(kube, name, {"jobName": f"{name}-job", "phase": "Running", "stage": "training"})
+    eventually(lambda: http.get(f"/tasks/{task_id}").json()["data"]["state"] == "progress", timeout=10)
+    logs = http.get(f"/tasks/{task_id}/logs", headers={"Accept-Language": "en"})
+    assert logs.status_code == 501 and f"kubectl logs -n team-a job/{name}-job" in logs.json()["detail"]
+    assert logs.json()["message"] == "Not served by this backend"
+    versions = [record.version for record in http.app.state.backend.changed_since(0)]  # type: ignore[attr-defined]
+    assert versions and all(v > 0 for v in versions)  # resourceVersions: the list stream's cursor

@@ -129,3 +129,19 @@ def test_orphan_left_running_is_marked_failed_on_restart(tmp_path: Path, dataset
     with TestClient(create_app(config), headers=AUTH) as client:
         response = client.get("/task_status/orphan")
     assert response.status_code == 500 and "训练进程已中断" in response.json()["data"]["error"]
+
+
+def test_a_dataset_as_people_export_it_trains_and_says_what_was_skipped(api: TestClient, tmp_path: Path) -> None:
+    from yolo_trainer.synthetic import make_dataset
+
+    data = make_dataset(tmp_path / "export", classes=2, train=16, val=8, imgsz=64)
+    data.write_text("path: .\ntrain: images/train\nval: images/val\nnames:\n  0: square\n  1: circle\n")
+    label = tmp_path / "export" / "labels" / "train" / "00000.txt"
+    label.write_text("\ufeff" + label.read_text())  # saved by an editor that writes a byte-order mark
+    broken = tmp_path / "export" / "images" / "train" / "00001.png"
+    broken.write_bytes(broken.read_bytes()[:60])  # an interrupted copy
+    task_id = api.post("/train", json=body(data, epochs=1)).json()["data"]["task_id"]
+    final = poll(api, task_id)[-1]
+    assert final["data"]["status"] == "success", final
+    skipped = final["data"]["result"]["dataset_skipped"]
+    assert skipped["images"] == 1 and skipped["labels"] == 1 and str(broken) in skipped["reasons"][0]

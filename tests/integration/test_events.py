@@ -1,4 +1,8 @@
-"""``GET /task_status/{id}/events`` over real HTTP: the same envelopes as polling, pushed, ending at the end."""
+"""Server-Sent Events over real HTTP, from the local backend with stand-in trainers (tests/standin.py) and
+from the Kubernetes index: the same envelopes as polling, JSON on every event, ids that only grow and
+survive reconnection (``Last-Event-ID``), ``retry:``, 204 once the end was delivered, and one stream for
+every row of the dashboard.
+"""
 
 import json
 import threading
@@ -8,16 +12,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+from httpx_sse import EventSource, ServerSentEvent
 from kubernetes import config
 
 from apiserver import ApiServer
 from emulator import ADMIN_TOKEN
-from fakes import AUTH, TOKEN, MemoryBackend
+from fakes import AUTH, TOKEN
 from serving import serve
+from standin import standin_python
 from waiting import eventually
 from yolo_api.app import create_app
 from yolo_api.backends.kubernetes import KubernetesBackend
-from yolo_api.client import sse_events
 from yolo_api.settings import ApiSettings
 
 STEPS: list[dict[str, Any]] = [
@@ -29,39 +35,92 @@ STEPS: list[dict[str, Any]] = [
 ]
 
 
-def read_events(url: str, task_id: str, headers: dict[str, str]) -> Iterator[tuple[float, str, str]]:
-    with httpx.stream("GET", f"{url}/task_status/{task_id}/events", headers=headers, timeout=30) as response:
+def events(url: str, path: str, headers: dict[str, str], last_id: str | None = None) -> Iterator[ServerSentEvent]:
+    extra = {"Last-Event-ID": last_id} if last_id else {}
+    with httpx.stream("GET", f"{url}{path}", headers={**headers, **extra}, timeout=30) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
-        for event, data in sse_events(response.iter_lines()):
-            yield time.monotonic(), event, data
+        yield from EventSource(response).iter_sse()
 
 
-def test_events_push_every_change_and_end_at_the_terminal_state() -> None:
-    backend = MemoryBackend()
-    task = backend.put(None)
-    settings = ApiSettings(backend="local", auth_token=TOKEN, sse_poll_interval=0.05)
-    written: list[float] = []
+def read_events(url: str, task_id: str, headers: dict[str, str]) -> Iterator[tuple[float, str, str]]:
+    for event in events(url, f"/task_status/{task_id}/events", headers):
+        yield time.monotonic(), event.event, event.data
 
-    def trainer() -> None:
-        for step in STEPS:
-            time.sleep(0.4)
-            backend.put(step, task_id=task)
-            written.append(time.monotonic())
 
-    with serve(create_app(settings, backend)) as url:
-        threading.Thread(target=trainer, daemon=True).start()
-        events = list(read_events(url, task, AUTH))
-        polled = httpx.get(f"{url}/task_status/{task}", headers=AUTH).json()
-        assert httpx.get(f"{url}/task_status/{task}/events").status_code == 401
-        assert httpx.get(f"{url}/task_status/nope/events", headers=AUTH).status_code == 404
-    statuses = [json.loads(data) for _, event, data in events if event == "status"]
-    assert [s["data"]["status"] for s in statuses] == ["pending", "progress", "progress", "success"]
-    assert statuses[-1] == polled  # exactly the polling endpoint's envelope
-    assert events[-1][1:] == ("end", "success")
-    # each push follows its write within the server's re-read period (plus scheduling)
-    for (received, _, _), wrote in zip(events[1:4], written, strict=True):
-        assert received - wrote < 1.0
+@pytest.fixture
+def local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    monkeypatch.setenv("STANDIN_EPOCH_SECONDS", "0.2")
+    settings = ApiSettings(backend="local", state_dir=tmp_path / "state", auth_token=TOKEN, poll_interval=0.05,
+                           sse_poll_interval=0.05, max_parallel=8, local_gpus=0, allowed_roots=[tmp_path],
+                           trainer_python=standin_python(tmp_path))
+    (tmp_path / "d.yaml").write_text("train: x\n")
+    with serve(create_app(settings)) as url:
+        yield url
+
+
+def submit(url: str, tmp_path: Path, epochs: int = 3) -> str:
+    body = {"model": "yolov8n.yaml", "data": str(tmp_path / "d.yaml"), "epochs": epochs}
+    return str(httpx.post(f"{url}/train", json=body, headers=AUTH).json()["data"]["task_id"])
+
+
+def test_events_push_every_change_as_json_with_growing_ids_and_end(local: str, tmp_path: Path) -> None:
+    task = submit(local, tmp_path)
+    seen = list(events(local, f"/task_status/{task}/events", AUTH))
+    assert all(isinstance(json.loads(event.data), dict) for event in seen)  # JSON on every event, end included
+    assert seen[0].retry == 3000 and all(event.retry is None for event in seen[1:])
+    ids = [int(event.id) for event in seen]
+    assert ids == sorted(ids) and len(set(ids[:-1])) == len(ids) - 1  # the end repeats the last status's id
+    statuses = [json.loads(event.data) for event in seen if event.event == "status"]
+    assert statuses[0]["data"]["status"] in ("pending", "progress")
+    assert statuses[-1]["data"]["status"] == "success"
+    assert statuses[-1] == httpx.get(f"{local}/task_status/{task}", headers=AUTH).json()  # exactly the poll
+    assert seen[-1].event == "end" and json.loads(seen[-1].data) == {"task_id": task, "status": "success"}
+    assert httpx.get(f"{local}/task_status/{task}/events").status_code == 401
+    assert httpx.get(f"{local}/task_status/nope/events", headers=AUTH).status_code == 404
+
+
+def test_a_reconnecting_client_resumes_after_its_last_event_id_and_gets_204_after_the_end(local: str,
+                                                                                        tmp_path: Path) -> None:
+    task = submit(local, tmp_path, epochs=6)
+    path = f"/task_status/{task}/events"
+    stream = events(local, path, AUTH)
+    first = [next(stream), next(stream)]  # the client goes away after two events...
+    stream.close()
+    resumed = list(events(local, path, AUTH, last_id=first[-1].id))  # ...and comes back with Last-Event-ID
+    assert int(resumed[0].id) > int(first[-1].id) and resumed[0].retry == 3000
+    assert json.loads(resumed[0].data) != json.loads(first[-1].data)  # nothing it already had is resent
+    assert resumed[-1].event == "end"
+    again = httpx.get(f"{local}{path}", headers={**AUTH, "Last-Event-ID": resumed[-1].id})
+    assert again.status_code == 204  # a standard EventSource stops reconnecting
+    late = list(events(local, path, AUTH, last_id=first[0].id))  # a client that missed the end gets it
+    assert [event.event for event in late][-2:] == ["status", "end"]
+
+
+def test_one_stream_carries_every_row(local: str, tmp_path: Path) -> None:
+    stream = events(local, "/tasks/events", AUTH)
+    ready = next(stream)
+    assert ready.event == "ready" and int(ready.id) == json.loads(ready.data)["version"] and ready.retry == 3000
+    tasks = {submit(local, tmp_path, epochs=2) for _ in range(3)}
+    rows: dict[str, dict[str, Any]] = {}
+    ids: list[int] = []
+    for event in stream:
+        assert event.event == "task"
+        ids.append(int(event.id))
+        row = json.loads(event.data)
+        rows[row["task_id"]] = row
+        if len(rows) == 3 and all(r["state"] == "success" for r in rows.values()):
+            break
+    stream.close()
+    assert set(rows) == tasks and ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert all(row["can_cancel"] is False and row["phase"] == "Succeeded" for row in rows.values())
+    middle = ids[len(ids) // 2]
+    resumed = events(local, "/tasks/events", AUTH, last_id=str(middle))
+    assert next(resumed).event == "ready"
+    replayed = next(resumed)
+    assert int(replayed.id) > middle  # only what changed after the last event the client had
+    resumed.close()
+    assert httpx.get(f"{local}/tasks/events").status_code == 401
 
 
 def test_kubernetes_index_pushes_without_polling(api_server: ApiServer, tmp_path: Path) -> None:

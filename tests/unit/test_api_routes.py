@@ -97,7 +97,10 @@ def test_the_four_states(http: TestClient, backend: MemoryBackend) -> None:
     str(uuid.uuid4()), "not-a-uuid", "x" * 200, "任务", "%2E%2E%2F%2E%2E%2Fetc%2Fpasswd", "..", "a b", "'; DROP TABLE",
 ])
 def test_unknown_or_malformed_ids_are_404_never_500(http: TestClient, task_id: str) -> None:
-    response = http.get(f"/task_status/{task_id}")
+    response = http.get(f"/task_status/{task_id}", follow_redirects=False)
+    if task_id == "..":  # the client normalises /task_status/.. to /, which leads to the dashboard
+        assert response.status_code == 307 and response.headers["location"] == "/ui"
+        return
     assert response.status_code in (404, 422)
     assert response.json()["code"] == 1
     if response.status_code == 404 and "%2F" not in task_id and task_id != "..":  # these never reach the route
@@ -146,3 +149,56 @@ def test_probes(http: TestClient, backend: MemoryBackend) -> None:
     backend.is_ready = False
     assert http.get("/readyz").status_code == 503
     assert http.get("/openapi.json").json()["paths"]["/task_status/{task_id}"]
+
+
+@pytest.mark.parametrize(("lang", "not_found", "not_allowed", "too_large"), [
+    ("en-US,en;q=0.9", "No such route", "Method not allowed", "Request body too large"),
+    ("zh-CN,zh;q=0.9,en;q=0.8", "接口不存在", "不支持此请求方法", "请求体过大"),
+    ("", "接口不存在", "不支持此请求方法", "请求体过大"),  # the spec's language by default
+    ("fr-FR, en;q=0.5", "No such route", "Method not allowed", "Request body too large"),
+])
+def test_http_errors_speak_the_envelopes_language(http: TestClient, lang: str, not_found: str, not_allowed: str,
+                                                   too_large: str) -> None:
+    headers = {"Accept-Language": lang}
+    response = http.get("/nope", headers=headers)
+    assert response.status_code == 404 and response.json() == {"code": 1, "message": not_found, "data": {"path": "/nope"}}
+    response = http.put("/train", headers=headers)
+    assert response.status_code == 405 and response.json()["message"] == not_allowed
+    response = http.post("/train", content=b"x" * 70_000, headers={**headers, "Content-Type": "application/json"})
+    assert response.status_code == 413 and response.json()["message"] == too_large
+
+
+def test_the_root_leads_to_the_dashboard(http: TestClient) -> None:
+    response = http.get("/", follow_redirects=False)
+    assert response.status_code == 307 and response.headers["location"] == "/ui"
+
+
+def test_without_gpus_or_device_the_backend_decides(http: TestClient, backend: MemoryBackend) -> None:
+    backend.gpus = 0
+    http.post("/train", json={"model": "m.yaml", "data": "d.yaml"})
+    http.post("/train", json={"model": "m.yaml", "data": "d.yaml", "gpus": 2})
+    assert [spec.gpus for spec in backend.submitted] == [0, 2]
+
+
+def test_list_filters_by_state_and_says_what_may_be_cancelled(http: TestClient, backend: MemoryBackend) -> None:
+    running = backend.put({"phase": "Running", "stage": "training"})
+    done = backend.put({"phase": "Succeeded", "stage": "completed", "finalMetrics": FINAL, "stopReason": "time_limit"})
+    cancelled = backend.put({"phase": "Failed", "stage": "failed", "reason": "Cancelled", "error": "cancelled"})
+    def ids(state: str) -> list[str]:
+        return [item["task_id"] for item in http.get(f"/tasks?status={state}").json()["data"]["items"]]
+    assert ids("progress") == [running] and ids("success") == [done] and ids("cancelled") == [cancelled]
+    assert ids("failure") == [cancelled]  # a cancelled training is a failure in the spec's terms
+    assert http.get("/tasks?status=bogus").status_code == 422
+    items = {item["task_id"]: item for item in http.get("/tasks").json()["data"]["items"]}
+    assert items[running]["can_cancel"] and not items[done]["can_cancel"]
+    assert items[done]["stop_reason"] == "time_limit" and items[done]["final_metrics"] == FINAL
+    assert items[cancelled]["state"] == "cancelled" and items[cancelled]["phase"] == "Failed"
+    assert http.get(f"/tasks/{running}").json()["data"]["state"] == "progress"
+
+
+def test_logs_are_read_like_the_task(http: TestClient, backend: MemoryBackend) -> None:
+    task = backend.put({"phase": "Running", "stage": "training"})
+    assert http.get(f"/tasks/{task}/logs").status_code == 404  # no log yet
+    backend.logs_by_task[task] = "line 1\nline 2\n"
+    assert http.get(f"/tasks/{task}/logs?max_bytes=7").text == "line 2\n"
+    assert http.get(f"/tasks/{task}/logs", headers={"Authorization": "Bearer wrong-token-0123456789"}).status_code == 401

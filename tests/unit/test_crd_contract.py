@@ -80,7 +80,8 @@ def test_required_spec_fields() -> None:
 def test_everything_the_trainer_writes_is_declared() -> None:
     status_schema = openapi_schema()["properties"]["status"]
     tracker = ProgressTracker(3)
-    patches = [tracker.initializing(), tracker.started(0, 3)]
+    skipped = {"images": 2, "labels": 1, "reasons": ["/d/images/a.jpg: cannot identify image file"]}
+    patches = [tracker.initializing(), tracker.dataset_checked(skipped), tracker.started(0, 3)]
     for epoch in (1, 2, 3):
         patch = tracker.epoch_done(epoch_metrics(epoch, ROW), 3, last=epoch == 3)
         assert patch is not None

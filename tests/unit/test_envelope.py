@@ -130,3 +130,17 @@ def test_failure_without_an_error_message_still_has_a_string_error() -> None:
 def test_english_messages_on_request() -> None:
     _, body = task_envelope(TASK, None, lang="en")
     assert body["message"] == "Task is pending"
+
+
+def test_success_says_why_training_stopped_and_what_the_dataset_check_skipped() -> None:
+    status = TrainingStatus.model_validate({
+        "phase": "Succeeded", "stage": "completed", "stopReason": "time_limit", "weightsPath": "/w.pt",
+        "datasetSkipped": {"images": 2, "labels": 1, "reasons": ["/d/a.jpg: truncated"]},
+        "finalMetrics": SPEC_SUCCESS["data"]["result"]["final_metrics"]})  # type: ignore[index]
+    _, body = task_envelope(TASK, status)
+    result = body["data"]["result"]
+    assert result["stop_reason"] == "time_limit"  # additive to the spec's success shape
+    assert result["dataset_skipped"] == {"images": 2, "labels": 1, "reasons": ["/d/a.jpg: truncated"]}
+    running = TrainingStatus.model_validate({"stage": "training", "datasetSkipped": {"images": 2, "labels": 1}})
+    _, body = task_envelope(TASK, running)
+    assert body["data"]["result"]["dataset_skipped"]["images"] == 2

@@ -30,7 +30,8 @@ FINAL = {"mAP50": 0.5, "mAP50-95": 0.3, "precision": 0.6, "recall": 0.5, "f1_sco
 
 def trainer_patches() -> list[dict[str, Any]]:
     tracker = ProgressTracker(3)
-    patches = [tracker.initializing(), tracker.started(0, 3)]
+    patches = [tracker.initializing(), tracker.started(0, 3),
+               tracker.dataset_checked({"images": 1, "labels": 1, "reasons": ["/d/a.jpg: truncated"]})]
     patches += [tracker.epoch_done(epoch_metrics(epoch, ROW), 3, last=epoch == 3) or {} for epoch in (1, 2, 3)]
     patches += [tracker.completed(FinalMetrics.from_validation(0.3, 0.2, 0.5, float("nan")), "/o/best.pt", "/o",
                                   StopReason.EPOCHS),
@@ -97,7 +98,8 @@ def local_backend_patches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> li
 
     monkeypatch.setattr(local_store, "patch_status", recording)
     (tmp_path / "d.yaml").write_text("train: x\n", encoding="utf-8")
-    backend = LocalBackend(ApiSettings(state_dir=tmp_path / "state", allowed_roots=[tmp_path], trainer_python="true"))
+    backend = LocalBackend(ApiSettings(state_dir=tmp_path / "state", allowed_roots=[tmp_path], trainer_python="true",
+                                       local_gpus=1))
     backend.logs_dir.mkdir(parents=True)
     spec = YoloTrainingSpec(model="yolov8n.yaml", data=str(tmp_path / "d.yaml"))
     first, second = backend.submit(spec, "a", None), backend.submit(spec, "b", None)

@@ -1,17 +1,19 @@
 """``create_app()``: the FastAPI application over a backend chosen by the settings."""
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from yolo_api.auth import Authenticator, NoAuth, StaticToken, load_or_create_token
 from yolo_api.backends import TaskBackend
-from yolo_api.errors import install_error_handlers
+from yolo_api.errors import http_message, install_error_handlers, language
 from yolo_api.metrics import RequestMetrics, TrainingCollector
 from yolo_api.routes import events, health, tasks, ui
 from yolo_api.settings import ApiSettings
@@ -48,7 +50,7 @@ def make_authenticator(settings: ApiSettings, backend: TaskBackend) -> Authentic
     return KubernetesAuth(api_client, cache_seconds=settings.auth_cache_seconds)
 
 
-OPEN_ROUTES = frozenset({"/healthz", "/readyz"})
+OPEN_ROUTES = frozenset({"/", "/healthz", "/readyz"})
 
 
 def document_bearer_auth(app: FastAPI) -> None:
@@ -89,7 +91,7 @@ class BodyLimit:
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await self._refuse(send)
+            await self._refuse(scope, send)
             return
         seen = 0
 
@@ -104,10 +106,13 @@ class BodyLimit:
         try:
             await self.app(scope, limited, send)
         except _TooLarge:
-            await self._refuse(send)
+            await self._refuse(scope, send)
 
-    async def _refuse(self, send: Send) -> None:
-        body = b'{"code":1,"message":"request body too large","data":{"limit_bytes":%d}}' % self.limit
+    async def _refuse(self, scope: Scope, send: Send) -> None:
+        headers = dict(scope.get("headers") or [])
+        lang = language(headers.get(b"accept-language", b"").decode("latin-1"))
+        body = json.dumps({"code": 1, "message": http_message(413, lang, "request body too large"),
+                           "data": {"limit_bytes": self.limit}}, ensure_ascii=False).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
@@ -132,15 +137,17 @@ def create_app(settings: ApiSettings | None = None, backend: TaskBackend | None 
         finally:
             chosen.stop()
 
-    app = FastAPI(title="YOLO training API", version="0.1.0", lifespan=lifespan,
-                  description="Submit YOLOv8 trainings and follow them (shared/spec/task_status_api.zh.md).")
+    # FastAPIOffline: /docs and /redoc served with their scripts from the fastapi-offline package, not a CDN
+    app = FastAPIOffline(title="YOLO training API", version="0.1.0", lifespan=lifespan,
+                         static_url="/docs-static",
+                         description="Submit YOLOv8 trainings and follow them (shared/spec/task_status_api.zh.md).")
     app.state.backend = chosen
     app.state.settings = settings
     app.state.auth = auth
     install_error_handlers(app)
     document_bearer_auth(app)
+    app.include_router(events.router)  # first: /tasks/events before /tasks/{task_id}
     app.include_router(tasks.router)
-    app.include_router(events.router)
     app.include_router(ui.router)
     app.mount("/ui/static", ui.static_files(), name="ui-static")
     app.include_router(health.router)

@@ -147,5 +147,6 @@ def load_or_create_token(path: Path) -> str:
     token = secrets.token_urlsafe(32)
     path.touch(mode=0o600)
     path.write_text(token + "\n")
-    log.info("generated an API token in %s (clients: yoloctl --token-file %s)", path, path)
+    log.info("generated an API token in %s (yoloctl reads it from the default state directory by itself; "
+             "elsewhere: YOLO_API_TOKEN_FILE=%s yoloctl ...)", path, path)
     return token

@@ -1,9 +1,11 @@
-"""``yoloctl``: a small client for the API (either backend): submit, status, watch, list, cancel."""
+"""``yoloctl``: a small client for the API (either backend): submit, status, watch, list, logs, cancel.
+
+Every failure is one line on stderr and an exit code (see ``yoloctl --help``), never a traceback.
+"""
 
 import json
 import os
-import time
-from collections.abc import Iterable, Iterator
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,85 +15,122 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-app = typer.Typer(add_completion=False, help="Talk to a YOLO training API.")
+from yolo_api.client_http import (
+    EXIT_FAILED,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    CliError,
+    call,
+    client,
+    follow,
+    resolve_id,
+)
+from yolo_crd.hyperparameters import ALLOWED_HYPERPARAMETERS, hyperparameter_error
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, help=(
+    "Talk to a YOLO training API. Exit codes: 0 done (watch, status: the training succeeded); 1 the training "
+    f"failed or was cancelled; {EXIT_USAGE} a command line that cannot be sent; {EXIT_UNREACHABLE} the API could "
+    "not be reached; 4 the API refused the request (unknown task, missing token, invalid input)."))
 console = Console()
+errors = Console(stderr=True)
 UrlOption = Annotated[str, typer.Option(envvar="YOLO_API_URL", help="base URL of the API")]
+TaskOption = Annotated[str, typer.Argument(help="a task id, or any unique start of one (as `yoloctl list` shows)")]
 DEFAULT_URL = "http://127.0.0.1:8000"
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
 
-def resolve_token() -> str | None:
-    """The bearer token: ``YOLO_API_TOKEN``, else the file ``YOLO_API_TOKEN_FILE``, else the local API's
-    generated ``.yolo-state/api-token`` when it exists. Never a command-line flag: those show in ``ps``."""
-    token = os.environ.get("YOLO_API_TOKEN")
-    if token:
-        return token
-    path = Path(os.environ.get("YOLO_API_TOKEN_FILE") or ".yolo-state/api-token")
-    return path.read_text().strip() or None if path.is_file() else None
+def parse_hyperparameter(pair: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` typed by the allow-list (``lr0=.01`` is a float, ``cos_lr=true`` a bool), or a usage error."""
+    key, sep, raw = pair.partition("=")
+    key, raw = key.strip(), raw.strip()
+    if not sep or not key or not raw:
+        raise CliError(f"--hp {pair!r}: expected KEY=VALUE, e.g. --hp lr0=0.01", EXIT_USAGE)
+    rule = ALLOWED_HYPERPARAMETERS.get(key)
+    value: Any = raw
+    if rule is not None:
+        unit = f" of {rule.unit}" if rule.unit else ""
+        try:
+            if rule.kind == "float":
+                value = float(raw)
+            elif rule.kind == "int":
+                value = int(raw)
+            elif rule.kind in ("bool", "bool_or_choice") and raw.lower() in _TRUE + _FALSE:
+                value = raw.lower() in _TRUE
+        except ValueError:
+            kind = "an integer" if rule.kind == "int" else "a number"
+            raise CliError(f"--hp {key}: must be {kind}{unit}, got {raw!r}", EXIT_USAGE) from None
+    problem = hyperparameter_error(key, value)
+    if problem:
+        raise CliError(f"--hp {key}: {problem}", EXIT_USAGE)
+    return key, value
 
 
-def _client(url: str) -> httpx.Client:
-    token = resolve_token()
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return httpx.Client(base_url=url, timeout=30.0, headers=headers)
+def local_path(value: str, *, keep_bare_name: bool) -> str:
+    """A relative path made absolute against the caller's working directory (the API has its own).
+
+    ``keep_bare_name`` leaves a bare name such as ``yolov8n.yaml`` alone when no such file is here: ultralytics
+    knows it (or, for ``.pt``, downloads it when the trainer is allowed to).
+    """
+    path = Path(value).expanduser()
+    if path.is_absolute() or (keep_bare_name and os.sep not in value and not path.exists()):
+        return str(path) if path.is_absolute() else value
+    return str(path.absolute())
 
 
-def _show(body: dict[str, Any]) -> None:
-    console.print_json(json.dumps(body, ensure_ascii=False))
+@app.command()
+def submit(
+    model: Annotated[str, typer.Argument(help="weights (.pt) or architecture (.yaml, e.g. yolov8n.yaml)")],
+    data: Annotated[str, typer.Argument(help="dataset YAML; relative paths are taken from this directory")],
+    url: UrlOption = DEFAULT_URL,
+    epochs: Annotated[int, typer.Option(help="epochs to train")] = 100,
+    imgsz: Annotated[int, typer.Option(help="image size")] = 640,
+    batch: Annotated[int, typer.Option(help="batch size (-1: automatic)")] = 16,
+    gpus: Annotated[int | None, typer.Option(help="GPUs (0: CPU)", show_default="the API's default: 1 on a "
+                                             "cluster; locally 1 if the machine has CUDA, else 0")] = None,
+    name: Annotated[str | None, typer.Option(help="a name for the training")] = None,
+    namespace: Annotated[str | None, typer.Option(help="Kubernetes namespace (cluster API)")] = None,
+    hp: Annotated[list[str] | None, typer.Option(help="hyperparameter KEY=VALUE, repeatable (e.g. lr0=0.01, "
+                                                 "optimizer=SGD, time=1.5 for hours)")] = None,
+) -> None:
+    """Submit a training. Prints its task id alone on stdout (``id=$(yoloctl submit ...)``); how to follow it
+    goes to stderr."""
+    hyperparameters = dict(parse_hyperparameter(pair) for pair in hp or [])
+    body: dict[str, Any] = {"model": local_path(model, keep_bare_name=True), "data": local_path(data,
+                            keep_bare_name=False), "epochs": epochs, "imgsz": imgsz, "batch": batch}
+    body.update({k: v for k, v in {"gpus": gpus, "name": name, "namespace": namespace}.items() if v is not None})
+    if hyperparameters:
+        body["hyperparameters"] = hyperparameters
+    with client(url) as http:
+        task_id = call(http, "POST", "/train", json=body).json()["data"]["task_id"]
+    print(task_id)
+    errors.print(f"submitted (pending); follow it with: yoloctl watch {task_id[:8]}", highlight=False)
 
 
-def _call(url: str, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-    """One request; on any answer but 200, print its envelope (e.g. 401: no token) and exit 1."""
-    with _client(url) as http:
-        response = http.request(method, path, **kwargs)
-    body = dict(response.json())
-    if response.status_code != 200:
-        _show(body)
-        raise typer.Exit(1)
-    return body
+@app.command()
+def status(task: TaskOption, url: UrlOption = DEFAULT_URL) -> None:
+    """Print the task-status envelope as JSON; exit 1 if the training failed, 4 for an unknown task."""
+    with client(url) as http:
+        response = call(http, "GET", f"/task_status/{resolve_id(http, task)}", ok=(200, 500))
+    console.print_json(json.dumps(response.json(), ensure_ascii=False))
+    if response.status_code == 500:
+        raise typer.Exit(EXIT_FAILED)
 
 
-def sse_events(lines: Iterable[str]) -> Iterator[tuple[str, str]]:
-    """(event, data) pairs from the lines of a ``text/event-stream`` body (comments and ids skipped)."""
-    event, data = "message", list[str]()
-    for line in lines:
-        if not line:
-            if data:
-                yield event, "\n".join(data)
-            event, data = "message", []
-        elif line.startswith("event:"):
-            event = line[6:].strip()
-        elif line.startswith("data:"):
-            data.append(line[5:].removeprefix(" "))
+def _describe(body: dict[str, Any]) -> str:
+    data = body.get("data", {})
+    if data.get("status") == "success":
+        result = data["result"]
+        metrics = "  ".join(f"{key} {value}" for key, value in result["final_metrics"].items())
+        stop = f" (stopped: {result['stop_reason']})" if result.get("stop_reason") else ""
+        return f"success{stop}: {metrics}\nweights: {result['weights_path']}"
+    if data.get("status") == "failure":
+        reason = f" ({data['reason']})" if data.get("reason") else ""
+        return f"failed{reason}: {data.get('error')}"
+    return str(data.get("status"))
 
 
-def envelopes(http: httpx.Client, task_id: str, interval: float) -> Iterator[dict[str, Any]]:
-    """The task's envelopes as they change: pushed by the events endpoint, else polled every ``interval``."""
-    last: dict[str, Any] | None = None
-    try:
-        with http.stream("GET", f"/task_status/{task_id}/events", timeout=httpx.Timeout(30.0, read=60.0),
-                         headers={"Accept": "text/event-stream"}) as response:
-            if response.status_code == 200:
-                for event, data in sse_events(response.iter_lines()):
-                    if event == "status":
-                        last = json.loads(data)
-                        yield last
-                    elif event == "end":
-                        return
-    except httpx.TransportError as exc:  # stream broken or unsupported: poll instead
-        console.print(f"[yellow]live updates unavailable ({type(exc).__name__}); polling", style="dim")
-    while True:
-        body = http.get(f"/task_status/{task_id}").json()
-        if body != last:
-            yield body
-        last = body
-        if body.get("data", {}).get("status") not in ("pending", "progress"):
-            return
-        time.sleep(interval)
-
-
-def watch_task(
-    http: httpx.Client, task_id: str, *, interval: float = 1.0, out: Console | None = None
-) -> dict[str, Any]:
+def watch_task(http: httpx.Client, task_id: str, *, give_up_after: float = 600.0, out: Console | None = None
+               ) -> dict[str, Any]:
     """Follow a task until it ends, showing a live progress bar; return the last envelope."""
     out = out or console
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
@@ -99,7 +138,11 @@ def watch_task(
     body: dict[str, Any] = {}
     with Progress(*columns, console=out, transient=False) as progress:
         bar = progress.add_task("pending", total=100.0, detail="")
-        for body in envelopes(http, task_id, interval):
+
+        def retrying(note: str) -> None:
+            progress.update(bar, detail=note)
+
+        for body in follow(http, task_id, give_up_after=give_up_after, on_retry=retrying):
             data = body.get("data", {})
             state = data.get("status")
             if state == "progress":
@@ -112,60 +155,68 @@ def watch_task(
             elif state == "pending":
                 progress.update(bar, description="pending", detail=data.get("detail", ""))
             else:
-                progress.update(bar, description=state or "unknown", completed=100.0 if state == "success" else None)
+                progress.update(bar, description=state or "unknown", completed=100.0 if state == "success" else None,
+                                detail="")
+    if not body:  # the end was delivered before: ask once
+        body = call(http, "GET", f"/task_status/{task_id}", ok=(200, 500)).json()
     return dict(body)
 
 
 @app.command()
-def submit(
-    model: str, data: str, url: UrlOption = DEFAULT_URL, epochs: int = 100, imgsz: int = 640, batch: int = 16,
-    gpus: int = 1, name: str | None = None, namespace: str | None = None,
-    hp: Annotated[list[str] | None, typer.Option(help="hyperparameter KEY=VALUE (JSON value), repeatable")] = None,
-) -> None:
-    """Submit a training and print its task id."""
-    body: dict[str, Any] = {"model": model, "data": data, "epochs": epochs, "imgsz": imgsz, "batch": batch,
-                            "gpus": gpus}
-    body.update({k: v for k, v in {"name": name, "namespace": namespace}.items() if v})
-    if hp:
-        body["hyperparameters"] = {k: json.loads(v) if v[:1] in "0123456789-[{tfn\"" else v
-                                   for k, _, v in (pair.partition("=") for pair in hp)}
-    _show(_call(url, "POST", "/train", json=body))
-
-
-@app.command()
-def status(task_id: str, url: UrlOption = DEFAULT_URL) -> None:
-    """Print the task-status envelope; exit 1 for an unknown or failed task."""
-    _show(_call(url, "GET", f"/task_status/{task_id}"))
-
-
-@app.command()
-def watch(task_id: str, url: UrlOption = DEFAULT_URL, interval: float = 2.0) -> None:
-    """Follow a training with a live progress bar until it ends; exit 1 if it failed."""
-    with _client(url) as http:
-        body = watch_task(http, task_id, interval=interval)
-    _show(body)
-    raise typer.Exit(0 if body.get("data", {}).get("status") == "success" else 1)
+def watch(task: TaskOption, url: UrlOption = DEFAULT_URL,
+          give_up_after: Annotated[float, typer.Option(help="seconds to keep retrying while the API is "
+                                                       "unreachable (it may be restarting)")] = 600.0) -> None:
+    """Follow a training with a live progress bar until it ends, then print how it ended. Survives API restarts.
+    Exit 0 on success, 1 if it failed or was cancelled, 3 if the API stayed unreachable."""
+    with client(url) as http:
+        body = watch_task(http, resolve_id(http, task), give_up_after=give_up_after)
+    console.print(_describe(body), highlight=False)
+    raise typer.Exit(0 if body.get("data", {}).get("status") == "success" else EXIT_FAILED)
 
 
 @app.command("list")
-def list_tasks(url: UrlOption = DEFAULT_URL, limit: int = 20) -> None:
-    """A table of the newest trainings."""
-    items = _call(url, "GET", "/tasks", params={"limit": limit})["data"]["items"]
-    table = Table("task id", "name", "status", "stage", "epoch", "progress", "mAP50")
-    for item in items:
+def list_tasks(url: UrlOption = DEFAULT_URL,
+               limit: Annotated[int, typer.Option(help="how many (newest first)")] = 20,
+               offset: Annotated[int, typer.Option(help="skip this many newest")] = 0,
+               state: Annotated[str | None, typer.Option(help="pending, progress, success, failure or cancelled",
+                                                         show_default="all")] = None) -> None:
+    """Print a table of trainings, newest first, with their full task ids."""
+    params: dict[str, Any] = {"limit": limit, "offset": offset, **({"status": state} if state else {})}
+    with client(url) as http:
+        page = call(http, "GET", "/tasks", params=params).json()["data"]
+    table = Table("task id", "name", "state", "stage", "epoch", "progress", "mAP50", "created",
+                  caption=f"{len(page['items'])} of {page['total']}")
+    table.columns[0].no_wrap = True
+    table.columns[0].min_width = 36
+    for item in page["items"]:
         map50 = item.get("mAP50")
-        table.add_row(item["task_id"], item["name"], item["status"], item.get("stage") or "",
+        table.add_row(item["task_id"], item["name"], item.get("state") or item["status"], item.get("stage") or "",
                       f"{item['current_epoch']}/{item.get('total_epochs') or '?'}", f"{item['progress']:.1f}%",
-                      "" if map50 is None else f"{map50:.3f}")
+                      "" if map50 is None else f"{map50:.3f}", item["created_at"])
     console.print(table)
 
 
 @app.command()
-def cancel(task_id: str, url: UrlOption = DEFAULT_URL) -> None:
-    """Cancel a training."""
-    _show(_call(url, "DELETE", f"/tasks/{task_id}"))
+def logs(task: TaskOption, url: UrlOption = DEFAULT_URL,
+         max_bytes: Annotated[int, typer.Option(help="how much of the end of the log")] = 64_000) -> None:
+    """Print the end of a training's log (local backend)."""
+    with client(url) as http:
+        text = call(http, "GET", f"/tasks/{resolve_id(http, task)}/logs", params={"max_bytes": max_bytes}).text
+    sys.stdout.write(text)
+
+
+@app.command()
+def cancel(task: TaskOption, url: UrlOption = DEFAULT_URL) -> None:
+    """Cancel a training and print its envelope; a finished one is left as it is."""
+    with client(url) as http:
+        response = call(http, "DELETE", f"/tasks/{resolve_id(http, task)}")
+    console.print_json(json.dumps(response.json(), ensure_ascii=False))
 
 
 def main() -> None:
-    """Console entry point."""
-    app()
+    """Console entry point: a failure is one line on stderr and an exit code."""
+    try:
+        app(prog_name="yoloctl")
+    except CliError as exc:
+        errors.print(f"yoloctl: {exc}", highlight=False, markup=False, soft_wrap=True)
+        sys.exit(exc.code)

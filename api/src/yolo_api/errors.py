@@ -6,13 +6,42 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import HTTPConnection
 
-from yolo_crd.envelope import message
+from yolo_crd.envelope import MESSAGES, message
+
+#: Answers of the HTTP layer itself (no such route, wrong method, body too large), in the envelope's languages.
+HTTP_MESSAGES: dict[int, dict[str, str]] = {
+    404: {"zh": "接口不存在", "en": "No such route"},
+    405: {"zh": "不支持此请求方法", "en": "Method not allowed"},
+    413: {"zh": "请求体过大", "en": "Request body too large"},
+    501: {"zh": "此后端不提供该功能", "en": "Not served by this backend"},
+}
 
 
-def request_lang(request: Request) -> str:
+def language(accept_language: str) -> str:
+    """``en`` when English ranks above Chinese in an Accept-Language header, else the spec's Chinese."""
+    best, best_q = "zh", -1.0
+    for position, item in enumerate(accept_language.lower().split(",")):
+        tag, _, params = item.strip().partition(";")
+        try:
+            q = float(params.strip().removeprefix("q=")) if params.strip().startswith("q=") else 1.0
+        except ValueError:
+            q = 0.0
+        lang = tag.strip().split("-")[0]
+        if lang in ("en", "zh") and q > best_q and q > 0:
+            best, best_q = lang, q - position * 1e-6  # equal weights: the first listed wins
+    return best
+
+
+def request_lang(request: HTTPConnection) -> str:
     """``en`` when the client prefers English (Accept-Language), else the spec's Chinese."""
-    return "en" if request.headers.get("accept-language", "").lower().startswith("en") else "zh"
+    return language(request.headers.get("accept-language", ""))
+
+
+def http_message(status: int, lang: str, default: str) -> str:
+    """The message of an HTTP-level error in ``lang``."""
+    return HTTP_MESSAGES.get(status, {}).get(lang, default)
 
 
 class ApiError(Exception):
@@ -51,7 +80,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        body: dict[str, Any] = {"code": 1, "message": message(exc.message_key, request_lang(request)), "data": exc.data}
+        lang = request_lang(request)
+        text = message(exc.message_key, lang) if exc.message_key in MESSAGES["zh"] else \
+            http_message(exc.status, lang, exc.message_key)
+        body: dict[str, Any] = {"code": 1, "message": text, "data": exc.data}
         if exc.detail:
             body["detail"] = exc.detail
         return JSONResponse(body, status_code=exc.status, headers=exc.headers)
@@ -62,5 +94,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        body = {"code": 1, "message": str(exc.detail), "data": {}}
+        data: dict[str, Any] = {"path": request.url.path[:200]}
+        if exc.status_code == 405:
+            data["method"] = request.method
+        text = http_message(exc.status_code, request_lang(request), str(exc.detail))
+        body = {"code": 1, "message": text, "data": data}
         return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))

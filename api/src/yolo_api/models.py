@@ -53,6 +53,10 @@ class TrainRequest(BaseModel):
         self._spec = YoloTrainingSpec.model_validate(fields)
         return self
 
+    def names_gpus(self) -> bool:
+        """Whether the request says which GPUs (``gpus`` or ``device``); if not, the backend's default applies."""
+        return self.gpus is not None or self.device is not None
+
     @property
     def spec(self) -> YoloTrainingSpec:
         """The validated training spec."""

@@ -1,12 +1,13 @@
 """The API's settings, one pydantic-settings class with the ``YOLO_API_`` prefix."""
 
+import json
 import os
 import sys
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from yolo_crd.spec import StorageSpec
 
@@ -14,6 +15,24 @@ from yolo_crd.spec import StorageSpec
 def in_cluster() -> bool:
     """True inside a Kubernetes pod (the service-account environment is present)."""
     return bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+
+
+def default_state_dir() -> Path:
+    """Where the local backend keeps its state unless told: one per user, whatever the working directory
+    (``$XDG_STATE_HOME/yolo-training``, by default ``~/.local/state/yolo-training``). ``yoloctl`` finds the
+    generated token there, so the two meet without flags."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "yolo-training"
+
+
+def path_list(value: Any) -> Any:
+    """A list of paths from the environment: JSON (``["/a", "/b"]``) or ``os.pathsep``-separated (``/a:/b``)."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        return json.loads(text)
+    return [part for part in text.split(os.pathsep) if part.strip()]
 
 
 class ApiSettings(BaseSettings):
@@ -27,10 +46,13 @@ class ApiSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     # local backend
-    state_dir: Path = Field(default=Path(".yolo-state"), description="SQLite state and run outputs (local)")
+    state_dir: Path = Field(default_factory=default_state_dir, description="SQLite state, logs and run outputs (local)")
     max_parallel: int = Field(default=1, ge=1, le=64, description="trainings run at once (local)")
-    allowed_roots: list[Path] = Field(
-        default_factory=list, description="where model and data paths may point (local); default: cwd and state dir")
+    allowed_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list, description="where model and data paths may point (local), as a path list "
+                                          "(/data:/models) or JSON; default: the working directory and the state dir")
+    local_gpus: int | None = Field(default=None, ge=0, le=64, description="CUDA devices trainings may use (local); "
+                                   "default: what torch sees in the trainer's interpreter")
     trainer_python: str = Field(default=sys.executable, description="interpreter that runs python -m yolo_trainer")
     poll_interval: float = Field(default=0.5, gt=0, description="seconds between trainer-process checks (local)")
     # kubernetes backend
@@ -57,6 +79,8 @@ class ApiSettings(BaseSettings):
     # HTTP
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, description="largest accepted request body")
     access_log: bool = False
+
+    _split_roots = field_validator("allowed_roots", mode="before")(path_list)
 
     def auth_mode(self) -> str:
         """The authentication mode in force (see ``auth``)."""

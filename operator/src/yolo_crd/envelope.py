@@ -64,6 +64,12 @@ def epoch_metrics_view(metrics: EpochMetrics) -> dict[str, Any]:
     return {key: value for key, value in view.items() if value is not None}
 
 
+def _add_skipped(result: dict[str, Any], status: TrainingStatus) -> None:
+    """Additive to the spec: what the dataset check found that training skips (undecodable images)."""
+    if status.dataset_skipped is not None:
+        result["dataset_skipped"] = status.dataset_skipped.wire()
+
+
 def task_envelope(
     task_id: str, status: TrainingStatus | None, *, total_epochs_hint: int = 0, lang: str = "zh"
 ) -> tuple[int, dict[str, Any]]:
@@ -95,6 +101,9 @@ def task_envelope(
             "project_path": status.project_path or "",
             "final_metrics": status.final_metrics.view(),
         }
+        if status.stop_reason is not None:
+            data["result"]["stop_reason"] = status.stop_reason.value
+        _add_skipped(data["result"], status)
         return 200, {"code": 0, "message": message("success", lang), "data": data}
     total = status.total_epochs or total_epochs_hint
     current = min(status.current_epoch or 0, total) if total else 0
@@ -110,5 +119,6 @@ def task_envelope(
         result["metrics"] = epoch_metrics_view(status.metrics)
     if status.resumed_from_epoch is not None:
         result["resumed_from_epoch"] = status.resumed_from_epoch
+    _add_skipped(result, status)
     data["result"] = result
     return 200, {"code": 0, "message": message("progress", lang), "data": data}

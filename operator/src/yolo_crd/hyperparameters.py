@@ -19,6 +19,7 @@ class Rule:
     low: float | None = None
     high: float | None = None
     choices: tuple[str, ...] = ()
+    unit: str = ""  # said in messages, e.g. "hours" for time
 
 
 _PROB = Rule("float", 0.0, 1.0)
@@ -44,7 +45,7 @@ ALLOWED_HYPERPARAMETERS: Final[dict[str, Rule]] = {
     "dfl": _NONNEG,
     # schedule and stopping
     "patience": Rule("int", 1, 100000),
-    "time": Rule("float", 0.001, 10000.0),
+    "time": Rule("float", 0.001, 10000.0, unit="hours"),
     "close_mosaic": Rule("int", 0, 10000),
     "save_period": Rule("int", -1, 10000),
     "val": _BOOL,
@@ -107,8 +108,9 @@ def _value_error(name: str, value: object, rule: Rule) -> str | None:
             return None
         return f"hyperparameter {name!r} must be one of {', '.join(rule.choices)}"
     is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    unit = f" of {rule.unit}" if rule.unit else ""
     if not is_number or (rule.kind == "int" and not isinstance(value, int)):
-        return f"hyperparameter {name!r} must be {'an integer' if rule.kind == 'int' else 'a number'}"
+        return f"hyperparameter {name!r} must be {'an integer' if rule.kind == 'int' else 'a number'}{unit}"
     number = float(value)  # type: ignore[arg-type]
     if (rule.low is not None and number < rule.low) or (rule.high is not None and number > rule.high):
         return f"hyperparameter {name!r} must be between {rule.low} and {rule.high}, got {value}"

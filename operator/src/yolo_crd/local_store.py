@@ -23,7 +23,14 @@ CREATE TABLE IF NOT EXISTS tasks (
     pid         INTEGER
 );
 CREATE INDEX IF NOT EXISTS tasks_created_at ON tasks (created_at DESC);
+CREATE INDEX IF NOT EXISTS tasks_updated_at ON tasks (updated_at);
 """
+
+# ``updated_at`` is also the task's version (event ids, "changed since"): strictly increasing in commit order
+# across every writer, since SQLite runs one write transaction at a time and each takes max + 1 µs.
+_NEXT_VERSION = "max(?, coalesce((SELECT max(updated_at) FROM tasks), 0) + 0.000001)"
+_INSERT = ("INSERT OR IGNORE INTO tasks (task_id, name, spec, status, created_at, updated_at) "  # noqa: S608
+           f"VALUES (?, ?, ?, '{{}}', ?, {_NEXT_VERSION})")
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -40,8 +47,7 @@ def insert_task(conn: sqlite3.Connection, task_id: str, name: str, spec: dict[st
     """Record a new task with an empty status; an existing task id is left as it is (idempotent)."""
     now = time.time()
     conn.execute(
-        "INSERT OR IGNORE INTO tasks (task_id, name, spec, status, created_at, updated_at) "
-        "VALUES (?, ?, ?, '{}', ?, ?)",
+        _INSERT,
         (task_id, name, json.dumps(spec), now, now),
     )
 
@@ -49,7 +55,7 @@ def insert_task(conn: sqlite3.Connection, task_id: str, name: str, spec: dict[st
 def patch_status(conn: sqlite3.Connection, task_id: str, patch: dict[str, Any]) -> bool:
     """Merge-patch a task's status (RFC 7396); return False when the task does not exist."""
     cursor = conn.execute(
-        "UPDATE tasks SET status = json_patch(status, ?), updated_at = ? WHERE task_id = ?",
+        f"UPDATE tasks SET status = json_patch(status, ?), updated_at = {_NEXT_VERSION} WHERE task_id = ?",  # noqa: S608
         (json.dumps(patch, allow_nan=False), time.time(), task_id),
     )
     return cursor.rowcount > 0

@@ -128,6 +128,14 @@ class TrainingFailure(StatusModel):
     message: str
 
 
+class DatasetSkipped(StatusModel):
+    """What ultralytics will skip in the dataset: undecodable images (and their label files), with examples why."""
+
+    images: Annotated[int, Field(ge=0)] = 0
+    labels: Annotated[int, Field(ge=0)] = 0
+    reasons: list[str] = Field(default_factory=list, max_length=5)
+
+
 class Condition(StatusModel):
     """A standard Kubernetes condition (``metav1.Condition`` shape)."""
 
@@ -156,6 +164,7 @@ class TrainingStatus(StatusModel):
     stop_reason: StopReason | None = None
     resumed_from_epoch: Annotated[int, Field(ge=0)] | None = None
     training_failure: TrainingFailure | None = None
+    dataset_skipped: DatasetSkipped | None = None
     reason: str | None = None
     message: str | None = None
     job_name: str | None = None

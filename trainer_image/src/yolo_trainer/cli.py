@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 import yaml
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from yolo_crd.spec import YoloTrainingSpec
 from yolo_trainer.errors import EXIT_INVALID_INPUT
@@ -28,6 +29,15 @@ def _hyperparameters(pairs: list[str]) -> dict[str, Any]:
     return values
 
 
+def _errors(exc: ValidationError) -> str:
+    """One line: ``field: problem`` for each error (the flag is the field's name)."""
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"]) or "spec"
+        parts.append(f"{where}: {str(error['msg']).removeprefix('Value error, ')}")
+    return "; ".join(parts)
+
+
 @app.command()
 def train(
     model: Annotated[str | None, typer.Option(help="weights (.pt) or architecture (.yaml)")] = None,
@@ -43,7 +53,9 @@ def train(
     task_id: Annotated[str | None, typer.Option()] = None,
     output_dir: Annotated[Path | None, typer.Option(help="root of run directories")] = None,
 ) -> None:
-    """Run one training to the end and exit 0 on success, 2 on invalid input, 1 on a training error."""
+    """Run one training to the end and exit 0 on success, 2 on invalid input, 1 on a training error, 3 when the
+    final status could not be delivered. Outputs go to <output-dir>/<task-id>; a run directory that holds a
+    finished run of another configuration is refused (give another --task-id or --output-dir)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     overrides: dict[str, Any] = {k: v for k, v in {"sink": sink, "state_db": state_db, "task_id": task_id,
                                    "output_dir": output_dir}.items() if v is not None}
@@ -53,11 +65,18 @@ def train(
                                     "batch": batch, "gpus": gpus, "device": device}.items() if v is not None}
         if hp:
             fields["hyperparameters"] = _hyperparameters(hp)
+        if settings.spec is None and not {"model", "data"} <= fields.keys():
+            typer.echo("yolo-trainer: nothing to train: give --model and --data (or YOLO_TRAINER_SPEC as JSON); "
+                       "see --help", err=True)
+            raise typer.Exit(EXIT_INVALID_INPUT)
         base = settings.spec.model_dump() if settings.spec else {}
         spec = YoloTrainingSpec.model_validate({**base, **fields})
     except ValidationError as exc:
-        typer.echo(f"invalid training spec: {exc}", err=True)
-        raise typer.Exit(EXIT_INVALID_INPUT) from exc
+        typer.echo(f"yolo-trainer: invalid training spec: {_errors(exc)}", err=True)
+        raise typer.Exit(EXIT_INVALID_INPUT) from None
+    except SettingsError as exc:
+        typer.echo(f"yolo-trainer: invalid YOLO_TRAINER_* setting: {exc} ({exc.__cause__})", err=True)
+        raise typer.Exit(EXIT_INVALID_INPUT) from None
     from yolo_trainer.runner import run
 
     raise typer.Exit(run(settings, spec))

@@ -35,6 +35,10 @@ class ProgressTracker:
         return self._stamp({"stage": Stage.INITIALIZING.value, "totalEpochs": self.total_epochs,
                             "trainingFailure": None})
 
+    def dataset_checked(self, skipped: dict[str, Any] | None) -> Patch:
+        """The dataset check is done: what ultralytics will skip in it (None: nothing)."""
+        return self._stamp({"datasetSkipped": skipped})
+
     def started(self, start_epoch: int, total_epochs: int, history: list[EpochMetrics] | None = None) -> Patch:
         """Training begins at ``start_epoch`` completed epochs (more than 0 when resuming a checkpoint)."""
         self.total_epochs = max(total_epochs, start_epoch)

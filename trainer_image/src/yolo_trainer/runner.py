@@ -62,9 +62,11 @@ def run(settings: TrainerSettings, spec: YoloTrainingSpec, sink: StatusSink | No
     reporter.update(tracker.initializing())
     code = EXIT_OK
     try:
-        check_model(spec.model, allow_downloads=settings.allow_downloads)
-        data = check_dataset(spec.data)
         configure_ultralytics(settings, output_dir)
+        check_model(spec.model, allow_downloads=settings.allow_downloads)
+        dataset = check_dataset(spec.data, run_dir, spec.hyperparameters)
+        reporter.update(tracker.dataset_checked(dataset.wire()))
+        data = dataset.data
         follow_csv = settings.follow_results_csv if settings.follow_results_csv is not None else spec.gpus > 1
         outcome = run_training(spec, data, run_dir, tracker, reporter, follow_results_csv=follow_csv)
         weights, project = str(outcome.weights), str(outcome.project)

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from yolo_crd.spec import YoloTrainingSpec
-from yolo_crd.status import FinalMetrics, StopReason
+from yolo_crd.status import FinalMetrics, Reason, StopReason
 from yolo_trainer.callbacks import ProgressCallbacks
+from yolo_trainer.errors import EXIT_INVALID_INPUT, TrainingFailure
 from yolo_trainer.progress import ProgressTracker
 from yolo_trainer.reporter import StatusReporter
 from yolo_trainer.results_csv import ResultsFollower, read_results
@@ -80,6 +81,35 @@ def _validate_best(best: Path, args: dict[str, Any], run_dir: Path) -> FinalMetr
     return final_metrics(validation)
 
 
+def _differences(run_dir: Path, args: dict[str, Any]) -> list[str]:
+    """What the run already in ``run_dir`` (its ultralytics ``args.yaml``) was trained with that this one changes.
+
+    Only arguments a resumed run cannot change count; ``epochs`` is skipped under ``time=`` (ultralytics
+    recomputes it from the time budget).
+    """
+    saved_file = run_dir / "args.yaml"
+    if not saved_file.is_file():
+        return []
+    import yaml
+
+    saved = yaml.safe_load(saved_file.read_text(encoding="utf-8")) or {}
+    keys = [key for key in args if key not in (*_RESUME_OVERRIDES, "project", "name", "exist_ok", "verbose")]
+    if "time" in args:
+        keys.remove("epochs")
+    return [f"{key}={saved.get(key)!r} (now {args[key]!r})" for key in keys
+            if key in saved and str(saved.get(key)) != str(args[key])]
+
+
+def _refuse_other_run(run_dir: Path, args: dict[str, Any]) -> None:
+    differences = _differences(run_dir, args)
+    if differences:
+        raise TrainingFailure(
+            Reason.TRAINING_ERROR,
+            f"run directory {run_dir} holds a run trained with {', '.join(differences)}: its weights would be reused "
+            "as they are; give this training another task id (--task-id) or output directory, or delete that run",
+            EXIT_INVALID_INPUT)
+
+
 def _stop_reason(spec: YoloTrainingSpec, epochs_done: int) -> StopReason:
     if "time" in spec.hyperparameters:
         return StopReason.TIME_LIMIT
@@ -101,6 +131,8 @@ def run_training(
     args = train_arguments(spec, data, run_dir)
     last, best = run_dir / "weights" / "last.pt", run_dir / "weights" / "best.pt"
     done = checkpoint_epoch(last)
+    if done:
+        _refuse_other_run(run_dir, args)
     validation: Any = None
     if done == -1 and best.is_file():
         log.info("run %s already finished; validating best.pt again", run_dir)

@@ -5,7 +5,7 @@ creates YoloTraining resources and answers from a watch-fed in-memory index. Rou
 """
 
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -26,6 +26,9 @@ class TaskRecord:
     status: TrainingStatus | None
     created_at: str
     cancelled: bool = False
+    #: increases with every change, across all tasks of a backend (local: the row's commit order; Kubernetes:
+    #: resourceVersion): the id of its Server-Sent Events and the cursor of "what changed since"
+    version: int = 0
     # per-instance cache; init=False so that dataclasses.replace() never carries a stale body over
     _rendered: dict[str, tuple[int, bytes]] = field(default_factory=dict, init=False, compare=False, repr=False)
 
@@ -52,20 +55,57 @@ class TaskRecord:
             cached = self._rendered[lang] = (code, json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode())
         return cached
 
+    def is_cancelled(self) -> bool:
+        """Failed because a user cancelled it (not because training failed)."""
+        status = self.status
+        return self.state() is TaskState.FAILURE and (
+            self.cancelled or (status is not None and status.reason == Reason.CANCELLED.value))
+
+    def display_state(self) -> str:
+        """The spec's state, except that a cancelled training reads ``cancelled`` (the filter of /tasks)."""
+        return "cancelled" if self.is_cancelled() else self.state().value
+
     def summary(self) -> dict[str, Any]:
-        """One row of ``GET /tasks``."""
+        """One row of ``GET /tasks``: enough for a table and a detail header (no per-epoch history)."""
         status = self.status or TrainingStatus()
         metrics = status.metrics
+        state = self.state()
+        progress = 100.0 if state is TaskState.SUCCESS else status.progress or 0.0
+        _, envelope = self.envelope()
         return {
-            "task_id": self.task_id, "name": self.name, "namespace": self.namespace, "status": self.state().value,
-            "stage": display_stage(status),
-            "phase": status.phase.value if status.phase else None,
+            "task_id": self.task_id, "name": self.name, "namespace": self.namespace, "status": state.value,
+            "state": self.display_state(), "stage": display_stage(status),
+            # the phase as the state implies it: a success is never shown as still Running
+            "phase": _PHASES[state].value,
             "current_epoch": status.current_epoch or 0, "total_epochs": status.total_epochs or self.spec.get("epochs"),
-            "progress": status.progress or 0.0, "mAP50": metrics.map50 if metrics else None,
+            "progress": progress, "mAP50": metrics.map50 if metrics else None,
             "mAP50-95": metrics.map50_95 if metrics else None, "created_at": self.created_at,
-            "reason": failure(status)[0] if self.state() is TaskState.FAILURE else status.reason,
-            "model": self.spec.get("model"), "data": self.spec.get("data"),
+            "started_at": status.start_time, "finished_at": status.completion_time,
+            "reason": "Cancelled" if self.is_cancelled() else failure(status)[0] if state is TaskState.FAILURE
+            else status.reason,
+            "error": envelope["data"].get("error"),
+            "stop_reason": status.stop_reason.value if status.stop_reason else None,
+            "final_metrics": status.final_metrics.view() if status.final_metrics else None,
+            "weights_path": status.weights_path, "project_path": status.project_path,
+            "dataset_skipped": status.dataset_skipped.wire() if status.dataset_skipped else None,
+            "model": self.spec.get("model"), "data": self.spec.get("data"), "epochs": self.spec.get("epochs"),
+            "imgsz": self.spec.get("imgsz"), "batch": self.spec.get("batch"), "device": self.spec.get("device"),
+            "gpus": self.spec.get("gpus"), "hyperparameters": self.spec.get("hyperparameters") or {},
+            "version": self.version,
         }
+
+
+_PHASES: dict[TaskState, Phase] = {TaskState.PENDING: Phase.PENDING, TaskState.PROGRESS: Phase.RUNNING,
+                                   TaskState.SUCCESS: Phase.SUCCEEDED, TaskState.FAILURE: Phase.FAILED}
+
+
+def filter_state(records: Iterable[TaskRecord], state: str | None) -> list[TaskRecord]:
+    """The records in ``state`` (pending, progress, success, failure or cancelled; None: all)."""
+    if state is None:
+        return list(records)
+    if state == "failure":  # cancelled trainings are failures too, as the spec's envelope says
+        return [record for record in records if record.state() is TaskState.FAILURE]
+    return [record for record in records if record.display_state() == state]
 
 
 class TaskBackend(Protocol):
@@ -86,8 +126,22 @@ class TaskBackend(Protocol):
     def get(self, task_id: str) -> TaskRecord | None:
         """One task, or None when no such task exists."""
 
-    def list(self, offset: int, limit: int, namespaces: Collection[str] | None = None) -> tuple[list[TaskRecord], int]:
-        """Tasks newest first (only those in ``namespaces`` unless it is None), and the total count."""
+    def changed_since(self, version: int) -> list[TaskRecord]:
+        """Tasks whose ``version`` is above ``version``, oldest change first (the list's event stream)."""
+
+    def list(self, offset: int, limit: int, namespaces: Collection[str] | None = None,
+             state: str | None = None) -> tuple[list[TaskRecord], int]:
+        """Tasks newest first (only those in ``namespaces`` unless it is None, and in ``state`` unless it is None:
+        see :func:`filter_state`), and the total count."""
+
+    def latest_version(self) -> int:
+        """The highest ``version`` of any task (0 when there is none): where a new list stream starts."""
+
+    def default_gpus(self) -> int:
+        """GPUs a training gets when its request names neither ``gpus`` nor ``device``."""
+
+    def logs(self, task_id: str, max_bytes: int) -> str | None:
+        """The end of a task's trainer log (at most ``max_bytes``); None when there is none (yet)."""
 
     def namespaces(self) -> set[str]:
         """The namespaces that hold tasks (empty for a backend without namespaces)."""

@@ -34,7 +34,9 @@ def record_from_object(obj: dict[str, Any]) -> TaskRecord | None:
                     meta.get("name"), exc.errors()[:3])
         status = None
     annotations = meta.get("annotations") or {}
-    return TaskRecord(task_id=uid, name=meta.get("name", ""), namespace=meta.get("namespace"),
+    version = str(meta.get("resourceVersion") or "")
+    return TaskRecord(version=int(version) if version.isdigit() else 0,
+                      task_id=uid, name=meta.get("name", ""), namespace=meta.get("namespace"),
                       spec=dict(obj.get("spec") or {}), status=status,
                       created_at=meta.get("creationTimestamp", ""),
                       cancelled=annotations.get(ANNOTATION_CANCEL) == "true")

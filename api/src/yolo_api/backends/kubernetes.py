@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable, Collection
 from typing import Any
 
-from yolo_api.backends import TaskRecord
+from yolo_api.backends import TaskRecord, filter_state
 from yolo_api.backends.index import TrainingIndex, record_from_object
 from yolo_api.errors import invalid
 from yolo_api.settings import ApiSettings
@@ -48,11 +48,17 @@ class KubernetesBackend:
         """From the index; never an API-server call."""
         return self.index.get(task_id)
 
-    def list(self, offset: int, limit: int, namespaces: Collection[str] | None = None) -> tuple[list[TaskRecord], int]:
+    def changed_since(self, version: int) -> list[TaskRecord]:
+        """Records whose resourceVersion is above ``version`` (a scan of the in-memory index)."""
+        return sorted((r for r in self.index.all() if r.version > version), key=lambda r: r.version)
+
+    def list(self, offset: int, limit: int, namespaces: Collection[str] | None = None,
+             state: str | None = None) -> tuple[list[TaskRecord], int]:
         """From the index, newest first; only the given namespaces when ``namespaces`` is not None."""
         records = self.index.all()
         if namespaces is not None:
             records = [r for r in records if r.namespace in namespaces]
+        records = filter_state(records, state)
         records.sort(key=lambda r: (r.created_at, r.name), reverse=True)
         return records[offset : offset + limit], len(records)
 
@@ -67,6 +73,23 @@ class KubernetesBackend:
             raise invalid([{"loc": ["body", "namespace"], "type": "namespace_not_served",
                             "msg": f"this API serves namespace {self.settings.namespace!r} only"}])
         return target
+
+    def latest_version(self) -> int:
+        """The highest resourceVersion in the index."""
+        return max((r.version for r in self.index.all()), default=0)
+
+    def default_gpus(self) -> int:
+        """One GPU: trainings on a cluster run on GPU nodes unless the request says otherwise."""
+        return 1
+
+    def logs(self, task_id: str, max_bytes: int) -> str | None:
+        """Not served here: the trainer's log is the Job's pod log (kubectl logs job/<jobName>)."""
+        from yolo_api.errors import ApiError
+
+        record = self.index.get(task_id)
+        job = record.status.job_name if record and record.status else None
+        where = f"kubectl logs -n {record.namespace} job/{job}" if record and job else "kubectl logs of its Job"
+        raise ApiError(501, "not_served", {"task_id": task_id}, detail=f"the trainer's log is its pod's: {where}")
 
     def subscribe(self, task_id: str, callback: Callable[[], None]) -> Callable[[], None]:
         """Be called when the task changes (the SSE endpoint's wake-up); returns the unsubscribe."""

@@ -3,10 +3,12 @@
 The backend plays the operator's part and writes only the operator's fields (``phase``, ``reason``,
 ``message``, ``startTime``, ``completionTime``): why a task waits, was cancelled, or ended without the
 trainer saying why. The trainer writes its own fields (stage, epochs, its own failure) through the local
-sink, exactly as on a cluster.
-At most ``max_parallel`` trainers run; the rest wait as pending. Trainers run in their own session, so an
-API restart does not kill them: on start-up a running task whose process is alive is re-attached, and one
-whose process is gone is marked failed with a clear error, so no task stays "in progress" forever.
+sink, exactly as on a cluster. A task stays ``Pending`` until its trainer reports (the envelope then says
+``progress``). At most ``max_parallel`` trainers run; the rest wait as pending. Trainers run in their own
+session, so an API restart does not kill them: on start-up a started task whose process is alive is
+re-attached, and one whose process is gone is marked failed with a clear error, so no task stays "in
+progress" forever. One API at a time owns a state directory (an advisory lock), so two cannot both run its
+queue.
 """
 
 import datetime as dt
@@ -22,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from yolo_api.backends import TaskRecord
+from yolo_api.backends import TaskRecord, filter_state
+from yolo_api.backends.local_host import StateLock, cuda_devices, signal_name, tail
 from yolo_api.backends.paths import confine_spec_paths
 from yolo_api.errors import invalid
 from yolo_api.settings import ApiSettings
@@ -32,7 +35,8 @@ from yolo_crd.status import Phase, Reason, Stage, TrainingStatus, utc_now
 
 log = logging.getLogger(__name__)
 
-_COLUMNS = "task_id, name, spec, status, created_at, pid"
+_COLUMNS = "task_id, name, spec, status, created_at, pid, updated_at"
+_UNFINISHED = f"json_extract(status, '$.phase') NOT IN ('{Phase.SUCCEEDED.value}', '{Phase.FAILED.value}')"
 
 
 @dataclass
@@ -51,14 +55,6 @@ def _pid_alive(pid: int, task_id: str) -> bool:
     return "yolo_trainer" in cmdline or task_id in cmdline
 
 
-def _tail(path: Path, limit: int = 300) -> str:
-    try:
-        lines = [line for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
-    except OSError:
-        return ""
-    return lines[-1][-limit:] if lines else ""
-
-
 class LocalBackend:
     """See the module docstring."""
 
@@ -68,21 +64,24 @@ class LocalBackend:
         self.runs_dir = self.state_dir / "runs"
         self.logs_dir = self.state_dir / "logs"
         self._conn = local_store.connect(self.state_dir / "state.db")
+        self._state_lock = StateLock(self.state_dir)
         self._lock = threading.RLock()
         self._running: dict[str, _Running] = {}
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="local-scheduler", daemon=True)
+        self._gpus: int | None = settings.local_gpus
 
     # -- reads ---------------------------------------------------------------------------------------
 
     @staticmethod
     def _record(row: tuple[Any, ...]) -> TaskRecord:
-        task_id, name, spec, status, created_at, _ = row
+        task_id, name, spec, status, created_at, _, updated_at = row
         raw = json.loads(status)
         created = dt.datetime.fromtimestamp(created_at, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         return TaskRecord(task_id=task_id, name=name, namespace=None, spec=json.loads(spec),
-                          status=TrainingStatus.model_validate(raw) if raw else None, created_at=created)
+                          status=TrainingStatus.model_validate(raw) if raw else None, created_at=created,
+                          version=round(updated_at * 1_000_000))
 
     def get(self, task_id: str) -> TaskRecord | None:
         """Read one task from SQLite (WAL: never blocked by a writing trainer)."""
@@ -90,16 +89,34 @@ class LocalBackend:
             row = self._conn.execute(f"SELECT {_COLUMNS} FROM tasks WHERE task_id = ?", (task_id,)).fetchone()  # noqa: S608
         return None if row is None else self._record(row)
 
-    def list(self, offset: int, limit: int, namespaces: Collection[str] | None = None) -> tuple[list[TaskRecord], int]:
+    def changed_since(self, version: int) -> list[TaskRecord]:
+        """Rows written after ``version`` (an index range scan: ``updated_at`` is the version)."""
+        with self._lock:
+            rows = self._conn.execute(f"SELECT {_COLUMNS} FROM tasks WHERE updated_at > ? "  # noqa: S608
+                                      "ORDER BY updated_at LIMIT 1000", (version / 1_000_000,)).fetchall()
+        return [record for record in map(self._record, rows) if record.version > version]
+
+    def list(self, offset: int, limit: int, namespaces: Collection[str] | None = None,
+             state: str | None = None) -> tuple[list[TaskRecord], int]:
         """Tasks newest first. Local tasks belong to no namespace: a namespace filter matches none."""
         if namespaces is not None:
             return [], 0
+        order = "ORDER BY created_at DESC, rowid DESC"
         with self._lock:
-            rows = self._conn.execute(
-                f"SELECT {_COLUMNS} FROM tasks ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",  # noqa: S608
-                (limit, offset)).fetchall()
+            if state is not None:  # the state is computed from the status: filtered here, not in SQL
+                rows = self._conn.execute(f"SELECT {_COLUMNS} FROM tasks {order}").fetchall()  # noqa: S608
+                matching = filter_state(map(self._record, rows), state)
+                return matching[offset:offset + limit], len(matching)
+            rows = self._conn.execute(f"SELECT {_COLUMNS} FROM tasks {order} LIMIT ? OFFSET ?",  # noqa: S608
+                                      (limit, offset)).fetchall()
             total = self._conn.execute("SELECT COUNT(*) FROM tasks").fetchone()[0]
         return [self._record(row) for row in rows], int(total)
+
+    def latest_version(self) -> int:
+        """The version of the last write to any task."""
+        with self._lock:
+            latest = self._conn.execute("SELECT max(updated_at) FROM tasks").fetchone()[0]
+        return round(latest * 1_000_000) if latest else 0
 
     def namespaces(self) -> set[str]:
         """None: local tasks belong to no namespace."""
@@ -112,6 +129,29 @@ class LocalBackend:
     def ready(self) -> bool:
         """Ready once the scheduler runs."""
         return self._thread.is_alive()
+
+    def default_gpus(self) -> int:
+        """One GPU when this machine has a CUDA device, else the CPU (0)."""
+        return 1 if self.gpus_available() else 0
+
+    def gpus_available(self) -> int:
+        """CUDA devices the trainer's interpreter sees (``YOLO_API_LOCAL_GPUS`` overrides; asked once)."""
+        if self._gpus is None:
+            self._gpus = cuda_devices(self.settings.trainer_python)
+        return self._gpus
+
+    def log_path(self, task_id: str) -> Path:
+        """Where the trainer of ``task_id`` writes its output."""
+        return self.logs_dir / f"{task_id}.log"
+
+    def logs(self, task_id: str, max_bytes: int) -> str | None:
+        """The end of the trainer's log file."""
+        path = self.log_path(task_id)
+        if not path.is_file():
+            return None
+        with path.open("rb") as handle:
+            handle.seek(max(0, path.stat().st_size - max_bytes))
+            return handle.read().decode("utf-8", errors="replace")
 
     # -- writes --------------------------------------------------------------------------------------
 
@@ -126,6 +166,12 @@ class LocalBackend:
             raise invalid([{"loc": ["body", "storage"], "type": "not_supported",
                             "msg": "storage mounts PersistentVolumeClaims: only the kubernetes backend has them; "
                                    "locally, name paths under the allowed roots instead"}])
+        available = self.gpus_available() if spec.gpus else 0
+        if spec.gpus > available:
+            seen = f"only {available} CUDA device(s)" if available else "no CUDA device"
+            raise invalid([{"loc": ["body", "gpus"], "type": "gpus_not_available",
+                            "msg": f"gpus={spec.gpus}, but this machine has {seen} (local backend): set gpus to "
+                                   f"{available} or leave gpus out to train on what there is"}])
         wire = confine_spec_paths(spec.wire(), self.settings.roots())
         task_id = str(uuid.uuid4())
         with self._lock:
@@ -165,29 +211,47 @@ class LocalBackend:
 
     # -- scheduling ----------------------------------------------------------------------------------
 
+    def claim(self) -> None:
+        """Take the state directory's lock (raises ``StateDirInUse`` when another API holds it)."""
+        self._state_lock.acquire()
+
     def start(self) -> None:
-        """Recover tasks left running by a previous API process, then start the scheduler."""
+        """Take the state directory, recover tasks left by a previous API process, then start scheduling."""
+        self.claim()
+        log.info("local backend: state in %s, at most %d training(s) at once", self.state_dir,
+                 self.settings.max_parallel)
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         self._recover()
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop scheduling. Running trainers keep running and are re-attached by the next start."""
+        """Stop scheduling and say what becomes of running trainers: they keep running, re-attached later."""
         self._stopping.set()
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout=10)
+        running = sorted(self._running.items())
+        if running:
+            pids = " ".join(f"-{r.pid}" for _, r in running)
+            log.warning("%d training(s) keep running without the API (trainer pids %s; logs in %s). Start yolo-api "
+                        "again with --state-dir %s to follow them, or stop them with: kill -TERM %s",
+                        len(running), ", ".join(str(r.pid) for _, r in running), self.logs_dir, self.state_dir,
+                        pids)
+        self._state_lock.release()
+
+    def running_trainers(self) -> dict[str, int]:
+        """Task id → trainer pid of every trainer this API is following."""
+        return {task_id: running.pid for task_id, running in self._running.items()}
 
     def _recover(self) -> None:
         with self._lock:
             rows = self._conn.execute(
-                "SELECT task_id, pid FROM tasks WHERE json_extract(status, '$.phase') = ?", (Phase.RUNNING.value,)
-            ).fetchall()
+                f"SELECT task_id, pid FROM tasks WHERE pid IS NOT NULL AND {_UNFINISHED}").fetchall()  # noqa: S608
         for task_id, pid in rows:
-            if pid and _pid_alive(int(pid), task_id):
+            if _pid_alive(int(pid), task_id):
                 log.info("re-attached to trainer %s of task %s", pid, task_id)
-                self._running[task_id] = _Running(int(pid), None, self.logs_dir / f"{task_id}.log")
+                self._running[task_id] = _Running(int(pid), None, self.log_path(task_id))
             else:
                 self._finish(task_id, None, lost=True)
 
@@ -227,11 +291,14 @@ class LocalBackend:
         if status is not None and status.training_failure is not None:
             patch.update(reason=status.training_failure.reason, message=status.training_failure.message)
         else:
+            where = f"its log: {log_path or self.log_path(task_id)} (GET /tasks/{task_id}/logs)"
             if lost:
-                error = "训练进程已中断 (the trainer process ended while the API was not running)"
+                error = f"训练进程已中断 (the trainer process ended while the API was not running); {where}"
+            elif code is not None and code < 0:
+                error = f"the trainer was killed by signal {signal_name(-code)}; {where}"
             else:
-                last = _tail(log_path) if log_path else ""
-                error = f"trainer exited with code {code}" + (f": {last}" if last else "")
+                last = tail(log_path) if log_path else ""
+                error = f"trainer exited with code {code}" + (f": {last}" if last else "") + f"; {where}"
             patch.update(reason=Reason.TRAINER_EXITED.value, message=error)
         self._patch(task_id, patch)
 
@@ -239,9 +306,9 @@ class LocalBackend:
         free = self.settings.max_parallel - len(self._running)
         if free <= 0:
             return
-        with self._lock:  # held while spawning, so a concurrent cancel cannot be overwritten by Running
+        with self._lock:  # held while spawning, so a concurrent cancel cannot be overwritten
             rows = self._conn.execute(
-                "SELECT task_id, name, spec FROM tasks WHERE json_extract(status, '$.phase') = ? "
+                "SELECT task_id, name, spec FROM tasks WHERE json_extract(status, '$.phase') = ? AND pid IS NULL "
                 "ORDER BY created_at, rowid LIMIT ?", (Phase.PENDING.value, free)).fetchall()
             for task_id, name, spec in rows:
                 self._spawn(task_id, name, spec)
@@ -256,7 +323,7 @@ class LocalBackend:
             "YOLO_TRAINER_OUTPUT_DIR": str(self.runs_dir),
             "YOLO_TRAINER_SPEC": spec,
         }
-        log_path = self.logs_dir / f"{task_id}.log"
+        log_path = self.log_path(task_id)
         with log_path.open("ab") as output:
             process = subprocess.Popen(
                 [self.settings.trainer_python, "-m", "yolo_trainer"], env=env, stdout=output,
@@ -264,5 +331,7 @@ class LocalBackend:
         self._running[task_id] = _Running(process.pid, process, log_path)
         with self._lock:
             self._conn.execute("UPDATE tasks SET pid = ? WHERE task_id = ?", (process.pid, task_id))
-        self._patch(task_id, {"phase": Phase.RUNNING.value, "reason": None, "message": None, "startTime": utc_now()})
+        # phase stays Pending until the trainer reports: "progress" means a trainer that says what it does
+        self._patch(task_id, {"reason": None, "message": "the trainer is starting", "startTime": utc_now()})
         log.info("started trainer %s for task %s", process.pid, task_id)
+

@@ -15,8 +15,8 @@ def confine(
 ) -> tuple[str, dict[str, Any] | None]:
     """Resolve ``value`` against the roots; return the absolute path, or an error entry for a 422.
 
-    ``builtin_ok`` lets a bare architecture name such as ``yolov8n.yaml`` through when no such file
-    exists: ultralytics resolves it from its own package.
+    ``builtin_ok`` lets a bare name such as ``yolov8n.yaml`` (an architecture ultralytics ships) or
+    ``yolov8n.pt`` (weights it downloads when allowed) through when no such file exists here.
     """
     raw = Path(value)
     if builtin_ok and raw.name == value and not raw.exists():
@@ -26,13 +26,17 @@ def confine(
         return str(resolved), None
     allowed = ", ".join(str(root) for root in roots)
     return value, {"loc": ["body", field], "type": "path_not_allowed",
-                   "msg": f"{field} must be a path inside the allowed roots ({allowed})"}
+                   "msg": f"{field} must be a path inside the allowed roots (YOLO_API_ALLOWED_ROOTS: {allowed})"}
 
 
 def confine_spec_paths(spec: dict[str, Any], roots: list[Path]) -> dict[str, Any]:
-    """Return the spec with absolute model and data paths, or raise a 422 listing each bad path."""
-    architecture = str(spec["model"]).endswith((".yaml", ".yml"))
-    model, model_error = confine("model", spec["model"], roots, builtin_ok=architecture)
+    """Return the spec with absolute model and data paths, or raise a 422 listing each bad path.
+
+    A bare ``.pt`` name stays bare unless such a file exists here: the trainer downloads it when
+    ``YOLO_TRAINER_ALLOW_DOWNLOADS=true`` (inherited from the API's environment), or fails saying downloads are off.
+    """
+    builtin = str(spec["model"]).endswith((".yaml", ".yml", ".pt"))
+    model, model_error = confine("model", spec["model"], roots, builtin_ok=builtin)
     data, data_error = confine("data", spec["data"], roots)
     errors = [error for error in (model_error, data_error) if error]
     if errors:

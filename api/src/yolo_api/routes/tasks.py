@@ -1,15 +1,15 @@
 """``POST /train``, ``GET /task_status/{task_id}`` and the task-management routes."""
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from yolo_api.auth import CREATE, DELETE, GET, LIST
 from yolo_api.backends import TaskBackend, TaskRecord
 from yolo_api.deps import BackendDep, CallerDep, LangDep, get_backend, get_caller, may, require
-from yolo_api.errors import request_lang, task_not_found
+from yolo_api.errors import ApiError, request_lang, task_not_found
 from yolo_api.models import TrainRequest
 from yolo_crd.envelope import epoch_metrics_view, message
 
@@ -32,7 +32,8 @@ async def train(body: TrainRequest, backend: BackendDep, lang: LangDep, who: Cal
                 ) -> dict[str, Any]:
     """Create a training; answers ``{code: 0, message: 任务已提交, data: {task_id, status: pending}}``."""
     await require(request, who, CREATE, backend.namespace_for(body.namespace))
-    record = await run_in_threadpool(backend.submit, body.spec, body.name, body.namespace)
+    spec = body.spec if body.names_gpus() else body.spec.model_copy(update={"gpus": backend.default_gpus()})
+    record = await run_in_threadpool(backend.submit, spec, body.name, body.namespace)
     return {"code": 0, "message": message("submitted", lang), "data": {"task_id": record.task_id, "status": "pending"}}
 
 
@@ -59,18 +60,54 @@ async def visible_namespaces(request: Request, backend: TaskBackend) -> set[str]
     return {ns for ns in sorted(backend.namespaces()) if await may(request, who, LIST, ns)}
 
 
+StateFilter = Literal["pending", "progress", "success", "failure", "cancelled"]
+
+
 @router.get("/tasks", summary="List trainings, newest first")
 async def list_tasks(
     backend: BackendDep,
     request: Request,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    status: Annotated[StateFilter | None, Query(description="only trainings in this state (failure includes "
+                                                              "cancelled)")] = None,
 ) -> dict[str, Any]:
-    """A page of the trainings the caller may list, with their state, epoch, progress and latest mAP."""
+    """A page of the trainings the caller may list: state, epoch, progress, latest mAP, paths, hyperparameters.
+
+    ``can_cancel`` says whether the caller may cancel an unfinished one (the dashboard's cancel button).
+    """
     namespaces = await visible_namespaces(request, backend)
-    records, total = await run_in_threadpool(backend.list, offset, limit, namespaces)
-    return {"code": 0, "message": "ok", "data": {"total": total, "offset": offset, "limit": limit,
-                                                 "items": [record.summary() for record in records]}}
+    records, total = await run_in_threadpool(backend.list, offset, limit, namespaces, status)
+    who = await get_caller(request)
+    items = []
+    for record in records:
+        item = record.summary()
+        item["can_cancel"] = item["status"] in ("pending", "progress") and await may(request, who, DELETE,
+                                                                                        record.namespace)
+        items.append(item)
+    return {"code": 0, "message": "ok", "data": {"total": total, "offset": offset, "limit": limit, "items": items}}
+
+
+@router.get("/tasks/{task_id}", summary="One training's summary (the row of GET /tasks)")
+async def task_summary(task_id: TaskId, request: Request) -> dict[str, Any]:
+    """The same fields as an item of ``GET /tasks``, for a deep link to one training."""
+    record = await readable(request, task_id)
+    item = record.summary()
+    who = await get_caller(request)
+    item["can_cancel"] = item["status"] in ("pending", "progress") and await may(request, who, DELETE, record.namespace)
+    return {"code": 0, "message": "ok", "data": item}
+
+
+@router.get("/tasks/{task_id}/logs", summary="The end of a training's log (local backend)",
+            response_class=PlainTextResponse)
+async def task_logs(task_id: TaskId, request: Request,
+                    max_bytes: Annotated[int, Query(ge=1, le=4_000_000)] = 64_000) -> PlainTextResponse:
+    """The last ``max_bytes`` of the trainer's output, for whoever may read the task; 404 before there is one."""
+    await readable(request, task_id)
+    text = await run_in_threadpool((await get_backend(request)).logs, task_id, max_bytes)
+    if text is None:
+        raise ApiError(404, "not_found", {"task_id": task_id[:200]}, detail="the trainer has written no log yet")
+    return PlainTextResponse(text)
 
 
 @router.delete("/tasks/{task_id}", summary="Cancel a training")

@@ -8,11 +8,17 @@ fragment (``/ui#token=...``), which browsers never send to a server, or through 
 from importlib import resources
 
 from fastapi import APIRouter
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 router = APIRouter()
 STATIC = resources.files("yolo_api") / "static"
+
+
+@router.get("/", include_in_schema=False)
+async def root() -> RedirectResponse:
+    """The API's root leads to the dashboard (a browser pointed at the API lands somewhere useful)."""
+    return RedirectResponse("/ui", status_code=307)
 
 
 @router.get("/ui", response_class=HTMLResponse, include_in_schema=False)

@@ -1,209 +1,208 @@
-// The training dashboard: a table of trainings and a detail view with per-epoch curves, kept live by the
-// events endpoint (GET /task_status/{id}/events). Plain script, no build step; uPlot draws the curves.
+// The training dashboard: a page of trainings (filter by state, page through all of them) and, above it,
+// the detail of the selected one (deep link: /ui#task=<id>): its paths, hyperparameters, why it stopped or
+// failed, final metrics as a table and per-epoch curves. Everything stays live through one event stream.
 "use strict";
 
-const TERMINAL = new Set(["success", "failure"]);
-const state = { token: null, rows: new Map(), streams: new Map(), selected: null, charts: {} };
+const PAGE = 50;
+const LABELS = { pending: "pending", progress: "running", success: "success", failure: "failed", cancelled: "cancelled" };
+const state = { rows: new Map(), offset: 0, total: 0, filter: "", selected: null, epochsDrawn: -1, refetch: null };
 
-// The token: from the URL fragment once (never sent to the server, never logged), then sessionStorage.
-function loadToken() {
-  const fragment = new URLSearchParams(location.hash.slice(1));
-  if (fragment.get("token")) {
-    sessionStorage.setItem("yolo-token", fragment.get("token"));
-    history.replaceState(null, "", location.pathname);
-  }
-  return sessionStorage.getItem("yolo-token");
-}
-
-function headers() {
-  return state.token ? { Authorization: `Bearer ${state.token}` } : {};
-}
+const $ = (id) => document.getElementById(id);
+const fmt = (value, digits = 3) => (value === null || value === undefined ? "" : Number(value).toFixed(digits));
+const localTime = (iso) => (iso ? new Date(iso).toLocaleString() : "");
+const label = (row) => LABELS[row.state || row.status] || row.status;
 
 function setConnection(text) {
-  document.getElementById("connection").textContent = text;
+  $("connection").textContent = text;
 }
 
-function askForToken(message) {
-  const form = document.getElementById("login");
-  form.hidden = false;
-  setConnection(message);
-}
-
-async function api(path) {
-  const response = await fetch(path, { headers: headers() });
-  if (response.status === 401) {
-    askForToken("a token is needed");
-    throw new Error("unauthenticated");
-  }
-  return response.json();
-}
-
-// Server-Sent Events over fetch (EventSource cannot send an Authorization header).
-async function follow(taskId, onEnvelope) {
-  const controller = new AbortController();
-  state.streams.set(taskId, controller);
-  try {
-    const response = await fetch(`/task_status/${encodeURIComponent(taskId)}/events`,
-      { headers: { ...headers(), Accept: "text/event-stream" }, signal: controller.signal });
-    if (!response.ok || !response.body) throw new Error(`events: HTTP ${response.status}`);
-    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buffer = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffer += value.replace(/\r\n/g, "\n");
-      let end;
-      while ((end = buffer.indexOf("\n\n")) >= 0) {
-        const block = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        let event = "message";
-        const data = [];
-        for (const line of block.split("\n")) {
-          if (line.startsWith("event:")) event = line.slice(6).trim();
-          else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
-        }
-        if (event === "status" && data.length) onEnvelope(JSON.parse(data.join("\n")));
-      }
-    }
-  } catch (error) {
-    if (error.name !== "AbortError") console.warn("stream of", taskId, "ended:", error);
-  } finally {
-    state.streams.delete(taskId);
-  }
-}
-
-function fmt(value, digits = 3) {
-  return value === null || value === undefined ? "" : Number(value).toFixed(digits);
-}
-
-function summaryFromEnvelope(row, envelope) {
-  const data = envelope.data || {};
-  row.status = data.status || row.status;
-  if (data.status === "progress") {
-    const result = data.result;
-    row.progress = result.progress_value;
-    row.current_epoch = result.current_epoch;
-    row.total_epochs = result.total_epochs;
-    if (result.metrics && result.metrics.mAP50 !== undefined) {
-      row.mAP50 = result.metrics.mAP50;
-      row["mAP50-95"] = result.metrics["mAP50-95"];
-    }
-  } else if (data.status === "success") {
-    row.progress = 100;
-    const final = data.result.final_metrics || {};
-    row.mAP50 = final.mAP50;
-    row["mAP50-95"] = final["mAP50-95"];
-  }
-  return row;
-}
-
-function renderRow(row) {
-  const body = document.querySelector("#tasks tbody");
-  let tr = body.querySelector(`tr[data-task="${CSS.escape(row.task_id)}"]`);
-  if (!tr) {
-    tr = document.createElement("tr");
-    tr.dataset.task = row.task_id;
-    tr.dataset.testid = "task-row";
-    tr.innerHTML = "<td></td><td></td><td><div class='bar'><div data-testid='progress-bar'></div></div></td>" +
-      "<td></td><td></td><td></td><td></td>";
-    tr.addEventListener("click", () => select(row.task_id));
-    body.appendChild(tr);
-  }
-  tr.className = `state-${row.status}` + (state.selected === row.task_id ? " selected" : "");
+function renderRow(row, tr) {
+  tr.className = `state-${row.state}` + (state.selected === row.task_id ? " selected" : "");
   const cells = tr.children;
   cells[0].textContent = row.namespace ? `${row.namespace}/${row.name}` : row.name;
-  cells[1].textContent = row.status;
+  cells[0].title = row.task_id;
+  cells[1].innerHTML = "";
+  const badge = document.createElement("span");
+  badge.className = `badge ${row.state}`;
+  badge.textContent = label(row);
+  cells[1].appendChild(badge);
   const bar = cells[2].querySelector("div > div");
   bar.style.width = `${row.progress || 0}%`;
   bar.title = `${fmt(row.progress, 1)}%`;
-  bar.setAttribute("aria-valuenow", String(row.progress || 0));
   cells[3].textContent = `${row.current_epoch || 0}/${row.total_epochs || "?"}`;
-  cells[4].textContent = fmt(row.mAP50);
-  cells[5].textContent = fmt(row["mAP50-95"]);
-  cells[6].textContent = (row.created_at || "").replace("T", " ").replace("Z", "");
+  cells[4].textContent = fmt(row.final_metrics ? row.final_metrics.mAP50 : row.mAP50);
+  cells[5].textContent = fmt(row.final_metrics ? row.final_metrics["mAP50-95"] : row["mAP50-95"]);
+  cells[6].textContent = localTime(row.created_at);
+  cells[7].querySelector("button").hidden = !row.can_cancel;
 }
 
-async function refreshList() {
-  const body = await api("/tasks?limit=100");
-  setConnection(`${body.data.total} trainings`);
-  for (const item of body.data.items) {
-    const row = Object.assign(state.rows.get(item.task_id) || {}, item);
-    state.rows.set(item.task_id, row);
-    renderRow(row);
-    if (!TERMINAL.has(row.status) && !state.streams.has(row.task_id)) {
-      follow(row.task_id, (envelope) => {
-        renderRow(summaryFromEnvelope(row, envelope));
-        if (state.selected === row.task_id) showDetail(row.task_id, envelope);
-      });
-    }
+function renderTable() {
+  const body = document.querySelector("#tasks tbody");
+  body.innerHTML = "";
+  for (const row of state.rows.values()) {
+    const tr = document.createElement("tr");
+    tr.dataset.task = row.task_id;
+    tr.dataset.testid = "task-row";
+    tr.innerHTML = "<td></td><td></td><td><div class='bar'><div data-testid='progress-bar'></div></div></td>" +
+      "<td></td><td></td><td></td><td></td><td><button class='danger small' data-testid='cancel'>Cancel</button></td>";
+    tr.addEventListener("click", () => select(row.task_id));
+    tr.querySelector("button").addEventListener("click", (event) => {
+      event.stopPropagation();
+      cancel(row.task_id);
+    });
+    renderRow(row, tr);
+    body.appendChild(tr);
   }
+  const last = Math.min(state.offset + state.rows.size, state.total);
+  $("page").textContent = state.total ? `${state.offset + 1}–${last} of ${state.total}` : "no trainings";
+  $("prev").disabled = state.offset === 0;
+  $("next").disabled = last >= state.total;
 }
 
-function chart(key, element, series, data, yRange) {
-  const width = Math.min(560, Math.max(320, element.parentElement.clientWidth || 480));
-  if (state.charts[key]) state.charts[key].destroy();
-  const colors = ["#3b6fe0", "#2f9e5a", "#d68a1f", "#9b4dca"];
-  state.charts[key] = new uPlot({
-    width, height: 240, scales: { x: { time: false }, y: yRange ? { range: yRange } : {} },
-    series: [{ label: "epoch" }, ...series.map((label, i) => ({ label, stroke: colors[i], width: 2 }))],
-    axes: [{ label: "epoch" }, {}],
-  }, data, element);
+async function loadPage() {
+  const filter = state.filter ? `&status=${state.filter}` : "";
+  const body = await Api.get(`/tasks?offset=${state.offset}&limit=${PAGE}${filter}`);
+  state.total = body.data.total;
+  state.rows = new Map(body.data.items.map((item) => [item.task_id, item]));
+  renderTable();
+}
+
+function schedulePageLoad() {  // new trainings arrive in bursts: at most one reload every 300 ms
+  if (state.refetch) return;
+  state.refetch = setTimeout(() => {
+    state.refetch = null;
+    loadPage().catch((error) => console.warn(error));
+  }, 300);
+}
+
+function belongsOnThisPage(row) {  // a training this view does not show yet, but should
+  if (state.offset !== 0 || !matchesFilter(row)) return false;
+  const shown = [...state.rows.values()];
+  return shown.length < PAGE || shown.some((other) => other.created_at <= row.created_at);
+}
+
+function matchesFilter(row) {
+  if (!state.filter) return true;
+  return state.filter === "failure" ? row.status === "failure" : row.state === state.filter;
+}
+
+function onRow(row) {
+  const tr = document.querySelector(`#tasks tr[data-task="${CSS.escape(row.task_id)}"]`);
+  if (tr && matchesFilter(row)) {
+    state.rows.set(row.task_id, row);
+    renderRow(row, tr);
+  } else if (tr || belongsOnThisPage(row)) {
+    schedulePageLoad();  // it left this view, or a new one belongs on the first page
+  }
+  if (state.selected === row.task_id) showDetail(row);
+}
+
+function fact(table, name, value) {
+  if (value === null || value === undefined || value === "") return;
+  const tr = table.insertRow();
+  tr.insertCell().textContent = name;
+  tr.insertCell().textContent = String(value);
+}
+
+function showDetail(row) {
+  $("detail").hidden = false;
+  $("detail-title").textContent = row.namespace ? `${row.namespace}/${row.name}` : row.name;
+  $("detail-state").textContent = label(row);
+  $("detail-state").className = `badge ${row.state}`;
+  $("detail-link").href = `#task=${row.task_id}`;
+  $("detail-cancel").hidden = !row.can_cancel;
+  $("detail-bar").className = row.state;
+  $("detail-bar").style.width = `${row.progress || 0}%`;
+  const stage = row.stage ? `${row.stage}: ` : "";
+  const stop = row.stop_reason ? ` — stopped by ${row.stop_reason.replace("_", " ")}` : "";
+  $("detail-text").textContent = `${stage}epoch ${row.current_epoch || 0}/${row.total_epochs || "?"} ` +
+    `(${fmt(row.progress, 1)}%)${stop}`;
+  $("detail-error").hidden = row.status !== "failure";
+  $("detail-error").textContent = row.status === "failure" ? `${row.reason || "failed"}: ${row.error || ""}` : "";
+  const skipped = row.dataset_skipped;
+  $("detail-warning").hidden = !skipped;
+  $("detail-warning").textContent = skipped ? `dataset: ${skipped.images} image(s) and ${skipped.labels} label ` +
+    `file(s) skipped (${skipped.reasons.join("; ")})` : "";
+  const info = $("detail-info").tBodies[0];
+  info.innerHTML = "";
+  for (const [name, value] of [["task id", row.task_id], ["model", row.model], ["data", row.data],
+    ["weights", row.weights_path], ["project", row.project_path], ["epochs", row.epochs], ["imgsz", row.imgsz],
+    ["batch", row.batch], ["device", row.device || (row.gpus ? `${row.gpus} GPU(s)` : "cpu")],
+    ["created", localTime(row.created_at)], ["started", localTime(row.started_at)],
+    ["finished", localTime(row.finished_at)]]) fact(info, name, value);
+  const hyper = $("hyperparameters").tBodies[0];
+  hyper.innerHTML = "";
+  for (const [name, value] of Object.entries(row.hyperparameters || {})) fact(hyper, name, value);
+  if (!hyper.rows.length) fact(hyper, "(defaults)", "ultralytics' own");
+  const final = $("final").tBodies[0];
+  final.innerHTML = "";
+  $("final").hidden = !row.final_metrics;
+  for (const [name, value] of Object.entries(row.final_metrics || {})) fact(final, name, fmt(value, 4));
+  if (row.current_epoch !== state.epochsDrawn) {
+    state.epochsDrawn = row.current_epoch;
+    drawCurves(row.task_id).catch((error) => console.warn(error));
+  }
 }
 
 async function drawCurves(taskId) {
-  const body = await api(`/tasks/${encodeURIComponent(taskId)}/metrics`);
-  const epochs = body.data.epochs || [];
-  const column = (name) => epochs.map((e) => (e[name] === null || e[name] === undefined ? null : e[name]));
-  const x = epochs.map((e) => e.epoch);
-  chart("map", document.getElementById("map-chart"), ["mAP50", "mAP50-95"], [x, column("mAP50"), column("mAP50-95")],
-    [0, 1]);
-  chart("loss", document.getElementById("loss-chart"), ["box", "cls", "dfl"],
-    [x, column("train_box_loss"), column("train_cls_loss"), column("train_dfl_loss")]);
-  document.getElementById("detail").dataset.epochs = String(epochs.length);
-  if (body.data.final_metrics) {
-    document.getElementById("final").textContent = JSON.stringify(body.data.final_metrics, null, 2);
-  }
-}
-
-function showDetail(taskId, envelope) {
-  const data = envelope.data || {};
-  const bar = document.getElementById("detail-bar");
-  const row = state.rows.get(taskId) || {};
-  bar.className = data.status;
-  bar.style.width = `${data.status === "success" ? 100 : (data.result && data.result.progress_value) || row.progress || 0}%`;
-  const text = data.status === "progress"
-    ? `${data.result.stage}: epoch ${data.result.current_epoch}/${data.result.total_epochs} (${data.result.progress})`
-    : data.status === "failure" ? `failed: ${data.error}` : data.status;
-  document.getElementById("detail-text").textContent = text;
-  drawCurves(taskId).catch((error) => console.warn(error));
+  const body = await Api.get(`/tasks/${encodeURIComponent(taskId)}/metrics`);
+  if (state.selected !== taskId) return;
+  Charts.show(body.data.epochs || []);
+  $("detail").dataset.epochs = String((body.data.epochs || []).length);
 }
 
 async function select(taskId) {
   state.selected = taskId;
-  const row = state.rows.get(taskId);
-  document.querySelectorAll("#tasks tbody tr").forEach((tr) =>
-    tr.classList.toggle("selected", tr.dataset.task === taskId));
-  document.getElementById("detail").hidden = false;
-  document.getElementById("detail-title").textContent = row ? row.name : taskId;
-  document.getElementById("final").textContent = "";
-  showDetail(taskId, await api(`/task_status/${encodeURIComponent(taskId)}`));
+  state.epochsDrawn = -1;
+  history.replaceState(null, "", `#task=${taskId}`);
+  document.querySelectorAll("#tasks tbody tr").forEach((tr) => tr.classList.toggle("selected", tr.dataset.task === taskId));
+  const row = state.rows.get(taskId) || (await Api.get(`/tasks/${encodeURIComponent(taskId)}`)).data;
+  showDetail(row);
+  $("detail").scrollIntoView({ block: "start" });
+}
+
+async function cancel(taskId) {
+  if (!confirm("Cancel this training? Its trainer is stopped.")) return;
+  await Api.request("DELETE", `/tasks/${encodeURIComponent(taskId)}`);
+}
+
+function wire() {
+  for (const button of document.querySelectorAll("#filters button")) {
+    button.addEventListener("click", () => {
+      document.querySelectorAll("#filters button").forEach((b) => b.classList.toggle("active", b === button));
+      state.filter = button.dataset.state;
+      state.offset = 0;
+      loadPage().catch((error) => console.warn(error));
+    });
+  }
+  $("prev").addEventListener("click", () => { state.offset = Math.max(0, state.offset - PAGE); loadPage(); });
+  $("next").addEventListener("click", () => { state.offset += PAGE; loadPage(); });
+  $("detail-close").addEventListener("click", () => {
+    state.selected = null;
+    $("detail").hidden = true;
+    history.replaceState(null, "", location.pathname);
+  });
+  $("detail-cancel").addEventListener("click", () => state.selected && cancel(state.selected));
+  $("login").addEventListener("submit", (event) => {
+    event.preventDefault();
+    Api.setToken($("token").value.trim());
+    location.reload();
+  });
+  Api.onUnauthenticated = () => {
+    $("login").hidden = false;
+    setConnection("a token is needed");
+  };
 }
 
 async function start() {
-  state.token = loadToken();
-  document.getElementById("login").addEventListener("submit", (event) => {
-    event.preventDefault();
-    sessionStorage.setItem("yolo-token", document.getElementById("token").value.trim());
-    state.token = sessionStorage.getItem("yolo-token");
-    document.getElementById("login").hidden = true;
-    refreshList().catch(() => {});
-  });
-  try {
-    await refreshList();
-  } catch (error) {
-    console.warn(error);
-  }
-  setInterval(() => refreshList().catch(() => {}), 5000);  // new trainings; running rows are pushed
+  Api.loadToken();
+  wire();
+  Api.stream((event, data) => {
+    if (event === "ready") loadPage().catch((error) => console.warn(error));  // after the stream: no gap
+    else if (event === "task") onRow(data);
+  }, (status) => setConnection(status === "live" ? "live" : "reconnecting…"));
+  const deepLink = new URLSearchParams(location.hash.slice(1)).get("task");
+  if (deepLink) select(deepLink).catch((error) => console.warn(error));
 }
 
 start();

@@ -1,0 +1,90 @@
+// The dashboard's connection to the API: the bearer token, JSON requests, and ONE event stream for every
+// row (GET /tasks/events). Browsers allow about six connections per host, so the page never opens a stream
+// per training. The stream is read with fetch (EventSource cannot send an Authorization header); it
+// reconnects after the server's `retry:` with Last-Event-ID, so no change is lost across reconnections.
+"use strict";
+
+const Api = {
+  token: null,
+
+  // The token: from the URL fragment once (never sent to the server), then sessionStorage.
+  loadToken() {
+    const fragment = new URLSearchParams(location.hash.slice(1));
+    if (fragment.get("token")) {
+      sessionStorage.setItem("yolo-token", fragment.get("token"));
+      fragment.delete("token");
+      const rest = fragment.toString();
+      history.replaceState(null, "", location.pathname + (rest ? `#${rest}` : ""));
+    }
+    this.token = sessionStorage.getItem("yolo-token");
+  },
+
+  setToken(token) {
+    sessionStorage.setItem("yolo-token", token);
+    this.token = token;
+  },
+
+  headers(extra = {}) {
+    return { ...(this.token ? { Authorization: `Bearer ${this.token}` } : {}), ...extra };
+  },
+
+  async request(method, path) {
+    const response = await fetch(path, { method, headers: this.headers() });
+    if (response.status === 401) {
+      this.onUnauthenticated();
+      throw new Error("unauthenticated");
+    }
+    const body = await response.json();
+    if (!response.ok && response.status !== 500) throw new Error(body.message || `HTTP ${response.status}`);
+    return body;
+  },
+
+  get(path) {
+    return this.request("GET", path);
+  },
+
+  onUnauthenticated() {},
+
+  // Follow /tasks/events for as long as the page lives: onEvent(name, data) for each event.
+  async stream(onEvent, onState) {
+    let lastId = null;
+    let retry = 3000;
+    for (;;) {
+      try {
+        const extra = { Accept: "text/event-stream", ...(lastId ? { "Last-Event-ID": lastId } : {}) };
+        const response = await fetch("/tasks/events", { headers: this.headers(extra) });
+        if (response.status === 401) {
+          this.onUnauthenticated();
+          return;
+        }
+        if (!response.ok || !response.body) throw new Error(`events: HTTP ${response.status}`);
+        onState("live");
+        const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buffer = "";
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buffer += value.replace(/\r\n/g, "\n");
+          let end;
+          while ((end = buffer.indexOf("\n\n")) >= 0) {
+            const block = buffer.slice(0, end);
+            buffer = buffer.slice(end + 2);
+            let event = "message";
+            const data = [];
+            for (const line of block.split("\n")) {
+              if (line.startsWith("event:")) event = line.slice(6).trim();
+              else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+              else if (line.startsWith("id:")) lastId = line.slice(3).trim();
+              else if (line.startsWith("retry:")) retry = Number(line.slice(6).trim()) || retry;
+            }
+            if (data.length) onEvent(event, JSON.parse(data.join("\n")));
+          }
+        }
+      } catch (error) {
+        console.warn("event stream broke:", error);
+      }
+      onState("reconnecting");
+      await new Promise((resolve) => setTimeout(resolve, retry));
+    }
+  },
+};

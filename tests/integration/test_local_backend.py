@@ -1,0 +1,111 @@
+"""The local backend as a user meets it, with fast stand-in trainers (tests/standin.py: the real reporter and
+SQLite sink) behind the real API: states that never contradict each other, a killed trainer that is named
+as such with its log, GPUs that exist, and bare weights names left to the trainer."""
+
+import os
+import signal
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from fakes import AUTH, TOKEN
+from standin import standin_python
+from waiting import eventually
+from yolo_api.app import create_app
+from yolo_api.settings import ApiSettings
+
+
+def make_client(tmp_path: Path, **extra: Any) -> TestClient:
+    values: dict[str, Any] = {"backend": "local", "state_dir": tmp_path / "state", "auth_token": TOKEN,
+                              "poll_interval": 0.05, "local_gpus": 0, "allowed_roots": [tmp_path],
+                              "trainer_python": standin_python(tmp_path), **extra}
+    return TestClient(create_app(ApiSettings(**values)), headers=AUTH)
+
+
+@pytest.fixture
+def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    monkeypatch.setenv("STANDIN_EPOCH_SECONDS", "0.1")
+    (tmp_path / "d.yaml").write_text("train: x\n")
+    with make_client(tmp_path) as client:
+        yield client
+
+
+def body(tmp_path: Path, **extra: Any) -> dict[str, Any]:
+    return {"model": "yolov8n.yaml", "data": str(tmp_path / "d.yaml"), "epochs": 3, **extra}
+
+
+def envelope(api: TestClient, task_id: str) -> dict[str, Any]:
+    return dict(api.get(f"/task_status/{task_id}").json())
+
+
+def test_pending_right_after_submit_and_never_running_after_success(api: TestClient, tmp_path: Path) -> None:
+    task_id = api.post("/train", json=body(tmp_path)).json()["data"]["task_id"]
+    first = envelope(api, task_id)
+    assert first["data"]["status"] == "pending" and "result" not in first["data"]  # not "progress, stage queued"
+    rows: list[tuple[str, str]] = []
+
+    def finished() -> bool:
+        row = api.get("/tasks").json()["data"]["items"][0]
+        rows.append((row["status"], row["phase"]))
+        return row["status"] == "success"
+
+    eventually(finished, timeout=60, interval=0.01)
+    for _ in range(20):  # the moments after success, before the backend has reaped the trainer
+        row = api.get("/tasks").json()["data"]["items"][0]
+        rows.append((row["status"], row["phase"]))
+    expected = {"pending": "Pending", "progress": "Running", "success": "Succeeded"}
+    assert all(phase == expected[status] for status, phase in rows), set(rows)
+
+
+def test_the_time_budget_reaches_the_user_as_the_stop_reason(api: TestClient, tmp_path: Path) -> None:
+    task_id = api.post("/train", json=body(tmp_path, hyperparameters={"time": 0.5})).json()["data"]["task_id"]
+    done = eventually(lambda: (e := envelope(api, task_id))["data"]["status"] == "success" and e, timeout=60)
+    assert done["data"]["result"]["stop_reason"] == "time_limit"
+    assert api.get(f"/tasks/{task_id}").json()["data"]["stop_reason"] == "time_limit"
+
+
+def test_a_killed_trainer_is_named_with_its_signal_and_its_log(api: TestClient, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STANDIN_HANG_AT", "1")
+    task_id = api.post("/train", json=body(tmp_path)).json()["data"]["task_id"]
+    eventually(lambda: envelope(api, task_id)["data"].get("result", {}).get("current_epoch") == 1, timeout=60)
+    with sqlite3.connect(tmp_path / "state" / "state.db") as conn:
+        (pid,) = conn.execute("SELECT pid FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
+    os.killpg(pid, signal.SIGKILL)  # e.g. the kernel's OOM killer
+    final = eventually(lambda: (e := envelope(api, task_id))["data"]["status"] == "failure" and e, timeout=30)
+    error = final["data"]["error"]
+    assert "killed by signal SIGKILL (9)" in error and "epoch 1/3" not in error
+    assert str(tmp_path / "state" / "logs" / f"{task_id}.log") in error and f"GET /tasks/{task_id}/logs" in error
+    logs = api.get(f"/tasks/{task_id}/logs")
+    assert logs.status_code == 200 and "epoch 1/3" in logs.text
+    assert TestClient(api.app).get(f"/tasks/{task_id}/logs").status_code == 401  # same auth as the task
+
+
+def test_gpus_default_to_the_cpu_without_cuda_and_asking_for_one_is_a_clear_422(api: TestClient,
+                                                                                tmp_path: Path) -> None:
+    task_id = api.post("/train", json=body(tmp_path)).json()["data"]["task_id"]
+    assert api.get(f"/tasks/{task_id}").json()["data"]["gpus"] == 0
+    response = api.post("/train", json=body(tmp_path, gpus=1))
+    assert response.status_code == 422
+    assert "this machine has no CUDA device" in str(response.json()["data"]["errors"])
+
+
+def test_gpus_default_to_one_where_there_is_cuda(tmp_path: Path) -> None:
+    (tmp_path / "d.yaml").write_text("train: x\n")
+    with make_client(tmp_path, local_gpus=1) as client:
+        task_id = client.post("/train", json=body(tmp_path, epochs=1)).json()["data"]["task_id"]
+        assert client.get(f"/tasks/{task_id}").json()["data"]["gpus"] == 1
+
+
+def test_a_bare_weights_name_is_left_for_the_trainer_to_download(api: TestClient, tmp_path: Path) -> None:
+    task_id = api.post("/train", json=body(tmp_path, model="yolov8n.pt")).json()["data"]["task_id"]
+    assert api.get(f"/tasks/{task_id}").json()["data"]["model"] == "yolov8n.pt"  # not ./yolov8n.pt
+
+
+def test_the_allowed_roots_setting_is_named_when_a_path_is_outside(api: TestClient, tmp_path: Path) -> None:
+    response = api.post("/train", json=body(tmp_path, data="/etc/passwd.yaml"))
+    assert response.status_code == 422 and "YOLO_API_ALLOWED_ROOTS" in str(response.json()["data"]["errors"])
