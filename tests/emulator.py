@@ -32,7 +32,8 @@ server would refuse. Each semantic, as a test may rely on it:
   event back (a lagging watch cache) and ``frozen`` makes watches silent without closing; watches resume from a ``resourceVersion`` and answer 410 Gone
   once it has been compacted away (``compact()`` forces it); ``timeoutSeconds`` ends a watch. With
   ``allowWatchBookmarks=true`` a BOOKMARK event (the kind, and metadata with only a ``resourceVersion``)
-  is sent every ``bookmark_interval`` seconds. Every watch request's parameters are kept in ``watched``.
+  is sent every ``bookmark_interval`` seconds. Every watch request's parameters are kept in ``watched``,
+  every list's in ``listed``.
 
 * pods: ``binding`` (the scheduler's: sets ``spec.nodeName``, 409 when already bound) and ``eviction``
   (adds the ``DisruptionTarget`` condition, then deletes, finalizers honoured) subresources; Nodes and
@@ -251,6 +252,7 @@ class ApiEmulator(KubernetesScaffold):
     reviews: list[dict[str, Any]] = attrs.field(factory=list, init=False)  # every review's spec, in order
     schemas: dict[str, StructuralSchema] = attrs.field(factory=dict, init=False)
     watched: list[tuple[str, dict[str, str]]] = attrs.field(factory=list, init=False)  # (plural, params)
+    listed: list[tuple[str, dict[str, str]]] = attrs.field(factory=list, init=False)  # (plural, params) of lists
     gc_delay: float = 1.0
     bookmark_interval: float = 1.0
     watch_delay: float = 0.0  # seconds every watch event is held back (a lagging watch cache)
@@ -371,6 +373,7 @@ class ApiEmulator(KubernetesScaffold):
 
     def _list(self, request: rendering.Request) -> dict[str, Any]:
         kind = self._infos[_rkey(request.resource)][0]  # type: ignore[arg-type]
+        self.listed.append((request.resource.plural or "", dict(request.params)))  # type: ignore[union-attr]
         token = request.params.get("continue")
         if token:
             if token not in self._pages:

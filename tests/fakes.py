@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Collection
 from typing import Any
 
-from yolo_api.backends import TaskRecord, filter_state
+from yolo_api.backends import History, TaskRecord, filter_state
 from yolo_crd.spec import YoloTrainingSpec
 from yolo_crd.status import TrainingStatus
 
@@ -43,6 +43,13 @@ class MemoryBackend:
     def submit(self, spec: YoloTrainingSpec, name: str | None, namespace: str | None) -> TaskRecord:
         self.submitted.append(spec)
         return self.records[self.put(None, namespace=namespace)]
+
+    def lookup(self, task_id: str) -> TaskRecord | None:
+        return self.get(task_id)
+
+    def history(self, task_id: str) -> History:
+        record = self.records.get(task_id)
+        return History(list(record.status.history or []) if record and record.status else [], complete=False)
 
     def get(self, task_id: str) -> TaskRecord | None:
         return self.records.get(task_id)

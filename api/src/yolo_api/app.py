@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from yolo_api.auth import Authenticator, NoAuth, StaticToken, load_or_create_token
 from yolo_api.backends import TaskBackend
 from yolo_api.errors import http_message, install_error_handlers, language
-from yolo_api.metrics import RequestMetrics, TrainingCollector
+from yolo_api.metrics import RequestMetrics, TrainingCollector, register_process_collectors
 from yolo_api.routes import events, health, tasks, ui
 from yolo_api.settings import ApiSettings
 
@@ -153,6 +153,7 @@ def create_app(settings: ApiSettings | None = None, backend: TaskBackend | None 
     app.include_router(health.router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.state.registry = CollectorRegistry()
-    app.state.registry.register(TrainingCollector(chosen))
+    app.state.registry.register(TrainingCollector(chosen, settings.metrics_retention_seconds))
+    register_process_collectors(app.state.registry)
     app.add_middleware(RequestMetrics, registry=app.state.registry)  # outermost: counts 413s too
     return app

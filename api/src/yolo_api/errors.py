@@ -57,6 +57,11 @@ class ApiError(Exception):
         self.headers = headers
 
 
+def unavailable(detail: str) -> ApiError:
+    """A 503 that says what to wait for: the answer exists, but cannot be given right now."""
+    return ApiError(503, "unavailable", {}, detail=detail, headers={"Retry-After": "1"})
+
+
 def task_not_found(task_id: str) -> ApiError:
     """The spec's unknown-task answer: 404 with code 1 (never pending, never 500)."""
     return ApiError(404, "not_found", {"task_id": task_id[:200]})

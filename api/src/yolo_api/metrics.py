@@ -1,26 +1,41 @@
-"""Prometheus metrics of the API: requests by route and status, the index, and every training's progress.
+"""Prometheus metrics of the API: requests by route and status, streams, the index, and every training's figures.
 
 Request metrics are kept by a pure ASGI middleware with the labelled children cached, so a poll costs two
 lock-protected additions and no per-request allocation of label sets (an ``@app.middleware("http")``
-function cut ``/task_status`` throughput to about a third). Per-training series are computed when
-Prometheus scrapes, from the same records ``/task_status`` answers from: no work between scrapes, and no
-exporter inside the trainer pod.
+function cut ``/task_status`` throughput to about a third). Event streams (text/event-stream answers live
+for minutes) are timed apart from request latency, which they would otherwise pin at the top bucket.
+
+Per-training series are computed when Prometheus scrapes, from the same records ``/task_status`` answers
+from: no work between scrapes, and no exporter inside the trainer pod. They exist while a training is
+unfinished and for ``metrics_retention_seconds`` after it ends (so its last values are scraped), then go:
+cardinality follows the trainings that matter now, not every training ever run. ``yolo_training_info``
+carries the state, so dashboards can tell running from failed; the ETA exists only while training runs.
 """
 
+import datetime as dt
 import time
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from yolo_api.backends import TaskBackend
+from yolo_api.backends import TaskBackend, TaskRecord
 from yolo_crd.envelope import TaskState
 from yolo_crd.status import eta_seconds
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+STREAM_BUCKETS = (1.0, 10.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0)
 
 #: (metric suffix, help, how to read it from a status) for the per-training gauges.
 TRAINING_SERIES: tuple[tuple[str, str, Any], ...] = (
@@ -34,18 +49,30 @@ TRAINING_SERIES: tuple[tuple[str, str, Any], ...] = (
     ("box_loss", "Training box loss of the last epoch", lambda s: s.metrics and s.metrics.train_box_loss),
     ("cls_loss", "Training class loss of the last epoch", lambda s: s.metrics and s.metrics.train_cls_loss),
     ("dfl_loss", "Training DFL loss of the last epoch", lambda s: s.metrics and s.metrics.train_dfl_loss),
-    ("eta_seconds", "Estimated seconds left", eta_seconds),
 )
+LABELS = ["namespace", "name", "task_id"]
+
+
+def _ended_ago(record: TaskRecord, now: dt.datetime) -> float | None:
+    """Seconds since a finished training ended (None while it is unfinished)."""
+    if record.state() not in (TaskState.SUCCESS, TaskState.FAILURE):
+        return None
+    ended = record.status.completion_time if record.status else None
+    try:
+        return (now - dt.datetime.fromisoformat(ended)).total_seconds() if ended else 0.0
+    except ValueError:
+        return 0.0
 
 
 class TrainingCollector(Collector):
-    """Scrape-time gauges: trainings by state, the index, watch health, and each running training's figures."""
+    """Scrape-time series: trainings by state, the index, watch health, and each current training's figures."""
 
-    def __init__(self, backend: TaskBackend) -> None:
+    def __init__(self, backend: TaskBackend, retention_seconds: float = 900.0) -> None:
         self.backend = backend
+        self.retention = retention_seconds
 
     def collect(self) -> Iterator[Metric]:
-        """Read every record once; finished trainings keep their final figures until they are deleted."""
+        """Read every record once; a finished training's series go after the retention period."""
         records, _ = self.backend.list(0, 1_000_000)
         by_state = GaugeMetricFamily("yolo_trainings", "Trainings known to the API, by state", labels=["state"])
         counts = dict.fromkeys((state.value for state in TaskState), 0)
@@ -55,25 +82,52 @@ class TrainingCollector(Collector):
             by_state.add_metric([state], count)
         yield by_state
         yield GaugeMetricFamily("yolo_api_index_size", "Trainings held in the API's index", value=len(records))
+        yield from self._watch_counters()
+        yield from self._trainings(records)
+
+    def _watch_counters(self) -> Iterator[Metric]:
         for attribute, help_text in (("reconnects", "Watch connections that broke and were resumed"),
                                      ("relists", "Full relists (first list, or after 410 Gone)")):
             value = getattr(self.backend, attribute, None)
             if value is None:
                 value = getattr(getattr(self.backend, "index", None), attribute, None)
             if value is not None:
-                yield GaugeMetricFamily(f"yolo_api_watch_{attribute}", help_text, value=value)
-        labels = ["namespace", "name", "task_id"]
-        families = [(GaugeMetricFamily(f"yolo_training_{suffix}", text, labels=labels), read)
+                yield CounterMetricFamily(f"yolo_api_watch_{attribute}", help_text, value=value)
+
+    def _trainings(self, records: list[TaskRecord]) -> Iterator[Metric]:
+        now = dt.datetime.now(dt.UTC)
+        info = GaugeMetricFamily("yolo_training_info", "1 for each training exported; its state and stage",
+                                 labels=[*LABELS, "state", "stage"])
+        families = [(GaugeMetricFamily(f"yolo_training_{suffix}", text, labels=LABELS), read)
                     for suffix, text, read in TRAINING_SERIES]
+        eta = GaugeMetricFamily("yolo_training_eta_seconds", "Estimated seconds left (only while training runs)",
+                                labels=LABELS)
         for record in records:
-            if record.status is None:
+            ago = _ended_ago(record, now)
+            if ago is not None and ago > self.retention:
                 continue
             values = [record.namespace or "", record.name, record.task_id]
+            status = record.status
+            stage = status.stage.value if status is not None and status.stage is not None else ""
+            info.add_metric([*values, record.display_state(), stage], 1)
+            if status is None:
+                continue
             for family, read in families:
-                value = read(record.status)
+                value = read(status)
                 if value is not None:
                     family.add_metric(values, float(value))
+            remaining = eta_seconds(status, now) if record.state() is TaskState.PROGRESS else None
+            if remaining is not None:
+                eta.add_metric(values, remaining)
+        yield info
         yield from (family for family, _ in families)
+        yield eta
+
+
+def register_process_collectors(registry: CollectorRegistry) -> None:
+    """The process's memory, CPU, file descriptors and start time, the platform and the garbage collector."""
+    for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+        registry.register(collector)
 
 
 class RequestMetrics:
@@ -83,8 +137,11 @@ class RequestMetrics:
         self.app = app
         self.requests = Counter("yolo_api_requests", "HTTP requests answered", ["route", "method", "status"],
                                 registry=registry)
-        self.latency = Histogram("yolo_api_request_duration_seconds", "Time to answer, by route",
+        self.latency = Histogram("yolo_api_request_duration_seconds", "Time to answer, by route (streams excluded)",
                                  ["route", "method"], buckets=LATENCY_BUCKETS, registry=registry)
+        self.streams = Histogram("yolo_api_stream_duration_seconds", "How long event streams stayed open, by route",
+                                 ["route"], buckets=STREAM_BUCKETS, registry=registry)
+        self.open_streams = Gauge("yolo_api_streams_open", "Event streams open now", registry=registry)
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -94,11 +151,16 @@ class RequestMetrics:
             return
         started = time.perf_counter()
         status = 500
+        stream = False
 
         async def sending(message: Message) -> None:
-            nonlocal status
+            nonlocal status, stream
             if message["type"] == "http.response.start":
                 status = message["status"]
+                stream = any(name == b"content-type" and value.startswith(b"text/event-stream")
+                             for name, value in message.get("headers") or [])
+                if stream:
+                    self.open_streams.inc()
             await send(message)
 
         try:
@@ -111,4 +173,8 @@ class RequestMetrics:
                 children = self._children[key] = (self.requests.labels(route, scope["method"], str(status)),
                                                   self.latency.labels(route, scope["method"]))
             children[0].inc()
-            children[1].observe(time.perf_counter() - started)
+            if stream:
+                self.open_streams.dec()
+                self.streams.labels(route).observe(time.perf_counter() - started)
+            else:
+                children[1].observe(time.perf_counter() - started)

@@ -59,6 +59,16 @@ class ApiSettings(BaseSettings):
     namespace: str | None = Field(default=None, description="namespace to create in and watch; None: all")
     default_namespace: str = "default"
     watch_timeout: int = Field(default=300, ge=1, description="seconds before a watch is renewed")
+    watch_read_timeout: float = Field(
+        default=120.0, gt=0, description="seconds a watch may stay silent before it is re-opened (the API server "
+                                         "sends a bookmark about every minute)")
+    watch_stale_seconds: float = Field(
+        default=180.0, gt=0, description="/readyz fails when the index has not heard from the API server for longer")
+    list_page_size: int = Field(default=500, ge=1, description="trainings per page of the index's LIST")
+    lookup_negative_seconds: float = Field(
+        default=5.0, gt=0, description="how long an id the API server does not know is answered 404 from memory")
+    lookups_per_second: int = Field(default=20, ge=1, description="API-server lookups of index misses, at most")
+    full_cache_seconds: float = Field(default=10.0, gt=0, description="how long a fetched per-epoch history is reused")
     default_storage: StorageSpec | None = Field(
         default=None, description="volumes (PVCs) mounted into trainings whose POST /train names none, as JSON "
                                   "in the CRD's camelCase, e.g. {\"volumes\": [{\"name\": \"data\", \"claimName\": "
@@ -72,6 +82,8 @@ class ApiSettings(BaseSettings):
         default=None, description="file holding the static token; default <state_dir>/api-token, created if absent")
     auth_cache_seconds: float = Field(default=60.0, gt=0, le=3600, description="how long a review is trusted")
     metrics_public: bool = Field(default=False, description="serve /metrics without a token")
+    metrics_retention_seconds: float = Field(
+        default=900.0, ge=0, description="per-training series stay this long after a training ends, then go")
     # live updates (GET /task_status/{id}/events)
     sse_poll_interval: float = Field(default=0.5, gt=0, description="re-read period for backends without change "
                                                                      "notifications (local)")

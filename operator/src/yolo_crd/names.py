@@ -17,7 +17,8 @@ CRD_NAME: Final = f"{PLURAL}.{GROUP}"
 
 #: Label put on every Job, Pod, ServiceAccount and Role created for a training: the resource's name.
 LABEL_NAME: Final = f"{GROUP}/training"
-#: Label carrying the training's task id (the resource's metadata.uid), for selection by id.
+#: Label carrying the task id (the training's metadata.uid): on the training itself (set by POST /train and by the
+#: operator, so that any API replica can look a task up by id) and on each of its children.
 LABEL_TASK_ID: Final = f"{GROUP}/task-id"
 #: Standard label naming the component that manages the children.
 LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"

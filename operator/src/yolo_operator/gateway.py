@@ -94,6 +94,11 @@ class KubeGateway:
         self._custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, PLURAL, name, body,
                                                            _content_type="application/merge-patch+json")
 
+    def label_training(self, namespace: str, name: str, labels: dict[str, str]) -> None:
+        """Merge labels into a training (its task id, by which any API replica can look it up)."""
+        self._custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name,
+                                                    {"metadata": {"labels": labels}})
+
     def patch_job(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
         """Merge-patch a Job (suspend or resume it)."""
         self._batch.patch_namespaced_job(name, namespace, patch, _content_type="application/merge-patch+json")

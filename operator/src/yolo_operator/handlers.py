@@ -16,7 +16,16 @@ import kopf
 from pydantic import ValidationError
 
 from yolo_crd.kubeclient import in_cluster_server, load_api_client
-from yolo_crd.names import ANNOTATION_CANCEL, GROUP, LABEL_MANAGED_BY, LABEL_NAME, MANAGED_BY, PLURAL, VERSION
+from yolo_crd.names import (
+    ANNOTATION_CANCEL,
+    GROUP,
+    LABEL_MANAGED_BY,
+    LABEL_NAME,
+    LABEL_TASK_ID,
+    MANAGED_BY,
+    PLURAL,
+    VERSION,
+)
 from yolo_crd.outcome import finished
 from yolo_crd.spec import YoloTrainingSpec
 from yolo_crd.status import TrainingStatus
@@ -166,6 +175,8 @@ async def _reconcile(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, memo
     gateway: KubeGateway = memo.gateway
     namespace, name, generation = meta["namespace"], meta["name"], meta.get("generation")
     owner = {"name": name, "namespace": namespace, "uid": meta["uid"]}
+    if (meta.get("labels") or {}).get(LABEL_TASK_ID) != meta["uid"]:  # made with kubectl: make it findable by id
+        await asyncio.to_thread(gateway.label_training, namespace, name, {LABEL_TASK_ID: meta["uid"]})
     if finished(TrainingStatus.model_validate(dict(status))):
         await syncer.sync(namespace, name, generation=generation)
         return

@@ -12,7 +12,15 @@ from typing import Any, Protocol
 from yolo_crd.envelope import TaskState, task_envelope, task_state
 from yolo_crd.outcome import display_stage, failure
 from yolo_crd.spec import YoloTrainingSpec
-from yolo_crd.status import Phase, Reason, TrainingStatus
+from yolo_crd.status import EpochMetrics, Phase, Reason, TrainingStatus
+
+
+@dataclass(frozen=True)
+class History:
+    """A training's per-epoch metrics; ``complete`` when every epoch is there (not a bounded sample)."""
+
+    epochs: list[EpochMetrics]
+    complete: bool
 
 
 @dataclass(frozen=True)
@@ -124,7 +132,13 @@ class TaskBackend(Protocol):
         """Create a training; raises ApiError for invalid input."""
 
     def get(self, task_id: str) -> TaskRecord | None:
-        """One task, or None when no such task exists."""
+        """One task from what the backend holds (never a remote call: every poll comes here)."""
+
+    def lookup(self, task_id: str) -> TaskRecord | None:
+        """One task after a miss of :meth:`get`, asking the source of truth if needed; None when unknown."""
+
+    def history(self, task_id: str) -> History:
+        """The task's per-epoch metrics, as complete as the backend can have them (read on demand)."""
 
     def changed_since(self, version: int) -> list[TaskRecord]:
         """Tasks whose ``version`` is above ``version``, oldest change first (the list's event stream)."""

@@ -3,12 +3,20 @@
 Every ``GET /task_status`` is answered from here: thousands of pollers cost the API server nothing.
 Updates come from the watch thread; reads come from request handlers. Each update replaces a whole
 immutable record, so a reader never sees a half-applied change.
+
+The index keeps a slim projection of each resource: no per-epoch history and no conditions, which no poll
+needs (the history is fetched on demand for ``/tasks/{id}/metrics``). 10,000 finished trainings then fit
+in well under the replica's memory limit. An event older than what the index holds (a consistent read
+after an index miss can be ahead of the watch) never replaces the newer record. Changes are logged in
+version order, so "what changed since" costs the changes, not a scan of every training.
 """
 
+import bisect
 import logging
 import threading
-from collections.abc import Callable
-from typing import Any
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any, Final
 
 from pydantic import ValidationError
 
@@ -18,15 +26,25 @@ from yolo_crd.status import TrainingStatus
 
 log = logging.getLogger(__name__)
 
+#: Status fields the index leaves out: large, and read only on demand (``/tasks/{id}/metrics``).
+HEAVY_FIELDS: Final = ("history", "conditions")
+CHANGE_LOG: Final = 20_000
+
+
+def version_of(obj: dict[str, Any]) -> int:
+    """The object's resourceVersion as a number (etcd's revision; 0 when it is not one)."""
+    raw = str((obj.get("metadata") or {}).get("resourceVersion") or "")
+    return int(raw) if raw.isdigit() else 0
+
 
 def record_from_object(obj: dict[str, Any]) -> TaskRecord | None:
-    """A task record from a YoloTraining object; None (logged) for an object without a uid."""
+    """A slim task record from a YoloTraining object; None (logged) for an object without a uid."""
     meta = obj.get("metadata") or {}
     uid = meta.get("uid")
     if not uid:
         log.warning("YoloTraining %s/%s has no uid; ignored", meta.get("namespace"), meta.get("name"))
         return None
-    raw_status = obj.get("status") or {}
+    raw_status = {key: value for key, value in (obj.get("status") or {}).items() if key not in HEAVY_FIELDS}
     try:
         status = TrainingStatus.model_validate(raw_status) if raw_status else None
     except ValidationError as exc:
@@ -34,10 +52,8 @@ def record_from_object(obj: dict[str, Any]) -> TaskRecord | None:
                     meta.get("name"), exc.errors()[:3])
         status = None
     annotations = meta.get("annotations") or {}
-    version = str(meta.get("resourceVersion") or "")
-    return TaskRecord(version=int(version) if version.isdigit() else 0,
-                      task_id=uid, name=meta.get("name", ""), namespace=meta.get("namespace"),
-                      spec=dict(obj.get("spec") or {}), status=status,
+    return TaskRecord(version=version_of(obj), task_id=uid, name=meta.get("name", ""),
+                      namespace=meta.get("namespace"), spec=dict(obj.get("spec") or {}), status=status,
                       created_at=meta.get("creationTimestamp", ""),
                       cancelled=annotations.get(ANNOTATION_CANCEL) == "true")
 
@@ -51,29 +67,58 @@ class TrainingIndex:
         self.ready = threading.Event()
         self.relists = 0
         self._listeners: dict[str, set[Callable[[], None]]] = {}
+        self._changes: deque[tuple[int, str]] = deque(maxlen=CHANGE_LOG)  # (version, task id), ascending
 
-    def replace_all(self, objects: list[dict[str, Any]]) -> None:
+    def replace_all(self, objects: Iterable[dict[str, Any]]) -> None:
         """Swap in the result of a LIST (first start or a relist after 410 Gone)."""
         records = {r.task_id: r for r in map(record_from_object, objects) if r is not None}
         with self._lock:
             self._records = records
+            self._changes = deque(sorted((r.version, r.task_id) for r in records.values())[-CHANGE_LOG:],
+                                  maxlen=CHANGE_LOG)
             self.relists += 1
             listeners = [callback for group in self._listeners.values() for callback in group]
         self.ready.set()
         self._notify(listeners)
 
-    def apply(self, event_type: str, obj: dict[str, Any]) -> None:
-        """Apply one watch event (ADDED, MODIFIED, DELETED)."""
+    def apply(self, event_type: str, obj: dict[str, Any], *, from_watch: bool = True) -> TaskRecord | None:
+        """Apply one event (ADDED, MODIFIED, DELETED); returns the record now held (None once deleted).
+
+        ``from_watch=False`` (an object read directly, ahead of the watch) updates the record but not the
+        change log: the log stays in the watch's order, which list streams resume from.
+        """
         record = record_from_object(obj)
         if record is None:
-            return
+            return None
         with self._lock:
+            held = self._records.get(record.task_id)
+            if held is not None and record.version and held.version > record.version:
+                return held  # older than what we have (the watch is behind a consistent read): keep ours
             if event_type == "DELETED":
                 self._records.pop(record.task_id, None)
             else:
                 self._records[record.task_id] = record
+            if from_watch:
+                self._changes.append((record.version, record.task_id))
             listeners = list(self._listeners.get(record.task_id, ()))
         self._notify(listeners)
+        return None if event_type == "DELETED" else record
+
+    def changed_since(self, version: int) -> list[TaskRecord]:
+        """Records changed after ``version`` (oldest change first); a scan when the log does not reach back."""
+        with self._lock:
+            changes = list(self._changes)
+            records = self._records
+        if changes and changes[0][0] > version and len(changes) == CHANGE_LOG:  # the log lost older changes
+            return sorted((r for r in records.values() if r.version > version), key=lambda r: r.version)
+        start = bisect.bisect_right(changes, (version, "\uffff"))
+        seen: dict[str, TaskRecord] = {}
+        for _, task_id in changes[start:]:
+            record = records.get(task_id)
+            if record is not None and record.version > version:
+                seen.pop(task_id, None)
+                seen[task_id] = record
+        return sorted(seen.values(), key=lambda r: r.version)
 
     def subscribe(self, task_id: str, callback: Callable[[], None]) -> Callable[[], None]:
         """Call ``callback`` (from the watch thread) whenever the task changes; returns the unsubscribe."""
@@ -106,6 +151,11 @@ class TrainingIndex:
         """A snapshot of every record."""
         with self._lock:
             return list(self._records.values())
+
+    def latest_version(self) -> int:
+        """The highest version the index has seen (0 when empty)."""
+        with self._lock:
+            return self._changes[-1][0] if self._changes else 0
 
     def __len__(self) -> int:
         return len(self._records)

@@ -1,27 +1,35 @@
 """The Kubernetes backend: creates YoloTrainings and answers reads from a watch-fed index.
 
-One thread lists the resources once, then watches from the list's resourceVersion. A broken connection
-resumes from the last seen resourceVersion; 410 Gone (history compacted) relists. Readiness is false
-until the first list is in. Creating and cancelling go through the API server; reads never do.
+Polls never call the API server: they are answered from the index (``backends/watch.py`` keeps it).
+Two replicas each have their own index, so a task created through one can be missing, for a moment, from
+the other's: a miss is checked against the API server (a consistent read by the task-id label, which
+``POST /train`` sets and the operator adds to trainings made with kubectl) before answering 404, and the
+answer is remembered briefly, so unknown ids cannot flood the API server. The per-epoch history, which
+the index leaves out, is fetched on demand and cached for a few seconds.
 """
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Collection
 from typing import Any
 
-from yolo_api.backends import TaskRecord, filter_state
+from cachetools import TTLCache
+
+from yolo_api.backends import History, TaskRecord, filter_state
 from yolo_api.backends.index import TrainingIndex, record_from_object
-from yolo_api.errors import invalid
+from yolo_api.backends.watch import TrainingWatch
+from yolo_api.errors import ApiError, invalid, unavailable
 from yolo_api.settings import ApiSettings
 from yolo_crd.kubeclient import load_api_client
-from yolo_crd.names import ANNOTATION_CANCEL, API_VERSION, GROUP, KIND, PLURAL, VERSION
+from yolo_crd.names import ANNOTATION_CANCEL, API_VERSION, GROUP, KIND, LABEL_TASK_ID, PLURAL, VERSION
 from yolo_crd.spec import YoloTrainingSpec
+from yolo_crd.status import TrainingStatus
 
 log = logging.getLogger(__name__)
 
 #: (apiGroup, resource, verbs) of every API-server call below: the source of the API's RBAC in the chart.
-PERMISSIONS = ((GROUP, PLURAL, ("list", "watch", "create", "patch")),)
+PERMISSIONS = ((GROUP, PLURAL, ("get", "list", "watch", "create", "patch")),)
 
 
 class KubernetesBackend:
@@ -34,23 +42,63 @@ class KubernetesBackend:
         self.index = TrainingIndex()
         self.api_client = api_client or load_api_client()
         self._api = client.CustomObjectsApi(self.api_client)
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._watch_forever, name="yolotrainings-watch", daemon=True)
-        self.reconnects = 0
+        self.watch = TrainingWatch(self._api, settings, self.index)
+        self._unknown: TTLCache[str, bool] = TTLCache(maxsize=10_000, ttl=settings.lookup_negative_seconds)
+        self._full: TTLCache[str, dict[str, Any]] = TTLCache(maxsize=256, ttl=settings.full_cache_seconds)
+        self._lookups: list[float] = []  # monotonic times of recent lookups (the rate limit)
+        self._lock = threading.Lock()
+        self.lookups = 0
+
+    @property
+    def reconnects(self) -> int:
+        """Watch connections that broke and were resumed."""
+        return self.watch.reconnects
 
     # -- reads ---------------------------------------------------------------------------------------
 
     def ready(self) -> bool:
-        """True once the first LIST has filled the index."""
-        return self.index.ready.is_set()
+        """The first LIST is in and the index has heard from the API server lately (``watch_stale_seconds``)."""
+        return self.index.ready.is_set() and self.watch.fresh()
 
     def get(self, task_id: str) -> TaskRecord | None:
         """From the index; never an API-server call."""
         return self.index.get(task_id)
 
+    def lookup(self, task_id: str) -> TaskRecord | None:
+        """An index miss, checked against the API server (a task just created through another replica)."""
+        record = self.index.get(task_id)
+        if record is not None or task_id in self._unknown:
+            return record
+        with self._lock:
+            now = time.monotonic()
+            self._lookups = [t for t in self._lookups if now - t < 1.0]
+            if len(self._lookups) >= self.settings.lookups_per_second:
+                raise unavailable("too many lookups of unknown task ids; retry shortly")
+            self._lookups.append(now)
+            self.lookups += 1
+        call, args = self.watch.list_call()
+        found = call(*args, label_selector=f"{LABEL_TASK_ID}={task_id}").get("items") or []
+        if not found:
+            self._unknown[task_id] = True
+            return None
+        return self.index.apply("ADDED", found[0], from_watch=False)
+
+    def history(self, task_id: str) -> History:
+        """The bounded per-epoch history in the resource's status, read on demand (cached for a few seconds)."""
+        record = self.index.get(task_id)
+        if record is None:
+            return History([], complete=False)
+        obj = self._full.get(task_id)
+        if obj is None or int(obj["metadata"].get("resourceVersion") or 0) < record.version:
+            obj = self._api.get_namespaced_custom_object(GROUP, VERSION, record.namespace, PLURAL, record.name)
+            self._full[task_id] = obj
+        status = TrainingStatus.model_validate(obj.get("status") or {})
+        epochs = list(status.history or [])
+        return History(epochs, complete=bool(epochs) and len(epochs) >= (status.current_epoch or 0))
+
     def changed_since(self, version: int) -> list[TaskRecord]:
-        """Records whose resourceVersion is above ``version`` (a scan of the in-memory index)."""
-        return sorted((r for r in self.index.all() if r.version > version), key=lambda r: r.version)
+        """Records changed after ``version``, from the index's change log."""
+        return self.index.changed_since(version)
 
     def list(self, offset: int, limit: int, namespaces: Collection[str] | None = None,
              state: str | None = None) -> tuple[list[TaskRecord], int]:
@@ -75,8 +123,8 @@ class KubernetesBackend:
         return target
 
     def latest_version(self) -> int:
-        """The highest resourceVersion in the index."""
-        return max((r.version for r in self.index.all()), default=0)
+        """The highest resourceVersion the watch has delivered."""
+        return self.index.latest_version()
 
     def default_gpus(self) -> int:
         """One GPU: trainings on a cluster run on GPU nodes unless the request says otherwise."""
@@ -84,8 +132,6 @@ class KubernetesBackend:
 
     def logs(self, task_id: str, max_bytes: int) -> str | None:
         """Not served here: the trainer's log is the Job's pod log (kubectl logs job/<jobName>)."""
-        from yolo_api.errors import ApiError
-
         record = self.index.get(task_id)
         job = record.status.job_name if record and record.status else None
         where = f"kubectl logs -n {record.namespace} job/{job}" if record and job else "kubectl logs of its Job"
@@ -98,16 +144,19 @@ class KubernetesBackend:
     # -- writes --------------------------------------------------------------------------------------
 
     def submit(self, spec: YoloTrainingSpec, name: str | None, namespace: str | None) -> TaskRecord:
-        """Create a YoloTraining (generateName); its uid is the task id."""
+        """Create a YoloTraining (generateName) and label it with its uid, the task id any replica can look up."""
         target = self.namespace_for(namespace)
         if spec.storage is None and self.settings.default_storage is not None:
             spec = spec.model_copy(update={"storage": self.settings.default_storage})
         body = {"apiVersion": API_VERSION, "kind": KIND,
                 "metadata": {"generateName": f"{name or 'train'}-"}, "spec": spec.wire()}
         created = self._api.create_namespaced_custom_object(GROUP, VERSION, target, PLURAL, body)
-        self.index.apply("ADDED", created)  # answer polls at once, before the watch event arrives
-        record = record_from_object(created)
+        meta = created["metadata"]
+        labelled = self._api.patch_namespaced_custom_object(GROUP, VERSION, target, PLURAL, meta["name"], {
+            "metadata": {"labels": {LABEL_TASK_ID: meta["uid"]}}})
+        record = self.index.apply("ADDED", labelled, from_watch=False) or record_from_object(labelled)
         assert record is not None
+        self._unknown.pop(record.task_id, None)
         return record
 
     def cancel(self, task_id: str) -> TaskRecord | None:
@@ -117,61 +166,14 @@ class KubernetesBackend:
             return record
         patch = {"metadata": {"annotations": {ANNOTATION_CANCEL: "true"}}, "spec": {"suspend": True}}
         updated = self._api.patch_namespaced_custom_object(GROUP, VERSION, record.namespace, PLURAL, record.name, patch)
-        self.index.apply("MODIFIED", updated)
-        return self.index.get(task_id)
+        return self.index.apply("MODIFIED", updated, from_watch=False) or self.index.get(task_id)
 
     # -- the watch -----------------------------------------------------------------------------------
 
     def start(self) -> None:
         """Start the LIST+WATCH thread."""
-        self._thread.start()
+        self.watch.start()
 
     def stop(self) -> None:
-        """Ask the watch thread to stop (it is a daemon: a blocked read does not hold up shutdown)."""
-        self._stopping.set()
-
-    def _list_call(self) -> tuple[Any, tuple[Any, ...]]:
-        if self.settings.namespace:
-            return self._api.list_namespaced_custom_object, (GROUP, VERSION, self.settings.namespace, PLURAL)
-        return self._api.list_cluster_custom_object, (GROUP, VERSION, PLURAL)
-
-    def _watch_forever(self) -> None:
-        from kubernetes import watch
-        from kubernetes.client.exceptions import ApiException
-
-        version: str | None = None
-        backoff = 0.5
-        while not self._stopping.is_set():
-            call, args = self._list_call()
-            try:
-                if version is None:
-                    listing = call(*args)
-                    self.index.replace_all(listing.get("items") or [])
-                    version = listing["metadata"]["resourceVersion"]
-                for event in watch.Watch().stream(call, *args, resource_version=version,
-                                                  timeout_seconds=self.settings.watch_timeout):
-                    obj = event["raw_object"]
-                    if event["type"] == "ERROR":
-                        raise ApiException(status=int(obj.get("code") or 500), reason=obj.get("reason"))
-                    version = (obj.get("metadata") or {}).get("resourceVersion") or version
-                    if event["type"] != "BOOKMARK":
-                        self.index.apply(event["type"], obj)
-                    if self._stopping.is_set():
-                        return
-                backoff = 0.5
-            except ApiException as exc:
-                if exc.status == 410:
-                    log.info("watch history expired (410 Gone); relisting")
-                    version = None
-                    continue
-                log.warning("watch of yolotrainings failed (%s %s); retrying in %.1fs", exc.status, exc.reason, backoff)
-                self._sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
-            except Exception as exc:  # connection refused/reset: resume from the last version
-                self.reconnects += 1
-                log.warning("watch of yolotrainings broke (%s); reconnecting in %.1fs", exc, backoff)
-                self._sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
-
-    def _sleep(self, seconds: float) -> None:
-        self._stopping.wait(seconds)
+        """Stop the watch."""
+        self.watch.stop()

@@ -24,12 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from yolo_api.backends import TaskRecord, filter_state
+from yolo_api.backends import History, TaskRecord, filter_state
 from yolo_api.backends.local_host import StateLock, cuda_devices, signal_name, tail
 from yolo_api.backends.paths import confine_spec_paths
 from yolo_api.errors import invalid
 from yolo_api.settings import ApiSettings
 from yolo_crd import local_store, ownership
+from yolo_crd.history import read_results
 from yolo_crd.spec import YoloTrainingSpec
 from yolo_crd.status import Phase, Reason, Stage, TrainingStatus, utc_now
 
@@ -88,6 +89,20 @@ class LocalBackend:
         with self._lock:
             row = self._conn.execute(f"SELECT {_COLUMNS} FROM tasks WHERE task_id = ?", (task_id,)).fetchone()  # noqa: S608
         return None if row is None else self._record(row)
+
+    def lookup(self, task_id: str) -> TaskRecord | None:
+        """The same as :meth:`get`: SQLite is the source of truth, shared by every process on this machine."""
+        return self.get(task_id)
+
+    def history(self, task_id: str) -> History:
+        """Every epoch, from the run's results.csv (the bounded sample in status when there is no file yet)."""
+        record = self.get(task_id)
+        status = record.status if record else None
+        run = Path(status.project_path) if status and status.project_path else self.runs_dir / task_id
+        epochs = read_results(run / "results.csv")
+        if epochs:
+            return History(epochs, complete=True)
+        return History(list(status.history or []) if status else [], complete=False)
 
     def changed_since(self, version: int) -> list[TaskRecord]:
         """Rows written after ``version`` (an index range scan: ``updated_at`` is the version)."""

@@ -19,9 +19,14 @@ TaskId = Annotated[str, Path(max_length=200, description="the task id returned b
 
 
 async def readable(request: Request, task_id: str) -> TaskRecord:
-    """The task, if it exists and the caller may read its namespace; else 404 (no existence oracle)."""
+    """The task, if it exists and the caller may read its namespace; else 404 (no existence oracle).
+
+    A task the backend's index does not hold (yet: created a moment ago through another replica) is
+    looked up at its source before the answer is 404.
+    """
     who = await get_caller(request)
-    record = (await get_backend(request)).get(task_id)
+    backend = await get_backend(request)
+    record = backend.get(task_id) or await run_in_threadpool(backend.lookup, task_id)
     if record is None or not await may(request, who, GET, record.namespace):
         raise task_not_found(task_id)
     return record
@@ -125,10 +130,15 @@ async def cancel_task(task_id: TaskId, backend: BackendDep, lang: LangDep, who: 
 
 @router.get("/tasks/{task_id}/metrics", summary="Per-epoch metrics of a training")
 async def task_metrics(task_id: TaskId, request: Request) -> dict[str, Any]:
-    """The per-epoch history (for loss and mAP curves) and the best epoch."""
+    """The per-epoch history (for loss and mAP curves) and the best epoch.
+
+    ``complete`` says whether every epoch is there: the whole results.csv, or the bounded sample that the
+    resource's status carries (at most 59 epochs, evenly spaced, the latest and the best).
+    """
     record = await readable(request, task_id)
     status = record.status
-    history = [epoch_metrics_view(m) for m in (status.history or [])] if status else []
+    history = await run_in_threadpool((await get_backend(request)).history, task_id)
     return {"code": 0, "message": "ok", "data": {
-        "task_id": task_id, "best_epoch": status.best_epoch if status else None, "epochs": history,
+        "task_id": task_id, "best_epoch": status.best_epoch if status else None,
+        "epochs": [epoch_metrics_view(m) for m in history.epochs], "complete": history.complete,
         "final_metrics": status.final_metrics.wire() if status and status.final_metrics else None}}
