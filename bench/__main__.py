@@ -3,13 +3,14 @@
 import sys
 import time
 
-from bench import api_events, api_status, operator_reconcile, scale, status_size, trainer_overhead
+from bench import api_events, api_scale, api_status, operator_reconcile, scale, status_size, trainer_overhead
 
 
 def main() -> int:
     """Run the benchmarks in turn, then say how long they took."""
     started = time.monotonic()
     api_status.main([])
+    api_scale.main([])
     api_events.main([])
     operator_reconcile.main([])
     trainer_overhead.main([])

@@ -48,10 +48,10 @@ def _ready(url: str, path: str, timeout: float = 60) -> None:
     raise RuntimeError(f"{url} did not start")
 
 
-def start_emulator(count: int) -> tuple[subprocess.Popen[str], str, list[dict[str, str]], Path]:
+def start_emulator(count: int, *extra: str) -> tuple[subprocess.Popen[str], str, list[dict[str, str]], Path]:
     """The emulated API server preloaded with ``count`` trainings: (process, URL, their ids, ids file)."""
     api_port = _port()
-    emulator = _start("emulator", api_port, "--count", str(count))
+    emulator = _start("emulator", api_port, "--count", str(count), *extra)
     assert emulator.stdout is not None
     ids_line = emulator.stdout.readline()
     ids_file = Path(tempfile.mkdtemp()) / "ids.json"
