@@ -4,7 +4,7 @@ PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-dev
 
-.PHONY: demo test lint bench install crds-apply clean chromium promtool images base-image image-test
+.PHONY: demo test lint bench install crds-apply clean chromium promtool wrk images base-image image-test
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,10 +16,13 @@ $(VENV)/bin/helm: | $(STAMP)
 	./scripts/install-helm.sh $(VENV)/bin
 
 chromium: ## Debian's Chromium for the /ui browser test
-	@test -x "$${YOLO_TEST_CHROMIUM:-/usr/bin/chromium}" || ./scripts/install-chromium.sh
+	@./scripts/install-debian.sh "$${YOLO_TEST_CHROMIUM:-/usr/bin/chromium}" chromium "the /ui test"
 
-promtool: ## Debian's promtool for the metrics tests (promtool check metrics)
-	@command -v promtool >/dev/null || ./scripts/install-promtool.sh
+promtool: ## Debian's promtool (package prometheus) for the metrics lint (promtool check metrics)
+	@./scripts/install-debian.sh promtool prometheus "the metrics test"
+
+wrk: ## Debian's wrk for the load benchmarks (a Python client is used without it, at a CPU cost)
+	@./scripts/install-debian.sh wrk wrk "make bench"
 
 install: $(STAMP) $(VENV)/bin/helm chromium promtool ## create .venv and install the project with every extra (and helm)
 
@@ -33,7 +36,7 @@ lint: $(STAMP) ## ruff and mypy --strict
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-bench: $(STAMP) ## benchmarks: figures printed side by side, never asserted in tests
+bench: $(STAMP) wrk ## benchmarks: figures printed side by side, never asserted in tests
 	$(PY) -m bench
 
 # Container images (docs/images.md): podman where installed, else docker. BASE empty: the Dockerfiles'
