@@ -146,8 +146,9 @@ def create_app(settings: ApiSettings | None = None, backend: TaskBackend | None 
     app.state.auth = auth
     install_error_handlers(app)
     document_bearer_auth(app)
-    app.include_router(events.router)  # first: /tasks/events before /tasks/{task_id}
-    app.include_router(tasks.router)
+    app.include_router(tasks.router)  # first: /task_status/{task_id} is matched on every poll
+    app.include_router(events.router)
+    app.include_router(tasks.details)  # after /tasks/events, which GET /tasks/{task_id} would shadow
     app.include_router(ui.router)
     app.mount("/ui/static", ui.static_files(), name="ui-static")
     app.include_router(health.router)

@@ -1,10 +1,13 @@
 """Server-Sent Events: one training's envelope (``/task_status/{id}/events``), and every training's row
 (``/tasks/events``, one stream for a whole dashboard: browsers allow about six connections per host).
 
-Every event carries JSON data and an ``id``: the task's version, which only grows (local: the commit order of
-its row; Kubernetes: resourceVersion), so ids stay monotonic across reconnections and across API restarts.
-A client that reconnects with ``Last-Event-ID`` gets only what changed after it; a finished task whose end
-it already has answers 204, which tells a standard ``EventSource`` to stop reconnecting. The first event of
+Every event carries JSON data and an ``id`` built from the task's version, which only grows (local: the commit
+order of its row; Kubernetes: resourceVersion), so ids stay monotonic across reconnections and API restarts:
+the list stream uses the version itself; the one-task stream uses twice the version for a status event and
+twice plus one for its end, because a finished task can still be written after its end was sent (the
+operator's verdict, the local backend's completion time) and only the id's parity then tells that the
+client has the end. A client that reconnects with ``Last-Event-ID`` gets only what changed after it; a
+finished task whose end it already has answers 204, which tells a standard ``EventSource`` to stop. The first event of
 each connection sets ``retry:``. Backends that can say when a task changes (the Kubernetes index) wake the
 one-task stream; otherwise the server re-reads every ``sse_poll_interval`` seconds (one cheap local read).
 """
@@ -78,9 +81,10 @@ async def task_events(task_id: TaskId, request: Request) -> Response:
     """``event: status`` with the envelope on every change; ``event: end`` (``{task_id, status}``) after a
     terminal state. 204 when ``Last-Event-ID`` shows the client already has the end."""
     record = await readable(request, task_id)  # 401/404 before the stream starts
-    since = last_event_id(request)
-    if since is not None and record.state() in TERMINAL and record.version <= since:
-        return Response(status_code=204)
+    last_id = last_event_id(request)
+    if last_id is not None and last_id % 2 == 1 and record.state() in TERMINAL:
+        return Response(status_code=204)  # its id says the client has the end
+    since = None if last_id is None else last_id // 2
     backend = await get_backend(request)
     settings = request.app.state.settings
     return EventSourceResponse(_stream(backend, task_id, request_lang(request), settings.sse_poll_interval, since),
@@ -105,16 +109,18 @@ async def _stream(backend: TaskBackend, task_id: str, lang: str, poll: float, si
             changed.clear()
             record = backend.get(task_id)
             if record is None:  # deleted meanwhile
-                yield ServerSentEvent(_not_found(task_id, lang), event="end", id=str(seen or 0), retry=retry)
+                yield ServerSentEvent(_not_found(task_id, lang), event="end", id=str(2 * (seen or 0) + 1),
+                                      retry=retry)
                 return
             _, body = record.rendered(lang)
             if (seen is None or record.version > seen) and body != last:
                 last, seen = body, record.version if seen is None else max(seen, record.version)
-                yield ServerSentEvent(body.decode(), event="status", id=str(seen), retry=retry)
+                yield ServerSentEvent(body.decode(), event="status", id=str(2 * seen), retry=retry)
                 retry = None
             if record.state() in TERMINAL:
                 end = {"task_id": task_id, "status": record.state().value}
-                yield ServerSentEvent(json.dumps(end), event="end", id=str(max(seen or 0, record.version)), retry=retry)
+                yield ServerSentEvent(json.dumps(end), event="end", id=str(2 * max(seen or 0, record.version) + 1),
+                                      retry=retry)
                 return
             with contextlib.suppress(TimeoutError):  # notified backends are re-read now and then all the same
                 await asyncio.wait_for(changed.wait(), timeout=30.0 if unsubscribe else poll)

@@ -14,6 +14,9 @@ from yolo_api.models import TrainRequest
 from yolo_crd.envelope import epoch_metrics_view, message
 
 router = APIRouter()
+#: ``GET /tasks/{task_id}`` would also match ``/tasks/events``: it is included after the events router, while
+#: the hot ``/task_status/{task_id}`` stays first of all (each route tried before it costs every poll).
+details = APIRouter()
 
 TaskId = Annotated[str, Path(max_length=200, description="the task id returned by POST /train")]
 
@@ -93,7 +96,7 @@ async def list_tasks(
     return {"code": 0, "message": "ok", "data": {"total": total, "offset": offset, "limit": limit, "items": items}}
 
 
-@router.get("/tasks/{task_id}", summary="One training's summary (the row of GET /tasks)")
+@details.get("/tasks/{task_id}", summary="One training's summary (the row of GET /tasks)")
 async def task_summary(task_id: TaskId, request: Request) -> dict[str, Any]:
     """The same fields as an item of ``GET /tasks``, for a deep link to one training."""
     record = await readable(request, task_id)
