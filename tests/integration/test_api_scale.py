@@ -1,10 +1,15 @@
 """The Kubernetes backend at cluster scale (issue 13): replicas that agree, a watch that knows it is alive,
 a slim index whose history is read on demand, and lists that come a page at a time."""
 
+import os
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from kubernetes import client, config
@@ -101,3 +106,39 @@ def test_the_index_lists_a_page_at_a_time_and_reads_histories_on_demand(
             metrics = http.get(f"/tasks/{task_id}/metrics").json()["data"]
             assert [e["epoch"] for e in metrics["epochs"]] == list(range(1, 41)) and metrics["complete"] is True
         assert api_server.emulator.reads - reads == 1  # fetched once, then cached
+
+
+def test_two_api_processes_on_one_api_server_agree(api_server: ApiServer, tmp_path: Path) -> None:
+    """As the chart runs them (api.replicas: 2): two `yolo-api` processes, each with its own index."""
+    kubeconfig = api_server.write_kubeconfig(tmp_path / "kubeconfig", "team-a")
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "YOLO_API_AUTH": "kubernetes",
+           "YOLO_API_DEFAULT_NAMESPACE": "team-a"}
+    env.pop("KUBERNETES_SERVICE_HOST", None)
+    ports = [free_port(), free_port()]
+    processes = [subprocess.Popen([sys.executable, "-m", "yolo_api", "--backend", "kubernetes", "--port",
+                                   str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                 for port in ports]
+    try:
+        urls = [f"http://127.0.0.1:{port}" for port in ports]
+        eventually(lambda: all(ready(url) for url in urls), timeout=60, interval=0.2)
+        api_server.emulator.watch_delay = 3.0  # both watches lag: only the lookup can answer at once
+        created = httpx.post(f"{urls[0]}/train", json=BODY, headers=ADMIN).json()["data"]["task_id"]
+        answer = httpx.get(f"{urls[1]}/task_status/{created}", headers=ADMIN)
+        assert answer.status_code == 200 and answer.json()["data"]["status"] == "pending", answer.text
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=20)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
