@@ -60,7 +60,6 @@ import copy
 import random
 import string
 import uuid
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -151,7 +150,7 @@ class ApiEmulator(WatchStreams, KubernetesScaffold):
     reads: int = attrs.field(default=0, init=False)  # GET requests (fetch, list, watch) served
     event_limit: int = 10000
     _rv: int = attrs.field(default=1000, init=False)
-    _events: dict[str, deque[tuple[int, str, dict[str, Any], float]]] = attrs.field(factory=dict, init=False)
+    _events: dict[str, list[tuple[int, str, dict[str, Any], float]]] = attrs.field(factory=dict, init=False)
     _compacted: dict[str, int] = attrs.field(factory=dict, init=False)
     # set and replaced on every recorded event: watchers wait on it without a lock, so cancelling a
     # watch can never leave a lock held (asyncio.Condition + wait_for could, on Python 3.11)

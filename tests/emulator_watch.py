@@ -8,10 +8,10 @@ A mixin of :class:`emulator.ApiEmulator`, whose attributes it uses (events, comp
 from __future__ import annotations
 
 import asyncio
+import bisect
 import copy
 import json
 import uuid
-from collections import deque
 from typing import Any
 
 import aiohttp.web
@@ -103,9 +103,8 @@ class WatchStreams:
                 seen = self._rv  # every event up to here is in the deque now: after the scan, all are sent
                 ripe = loop.time() - self.watch_delay
                 held = None  # the first event still held back by watch_delay: nothing after it is sent yet
-                for rv, event_type, obj, at in list(self._events.get(rkey, ())):
-                    if rv <= since:
-                        continue
+                events = self._events.get(rkey, [])
+                for rv, event_type, obj, at in events[bisect.bisect_right(events, since, key=lambda e: e[0]):]:
                     if at > ripe:
                         held = at
                         break
@@ -135,9 +134,11 @@ class WatchStreams:
         return self._tick
 
     async def _record(self, rkey: str, kind: str, obj: dict[str, Any]) -> None:
-        events = self._events.setdefault(rkey, deque())
+        events = self._events.setdefault(rkey, [])
         events.append((self._rv, kind, copy.deepcopy(obj), asyncio.get_running_loop().time()))
-        while len(events) > self.event_limit:
-            self._compacted[rkey] = events.popleft()[0]
+        if len(events) > self.event_limit:  # compact the older half at once (a list: watches bisect it by rv)
+            dropped = len(events) - self.event_limit // 2
+            self._compacted[rkey] = events[dropped - 1][0]
+            del events[:dropped]
         tick, self._tick = self._current_tick(), asyncio.Event()
         tick.set()

@@ -34,6 +34,12 @@ class NotOurs(Exception):
     """A child with the name we need exists but belongs to another owner."""
 
 
+def controlled_by(obj: dict[str, Any], uid: str) -> bool:
+    """Whether ``obj``'s controller (its controlling ownerReference) is the object with ``uid``."""
+    references = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return {ref.get("uid") for ref in references if ref.get("controller")} == {uid}
+
+
 class KubeGateway:
     """The operator's API-server calls."""
 
@@ -64,12 +70,9 @@ class KubeGateway:
         except ApiException as exc:
             if exc.status != 409:
                 raise
-            if kind == "Job":
-                existing = self.get_job(meta["namespace"], meta["name"]) or {}
-                owners = {ref.get("uid") for ref in (existing.get("metadata") or {}).get("ownerReferences") or []
-                          if ref.get("controller")}
-                if owners != {meta["ownerReferences"][0]["uid"]}:
-                    raise NotOurs(f"Job {meta['name']} exists and is not owned by this training") from exc
+            if kind == "Job" and not controlled_by(self.get_job(meta["namespace"], meta["name"]) or {},
+                                                   meta["ownerReferences"][0]["uid"]):
+                raise NotOurs(f"Job {meta['name']} exists and is not owned by this training") from exc
             return False
         return True
 

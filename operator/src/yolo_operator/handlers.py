@@ -30,7 +30,7 @@ from yolo_crd.outcome import finished
 from yolo_crd.spec import YoloTrainingSpec
 from yolo_crd.status import TrainingStatus
 from yolo_operator import builders, metrics, translate
-from yolo_operator.gateway import KubeGateway, NotOurs
+from yolo_operator.gateway import KubeGateway, NotOurs, controlled_by
 from yolo_operator.settings import OperatorSettings
 from yolo_operator.sync import Synchronizer
 
@@ -207,26 +207,34 @@ def _observed(found: translate.Observation, status: TrainingStatus, generation: 
 
 def _ensure_children(gateway: KubeGateway, owner: dict[str, str], spec: YoloTrainingSpec,
                      config: OperatorSettings) -> None:
-    """Create what is missing; make an existing Job's ``suspend`` follow the spec (Kueue owns it when queued)."""
+    """Create what is missing; make an existing Job's ``suspend`` follow the spec (Kueue owns it when queued).
+
+    A Job that exists already (every reconcile after the first) costs one read, not four refused creates.
+    """
     training = {"metadata": owner}
-    for build in (builders.build_service_account, builders.build_role, builders.build_role_binding):
-        gateway.create(build(owner))
     job = builders.build_training_job(owner, spec, config)
-    try:
-        created = gateway.create(job)
-    except NotOurs as exc:
-        raise kopf.TemporaryError(str(exc), delay=30) from exc
-    except Exception as exc:
-        metrics.JOB_CREATE_FAILURES.labels(metrics.failure_reason(exc)).inc()
-        raise
-    if created:
-        gateway.post_event(training, "Normal", "JobCreated", f"created Job {job['metadata']['name']}")
-        return
-    current = gateway.get_job(owner["namespace"], job["metadata"]["name"]) or {}
+    namespace, name = owner["namespace"], job["metadata"]["name"]
+    current = gateway.get_job(namespace, name)
+    if current is not None and not controlled_by(current, owner["uid"]):
+        raise kopf.TemporaryError(f"Job {name} exists and is not owned by this training", delay=30)
+    if current is None:
+        for build in (builders.build_service_account, builders.build_role, builders.build_role_binding):
+            gateway.create(build(owner))
+        try:
+            created = gateway.create(job)
+        except NotOurs as exc:
+            raise kopf.TemporaryError(str(exc), delay=30) from exc
+        except Exception as exc:
+            metrics.JOB_CREATE_FAILURES.labels(metrics.failure_reason(exc)).inc()
+            raise
+        if created:
+            gateway.post_event(training, "Normal", "JobCreated", f"created Job {name}")
+            return
+        current = gateway.get_job(namespace, name) or {}
     suspended = bool((current.get("spec") or {}).get("suspend"))
     if spec.suspend and not suspended:
-        gateway.patch_job(owner["namespace"], job["metadata"]["name"], {"spec": {"suspend": True}})
+        gateway.patch_job(namespace, name, {"spec": {"suspend": True}})
         gateway.post_event(training, "Normal", "Suspended", "training suspended")
     elif not spec.suspend and suspended and not spec.queue_name:
-        gateway.patch_job(owner["namespace"], job["metadata"]["name"], {"spec": {"suspend": False}})
+        gateway.patch_job(namespace, name, {"spec": {"suspend": False}})
         gateway.post_event(training, "Normal", "Resumed", "training resumed from its last checkpoint")
