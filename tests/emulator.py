@@ -82,6 +82,7 @@ DEFAULT_RESOURCES: dict[str, tuple[str, bool, set[str]]] = {
     "coordination.k8s.io/v1/leases": ("Lease", True, set()),
     "/v1/pods": ("Pod", True, {"status", "binding", "eviction"}),
     "/v1/serviceaccounts": ("ServiceAccount", True, set()),
+    "/v1/secrets": ("Secret", True, set()),
     "batch/v1/jobs": ("Job", True, {"status"}),
     "rbac.authorization.k8s.io/v1/roles": ("Role", True, set()),
     "rbac.authorization.k8s.io/v1/rolebindings": ("RoleBinding", True, set()),

@@ -15,7 +15,7 @@ from yolo_api.auth import Authenticator, NoAuth, StaticToken, load_or_create_tok
 from yolo_api.backends import TaskBackend
 from yolo_api.errors import http_message, install_error_handlers, language
 from yolo_api.metrics import RequestMetrics, TrainingCollector
-from yolo_api.routes import events, health, tasks, ui
+from yolo_api.routes import artifacts, events, health, tasks, ui
 from yolo_api.settings import ApiSettings
 
 log = logging.getLogger(__name__)
@@ -148,6 +148,7 @@ def create_app(settings: ApiSettings | None = None, backend: TaskBackend | None 
     document_bearer_auth(app)
     app.include_router(events.router)  # first: /tasks/events before /tasks/{task_id}
     app.include_router(tasks.router)
+    app.include_router(artifacts.router)
     app.include_router(ui.router)
     app.mount("/ui/static", ui.static_files(), name="ui-static")
     app.include_router(health.router)

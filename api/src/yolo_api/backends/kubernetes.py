@@ -14,7 +14,9 @@ from yolo_api.backends import TaskRecord, filter_state
 from yolo_api.backends.index import TrainingIndex, record_from_object
 from yolo_api.errors import invalid
 from yolo_api.settings import ApiSettings
+from yolo_api.sources import check_source
 from yolo_crd.kubeclient import load_api_client
+from yolo_crd.locations import SourceRef
 from yolo_crd.names import ANNOTATION_CANCEL, API_VERSION, GROUP, KIND, PLURAL, VERSION
 from yolo_crd.spec import YoloTrainingSpec
 
@@ -102,6 +104,9 @@ class KubernetesBackend:
         target = self.namespace_for(namespace)
         if spec.storage is None and self.settings.default_storage is not None:
             spec = spec.model_copy(update={"storage": self.settings.default_storage})
+        if spec.output is None and self.settings.default_output:
+            spec = spec.model_copy(update={"output": self.settings.default_output})
+        check_source(spec, lambda ref: self.find_source(ref, target), namespace=target, local=False)
         body = {"apiVersion": API_VERSION, "kind": KIND,
                 "metadata": {"generateName": f"{name or 'train'}-"}, "spec": spec.wire()}
         created = self._api.create_namespaced_custom_object(GROUP, VERSION, target, PLURAL, body)
@@ -109,6 +114,16 @@ class KubernetesBackend:
         record = record_from_object(created)
         assert record is not None
         return record
+
+    def find_source(self, ref: SourceRef, namespace: str) -> TaskRecord | None:
+        """The training ``task/<id>`` or ``training/<name>`` names, from the index (the operator checks again)."""
+        if ref.kind == "task":
+            return self.index.get(ref.value)
+        return next((r for r in self.index.all() if r.namespace == namespace and r.name == ref.value), None)
+
+    def artifact_file(self, task_id: str, uri: str) -> None:
+        """Never: artifacts outside object storage lie on the trainers' volumes, which the API does not mount."""
+        return None
 
     def cancel(self, task_id: str) -> TaskRecord | None:
         """Mark the training cancelled and suspend its Job; the operator fails it with reason Cancelled."""
