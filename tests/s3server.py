@@ -62,7 +62,7 @@ class S3Server:
                    *(f"-{name.replace('.grpc', '.port.grpc') if '.grpc' in name else name + '.port'}={port}"
                      for name, port in ports.items()),
                    "-s3", f"-s3.config={config}", "-s3.autoCreateBucket=false", "-s3.port.iceberg=0",
-                   "-s3.port.lance=0", "-volume.max=0", "-master.volumeSizeLimitMB=64"]
+                   "-s3.port.lance=0", "-volume.max=0", "-master.volumeSizeLimitMB=64", "-volume.preStopSeconds=0"]
         self.log_path = workdir / "weed.log"
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -113,7 +113,7 @@ class S3Server:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
-                self.process.wait(timeout=15)
+                self.process.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
