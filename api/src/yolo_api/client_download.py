@@ -32,7 +32,7 @@ def _download(http: httpx.Client, task_id: str, item: dict[str, str], folder: Pa
     digest = hashlib.sha256()
     where = str(http.base_url)
     try:
-        with http.stream("GET", f"/tasks/{task_id}/artifacts/{item['name']}") as response:
+        with http.stream("GET", f"/tasks/{task_id}/artifacts/{item['name']}", follow_redirects=False) as response:
             if response.status_code == 200:  # the bytes themselves (a file the API reads)
                 _write(response, partial, digest)
             elif response.status_code == 307:
