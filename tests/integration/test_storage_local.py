@@ -198,3 +198,4 @@ def test_a_run_resumes_from_last_pt_in_s3_without_its_run_directory(s3_env: S3Se
     status = local_store.read_status(local_store.connect(tmp_path / "state.db"), "resume-1")
     assert status is not None and status["stage"] == "completed" and status["resumedFromEpoch"] >= 1, status
     assert {a["name"] for a in status["artifacts"]} == ARTIFACTS
+    assert not (tmp_path / "out" / "resume-1" / ".upload").exists()  # checkpoint snapshots are cleaned up

@@ -52,6 +52,7 @@ class Uploader:
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._queued: Path | None = None
+        self._snapshots: Path | None = None
         self._closing = False
         self._thread = threading.Thread(target=self._run, name="checkpoint-uploader", daemon=True)
         self._thread.start()
@@ -74,7 +75,8 @@ class Uploader:
             epoch = int(trainer.epoch) + 1
             if epoch % self._every:
                 return
-            snapshot = Path(trainer.save_dir) / ".upload" / LAST
+            self._snapshots = Path(trainer.save_dir) / ".upload"
+            snapshot = self._snapshots / LAST
             snapshot.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(Path(trainer.last), snapshot.with_suffix(".tmp"))
             with self._wake:
@@ -103,12 +105,14 @@ class Uploader:
                 log.exception("checkpoint upload failed (the next checkpoint retries)")
 
     def close(self) -> None:
-        """Stop taking checkpoints; wait for an upload in flight."""
+        """Stop taking checkpoints; wait for an upload in flight; remove the snapshots."""
         with self._wake:
             self._closing = True
             self._queued = None
             self._wake.notify()
         self._thread.join()
+        if self._snapshots is not None:
+            shutil.rmtree(self._snapshots, ignore_errors=True)
 
     def finish(self, run_dir: Path, data_yaml: Path | None) -> list[dict[str, Any]]:
         """Wait for a checkpoint upload in flight, then upload every artifact; return the manifest."""
