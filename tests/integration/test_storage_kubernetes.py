@@ -148,6 +148,9 @@ def test_storage_failures_and_unusable_sources_say_why_without_credentials(stack
     for (name, (_, _, reason)), envelope in zip(cases.items(), envelopes, strict=True):
         assert envelope["data"]["status"] == "failure" and envelope["data"]["reason"] == reason, (name, envelope)
         assert status(uids[name])["reason"] == reason
+    from_failed = create(kube, NS, "from-failed", model=f"task/{uids['missing-bucket']}", data="/d/data.yaml", gpus=0)
+    eventually(lambda: status(from_failed["metadata"]["uid"]).get("phase") == "Failed", timeout=60)
+    assert "that training failed (DatasetInvalid" in status(from_failed["metadata"]["uid"])["message"]
     said = everything_said(stack, envelopes)
     for secret in [*s3_server.secrets(), wrong]:
         assert secret not in said
