@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from apiserver import ApiServer
+from s3server import S3Server
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -44,3 +45,13 @@ def dataset3(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from yolo_trainer.synthetic import make_dataset
 
     return make_dataset(tmp_path_factory.mktemp("dataset3"), classes=3, train=48, val=16, imgsz=64)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A real S3-compatible server (SeaweedFS) on loopback, started once per session (see tests/s3server.py)."""
+    server = S3Server(tmp_path_factory.mktemp("seaweedfs"))
+    try:
+        yield server
+    finally:
+        server.close()

@@ -96,6 +96,7 @@ DEFAULT_RESOURCES: dict[str, tuple[str, bool, set[str]]] = {
     "coordination.k8s.io/v1/leases": ("Lease", True, set()),
     "/v1/pods": ("Pod", True, {"status", "binding", "eviction"}),
     "/v1/serviceaccounts": ("ServiceAccount", True, set()),
+    "/v1/secrets": ("Secret", True, set()),
     "batch/v1/jobs": ("Job", True, {"status"}),
     "rbac.authorization.k8s.io/v1/roles": ("Role", True, set()),
     "rbac.authorization.k8s.io/v1/rolebindings": ("RoleBinding", True, set()),
@@ -148,6 +149,7 @@ class ApiEmulator(WatchStreams, KubernetesScaffold):
     faults: list[Fault] = attrs.field(factory=list, init=False)
     writes: list[Write] = attrs.field(factory=list, init=False)
     reads: int = attrs.field(default=0, init=False)  # GET requests (fetch, list, watch) served
+    reads_of: dict[str, int] = attrs.field(factory=dict, init=False)  # the same, by plural
     event_limit: int = 10000
     _rv: int = attrs.field(default=1000, init=False)
     _events: dict[str, list[tuple[int, str, dict[str, Any], float]]] = attrs.field(factory=dict, init=False)
@@ -224,6 +226,7 @@ class ApiEmulator(WatchStreams, KubernetesScaffold):
         record = None
         if request.method.value in ("GET", "HEAD"):
             self.reads += 1
+            self.reads_of[request.resource.plural] = self.reads_of.get(request.resource.plural, 0) + 1
         else:
             content_type = request.headers.get("Content-Type", "application/json").split(";")[0]
             record = Write(request.method.value, request.resource.plural or "", request.namespace, request.name,

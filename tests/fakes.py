@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Collection
+from pathlib import Path
 from typing import Any
 
 from yolo_api.backends import History, TaskRecord, filter_state
@@ -23,6 +24,7 @@ class MemoryBackend:
         self.version = 0
         self.gpus = 1
         self.logs_by_task: dict[str, str] = {}
+        self.files: dict[str, Path] = {}  # artifact uri -> a file this backend can read
 
     def start(self) -> None: ...
     def stop(self) -> None: ...
@@ -87,3 +89,6 @@ class MemoryBackend:
         self.version += 1
         self.records[task_id] = dataclasses.replace(record, cancelled=True, version=self.version)
         return self.records[task_id]
+
+    def artifact_file(self, task_id: str, uri: str) -> Path | None:
+        return self.files.get(uri)

@@ -12,7 +12,10 @@ done by whoever does it on a real cluster:
   the Job controller and the scheduler (``controllers=True`` forces that, ``False`` forbids it).
 
 For each of our pods bound to its node it runs the container's command with the container's environment
-(plus a kubeconfig, so the trainer's Kubernetes sink reaches the same API server) and writes the pod's
+(``valueFrom.secretKeyRef`` read from the API server's Secrets, as a kubelet does: a missing Secret or key
+that is not ``optional`` leaves the container waiting with CreateContainerConfigError; the test process's
+own ``AWS_*`` variables never leak into a pod), plus a kubeconfig, so the trainer's Kubernetes sink
+reaches the same API server, and writes the pod's
 status as a kubelet does: Running with a running container, then Succeeded or Failed with the exit code
 and, on failure, the log's tail as the termination message (``FallbackToLogsOnError``). A pod that is
 deleted (suspension, eviction, garbage collection) has its process killed, its status set Failed, and is
@@ -25,6 +28,7 @@ directory is mapped to a local folder per Job that persists across attempts, lik
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import logging
 import os
@@ -159,16 +163,43 @@ class LocalKubelet:
 
     # -- one pod -------------------------------------------------------------------------------------
 
+    def _env(self, namespace: str, container: dict[str, Any]) -> dict[str, str] | str:
+        """The container's environment, or why it cannot be made (CreateContainerConfigError's message)."""
+        env: dict[str, str] = {}
+        for item in container.get("env", []):
+            ref = (item.get("valueFrom") or {}).get("secretKeyRef")
+            if ref is None:
+                env[item["name"]] = item.get("value", "")
+                continue
+            try:
+                data = self._core.read_namespaced_secret(ref["name"], namespace).data or {}
+            except client.ApiException as exc:
+                if exc.status != 404:
+                    raise
+                data = None
+            if data is not None and ref["key"] in data:
+                env[item["name"]] = base64.b64decode(data[ref["key"]]).decode()
+            elif not ref.get("optional"):
+                return (f'secret "{ref["name"]}" not found' if data is None else
+                        f"couldn't find key {ref['key']} in Secret {namespace}/{ref['name']}")
+        return env
+
     def _start(self, pod: dict[str, Any]) -> None:
         meta, container = pod["metadata"], pod["spec"]["containers"][0]
         namespace, job = meta["namespace"], meta["labels"].get("batch.kubernetes.io/job-name", meta["name"])
-        env = {item["name"]: item.get("value", "") for item in container.get("env", [])}
+        env = self._env(namespace, container)
+        if isinstance(env, str):
+            self._core.patch_namespaced_pod_status(meta["name"], namespace, {"status": {"containerStatuses": [
+                {"name": container["name"], "image": container["image"], "imageID": "", "ready": False,
+                 "restartCount": 0, "state": {"waiting": {"reason": "CreateContainerConfigError", "message": env}}}]}})
+            return
         if self._fake:
             process: subprocess.Popen[bytes] | FakeProcess = FakeProcess(env, self._api)
             log_path = None
         else:
             env["YOLO_TRAINER_OUTPUT_DIR"] = str(self._workdir / namespace / job)
-            environ = {k: v for k, v in os.environ.items() if k != "KUBERNETES_SERVICE_HOST"}
+            environ = {k: v for k, v in os.environ.items()
+                       if k != "KUBERNETES_SERVICE_HOST" and not k.startswith("AWS_")}
             command = container["command"]
             command = [sys.executable, *command[1:]] if command[0] == "python" else command
             log_path = self._workdir / f"{meta['name']}.log"

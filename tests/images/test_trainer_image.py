@@ -81,3 +81,15 @@ def test_torch_is_the_tested_release_with_cuda(engine: Engine, claims: dict[str,
     assert version.split("+")[0] == torch.__version__.split("+")[0]
     assert vision.split("+")[0] == torchvision.__version__.split("+")[0]
     assert cuda.startswith("13."), "the image must carry a CUDA build of torch for GPU nodes"
+
+
+@pytest.mark.parametrize("image", ["trainer", "api"])
+def test_the_images_carry_the_object_storage_client(image: str, engine: Engine, claims: dict[str, Path]) -> None:
+    module = {"trainer": "yolo_trainer.storage", "api": "yolo_api.storage"}[image]
+    probe = (f"import os, boto3; from {module} import make_client; os.environ['AWS_ENDPOINT_URL'] = 'http://s3.local'; "
+             "print(boto3.__version__, make_client().meta.endpoint_url)")
+    pod = offline_pod(["python", "-c", probe], [], {})
+    pod["containers"][0]["image"] = IMAGES[image]
+    result = run_pod(engine, pod, claims=claims, cluster=None, network="none", timeout=120)
+    assert result.returncode == 0, result.stdout
+    assert result.stdout.split()[-1] == "http://s3.local"

@@ -101,11 +101,11 @@ def test_the_index_lists_a_page_at_a_time_and_reads_histories_on_demand(
         task_id = api_server.emulator.get(P, "team-a", "t0")["metadata"]["uid"]  # type: ignore[index]
         held = backend.index.get(task_id)
         assert held is not None and held.status is not None and held.status.history is None  # slim in memory
-        reads = api_server.emulator.reads
+        reads = api_server.emulator.reads_of.get(P, 0)
         for _ in range(3):
             metrics = http.get(f"/tasks/{task_id}/metrics").json()["data"]
             assert [e["epoch"] for e in metrics["epochs"]] == list(range(1, 41)) and metrics["complete"] is True
-        assert api_server.emulator.reads - reads == 1  # fetched once, then cached
+        assert api_server.emulator.reads_of[P] - reads == 1  # fetched once, then cached
 
 
 def test_two_api_processes_on_one_api_server_agree(api_server: ApiServer, tmp_path: Path) -> None:

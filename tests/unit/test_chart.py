@@ -16,6 +16,7 @@ from crd import ROOT, openapi_schema, pruned_paths
 from yolo_api.auth_kubernetes import PERMISSIONS as AUTH_PERMISSIONS
 from yolo_api.backends.kubernetes import PERMISSIONS as API_PERMISSIONS
 from yolo_api.models import TrainRequest
+from yolo_crd.spec import YoloTrainingSpec
 from yolo_operator.gateway import PERMISSIONS as OPERATOR_PERMISSIONS
 
 CHART = ROOT / "deploy/helm/yolo-training-operator"
@@ -147,11 +148,13 @@ def test_every_values_key_is_documented() -> None:
         assert lines[above].strip().startswith("# --"), f"values.yaml line {index + 1} has no '# --' comment"
 
 
-def test_the_samples_are_valid() -> None:
-    docs = list(yaml.safe_load_all((EXAMPLES / "yolotraining.yaml").read_text()))
-    [training] = [d for d in docs if d["kind"] == "YoloTraining"]
-    jsonschema.validate(training, openapi_schema())
-    assert pruned_paths(training["spec"], openapi_schema()["properties"]["spec"]) == []
+@pytest.mark.parametrize("sample", ["yolotraining.yaml", "yolotraining-s3.yaml"])
+def test_the_samples_are_valid(sample: str) -> None:
+    docs = list(yaml.safe_load_all((EXAMPLES / sample).read_text()))
+    for training in [d for d in docs if d["kind"] == "YoloTraining"]:
+        jsonschema.validate(training, openapi_schema())
+        assert pruned_paths(training["spec"], openapi_schema()["properties"]["spec"]) == []
+        YoloTrainingSpec.model_validate(training["spec"])
     TrainRequest.model_validate(json.loads((EXAMPLES / "train-body.json").read_text()))
 
 

@@ -88,6 +88,11 @@ def test_everything_the_trainer_writes_is_declared() -> None:
         patches.append(patch)
     final = FinalMetrics.from_validation(0.3, 0.2, 0.5, 0.4)
     patches += [tracker.completed(final, "/out/w/best.pt", "/out", StopReason.EPOCHS), tracker.failed("TrainingError", "x")]
+    artifact = {"name": "best.pt", "uri": "s3://models/runs/t/best.pt", "size": 6_000_000, "sha256": "c" * 64}
+    patches += [tracker.downloading({"uri": "s3://b/d/data.yaml", "doneBytes": 1, "totalBytes": 2, "files": 0,
+                                     "totalFiles": 3, "cached": False}), tracker.downloaded(),
+                tracker.lineage("s3://b/w.pt", "d" * 64, "uid-1", "base"), tracker.artifacts([artifact]),
+                tracker.completed(final, "/out/w/best.pt", "/out", StopReason.EPOCHS, [artifact] * 16)]
     resumed = ProgressTracker(3).started(2, 3, [epoch_metrics(1, ROW), epoch_metrics(2, ROW)])
     for patch in [*patches, resumed]:
         assert pruned_paths(patch, status_schema) == []

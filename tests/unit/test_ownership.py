@@ -36,6 +36,12 @@ def trainer_patches() -> list[dict[str, Any]]:
     patches += [tracker.completed(FinalMetrics.from_validation(0.3, 0.2, 0.5, float("nan")), "/o/best.pt", "/o",
                                   StopReason.EPOCHS),
                 tracker.failed("DatasetInvalid", "no labels"),
+                tracker.downloading({"uri": "s3://b/d/data.yaml", "doneBytes": 10, "totalBytes": 20, "files": 1,
+                                     "totalFiles": 2, "cached": False}),
+                tracker.downloaded(), tracker.lineage("s3://b/r/t/best.pt", "0" * 64, "t-uid", "base"),
+                tracker.artifacts([{"name": "last.pt", "uri": "s3://b/r/t/last.pt", "size": 3, "sha256": "a" * 64}]),
+                tracker.completed(FinalMetrics.from_validation(0.3, 0.2, 0.5, 0.4), "/o/best.pt", "/o", StopReason.EPOCHS,
+                                  [{"name": "best.pt", "uri": "/o/weights/best.pt", "size": 3, "sha256": "b" * 64}]),
                 ProgressTracker(3).started(2, 3, [epoch_metrics(1, ROW), epoch_metrics(2, ROW)])]
     return patches
 

@@ -1,4 +1,4 @@
-"""``yoloctl``: a small client for the API (either backend): submit, status, watch, list, logs, cancel.
+"""``yoloctl``: a small client for the API (either backend): submit, status, watch, list, logs, cancel, download.
 
 Every failure is one line on stderr and an exit code (see ``yoloctl --help``), never a traceback.
 """
@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from yolo_api.client_download import download_artifacts
 from yolo_api.client_http import (
     EXIT_FAILED,
     EXIT_UNREACHABLE,
@@ -26,6 +27,7 @@ from yolo_api.client_http import (
     resolve_id,
 )
 from yolo_crd.hyperparameters import ALLOWED_HYPERPARAMETERS, hyperparameter_error
+from yolo_crd.locations import TASK_PREFIX, is_s3, source_ref
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, help=(
     "Talk to a YOLO training API. Exit codes: 0 done (watch, status: the training succeeded); 1 the training "
@@ -71,6 +73,8 @@ def local_path(value: str, *, keep_bare_name: bool) -> str:
     ``keep_bare_name`` leaves a bare name such as ``yolov8n.yaml`` alone when no such file is here: ultralytics
     knows it (or, for ``.pt``, downloads it when the trainer is allowed to).
     """
+    if is_s3(value) or source_ref(value) is not None:
+        return value  # object storage, or an earlier training: not a path
     path = Path(value).expanduser()
     if path.is_absolute() or (keep_bare_name and os.sep not in value and not path.exists()):
         return str(path) if path.is_absolute() else value
@@ -79,8 +83,10 @@ def local_path(value: str, *, keep_bare_name: bool) -> str:
 
 @app.command()
 def submit(
-    model: Annotated[str, typer.Argument(help="weights (.pt) or architecture (.yaml, e.g. yolov8n.yaml)")],
-    data: Annotated[str, typer.Argument(help="dataset YAML; relative paths are taken from this directory")],
+    model: Annotated[str, typer.Argument(help="weights (.pt, or s3://.../x.pt), architecture (.yaml, e.g. yolov8n.yaml)"
+                                         ", or task/<task> to fine-tune an earlier training's best.pt")],
+    data: Annotated[str, typer.Argument(help="dataset YAML (or s3://bucket/prefix/data.yaml); relative paths are "
+                                        "taken from this directory")],
     url: UrlOption = DEFAULT_URL,
     epochs: Annotated[int, typer.Option(help="epochs to train")] = 100,
     imgsz: Annotated[int, typer.Option(help="image size")] = 640,
@@ -91,16 +97,20 @@ def submit(
     namespace: Annotated[str | None, typer.Option(help="Kubernetes namespace (cluster API)")] = None,
     hp: Annotated[list[str] | None, typer.Option(help="hyperparameter KEY=VALUE, repeatable (e.g. lr0=0.01, "
                                                  "optimizer=SGD, time=1.5 for hours)")] = None,
+    output: Annotated[str | None, typer.Option(help="s3://bucket/prefix for the run's artifacts")] = None,
 ) -> None:
     """Submit a training. Prints its task id alone on stdout (``id=$(yoloctl submit ...)``); how to follow it
     goes to stderr."""
     hyperparameters = dict(parse_hyperparameter(pair) for pair in hp or [])
     body: dict[str, Any] = {"model": local_path(model, keep_bare_name=True), "data": local_path(data,
                             keep_bare_name=False), "epochs": epochs, "imgsz": imgsz, "batch": batch}
-    body.update({k: v for k, v in {"gpus": gpus, "name": name, "namespace": namespace}.items() if v is not None})
+    body.update({k: v for k, v in {"gpus": gpus, "name": name, "namespace": namespace, "output": output}.items()
+                 if v is not None})
     if hyperparameters:
         body["hyperparameters"] = hyperparameters
     with client(url) as http:
+        if body["model"].startswith(TASK_PREFIX):  # task/<any unique start of a task id>, as elsewhere
+            body["model"] = TASK_PREFIX + resolve_id(http, body["model"][len(TASK_PREFIX):])
         task_id = call(http, "POST", "/train", json=body).json()["data"]["task_id"]
     print(task_id)
     errors.print(f"submitted (pending); follow it with: yoloctl watch {task_id[:8]}", highlight=False)
@@ -211,6 +221,21 @@ def cancel(task: TaskOption, url: UrlOption = DEFAULT_URL) -> None:
     with client(url) as http:
         response = call(http, "DELETE", f"/tasks/{resolve_id(http, task)}")
     console.print_json(json.dumps(response.json(), ensure_ascii=False))
+
+
+@app.command()
+def download(task: TaskOption,
+             name: Annotated[str | None, typer.Argument(help="one artifact (best.pt, last.pt, results.csv, args.yaml, "
+                                                        "data.yaml)", show_default="all of them")] = None,
+             out: Annotated[Path, typer.Option("-o", "--output-dir", help="folder to write into")] = Path("."),
+             url: UrlOption = DEFAULT_URL) -> None:
+    """Download a training's artifacts and check each one's sha256 (a file that does not match is deleted).
+    Exit 0 when all were verified, 1 on a sha256 mismatch, 3 if the API or object storage could not be reached,
+    4 for an unknown task or artifact."""
+    with client(url) as http:
+        written = download_artifacts(http, resolve_id(http, task), name, out)
+    for path, sha256 in written:
+        console.print(f"{path}  sha256 {sha256} verified", highlight=False)
 
 
 def main() -> None:

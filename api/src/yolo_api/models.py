@@ -14,7 +14,7 @@ from pydantic import (
     model_validator,
 )
 
-from yolo_crd.spec import StorageSpec, YoloTrainingSpec
+from yolo_crd.spec import ObjectStorageSpec, StorageSpec, YoloTrainingSpec
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
@@ -37,6 +37,12 @@ class TrainRequest(BaseModel):
     storage: StorageSpec | None = Field(
         default=None, description="Kubernetes backend: PVCs to mount (the CRD's spec.storage); default: the API's "
                                   "YOLO_API_DEFAULT_STORAGE")
+    output: str | None = Field(
+        default=None, examples=["s3://models/yolo"], description="s3://bucket/prefix where the run's artifacts are "
+        "uploaded, under <prefix>/<task_id>/ (the CRD's spec.output); default: the API's YOLO_API_DEFAULT_OUTPUT")
+    object_storage: ObjectStorageSpec | None = Field(
+        default=None, description="Kubernetes backend: the Secret with the AWS_* variables ({\"secretRef\": {\"name\": "
+                                  "...}}, the CRD's spec.objectStorage); default: the chart's objectStorage.secretName")
 
     _spec: YoloTrainingSpec = PrivateAttr()
 
@@ -48,7 +54,7 @@ class TrainRequest(BaseModel):
         fields: dict[str, Any] = {
             "model": self.model, "data": self.data, "epochs": self.epochs, "imgsz": self.imgsz,
             "batch": self.batch, "gpus": gpus, "device": self.device, "hyperparameters": self.hyperparameters,
-            "storage": self.storage,
+            "storage": self.storage, "output": self.output, "object_storage": self.object_storage,
         }
         self._spec = YoloTrainingSpec.model_validate(fields)
         return self

@@ -73,6 +73,15 @@ class ApiSettings(BaseSettings):
         default=None, description="volumes (PVCs) mounted into trainings whose POST /train names none, as JSON "
                                   "in the CRD's camelCase, e.g. {\"volumes\": [{\"name\": \"data\", \"claimName\": "
                                   "\"datasets\", \"mountPath\": \"/data\"}], \"outputVolume\": \"data\"}")
+    # object storage (docs/storage.md); credentials are boto3's own AWS_* variables, never a YOLO_API_ setting
+    default_output: str | None = Field(
+        default=None, description="s3://bucket/prefix for the artifacts of trainings whose POST /train names no "
+                                  "output (both backends)")
+    s3_public_endpoint: str | None = Field(
+        default=None, description="the object-storage endpoint as clients reach it, for presigned download URLs "
+                                  "(default: AWS_ENDPOINT_URL, as the API reaches it)")
+    artifact_url_seconds: int = Field(default=300, ge=10, le=7 * 24 * 3600,
+                                      description="lifetime of a presigned artifact download URL")
     # authentication (yolo_api.auth)
     auth: Literal["kubernetes", "token", "none"] | None = Field(
         default=None, description="kubernetes (TokenReview + SubjectAccessReview), token (one static bearer token) or "

@@ -7,9 +7,9 @@ Both API backends (Kubernetes and local) and the CLI render statuses through her
 from typing import Any, Final
 
 from yolo_crd.outcome import TaskState, display_stage, failure, task_state
-from yolo_crd.status import EpochMetrics, TrainingStatus, progress_percent
+from yolo_crd.status import EpochMetrics, Stage, TrainingStatus, progress_percent
 
-__all__ = ["MESSAGES", "TaskState", "epoch_metrics_view", "message", "task_envelope", "task_state"]
+__all__ = ["MESSAGES", "TaskState", "artifacts_view", "epoch_metrics_view", "message", "task_envelope", "task_state"]
 
 MESSAGES: Final[dict[str, dict[str, str]]] = {
     "zh": {
@@ -70,6 +70,26 @@ def _add_skipped(result: dict[str, Any], status: TrainingStatus) -> None:
         result["dataset_skipped"] = status.dataset_skipped.wire()
 
 
+def artifacts_view(status: TrainingStatus) -> list[dict[str, Any]]:
+    """``status.artifacts`` as the envelope shows them: name, uri, size and sha256."""
+    return [artifact.model_dump(mode="json") for artifact in status.artifacts or []]
+
+
+def _add_storage(result: dict[str, Any], status: TrainingStatus, *, success: bool) -> None:
+    """Additive to the spec: the artifacts (on success), the lineage, and download progress while downloading."""
+    if success and status.artifacts:
+        result["artifacts"] = artifacts_view(status)
+    if status.lineage is not None:
+        result["lineage"] = {key: value for key, value in (("source_task", status.lineage.source_task),
+                                                            ("source_name", status.lineage.source_name),
+                                                            ("model", status.lineage.model),
+                                                            ("sha256", status.lineage.sha256)) if value is not None}
+    if not success and status.stage == Stage.DOWNLOADING and status.download is not None:
+        result["download"] = {"uri": status.download.uri, "done_bytes": status.download.done_bytes,
+                              "total_bytes": status.download.total_bytes, "files": status.download.files,
+                              "total_files": status.download.total_files}
+
+
 def task_envelope(
     task_id: str, status: TrainingStatus | None, *, total_epochs_hint: int = 0, lang: str = "zh"
 ) -> tuple[int, dict[str, Any]]:
@@ -104,6 +124,7 @@ def task_envelope(
         if status.stop_reason is not None:
             data["result"]["stop_reason"] = status.stop_reason.value
         _add_skipped(data["result"], status)
+        _add_storage(data["result"], status, success=True)
         return 200, {"code": 0, "message": message("success", lang), "data": data}
     total = status.total_epochs or total_epochs_hint
     current = min(status.current_epoch or 0, total) if total else 0
@@ -120,5 +141,6 @@ def task_envelope(
     if status.resumed_from_epoch is not None:
         result["resumed_from_epoch"] = status.resumed_from_epoch
     _add_skipped(result, status)
+    _add_storage(result, status, success=False)
     data["result"] = result
     return 200, {"code": 0, "message": message("progress", lang), "data": data}

@@ -1,7 +1,8 @@
 """What users see of a training, composed from what the operator and the trainer each wrote.
 
 The trainer reports its own failure (``trainingFailure``: DatasetInvalid, ModelNotFound, OutOfMemory,
-TrainingError) and the operator reports what happened to the Job and its Pods (``reason``/``message``:
+TrainingError, and for object storage StorageUnavailable, AccessDenied, OutputInvalid) and the operator
+reports what happened to the Job and its Pods (``reason``/``message``:
 Unschedulable, OOMKilled, DeadlineExceeded, BackoffLimitExceeded, Cancelled...). These pure functions
 turn the two accounts into one story for every surface (the envelope, ``/tasks``, the operator's final
 reason and Events, the dashboard): a training failure outlives the Job controller's consequences of it,

@@ -17,7 +17,7 @@ Writer = Literal["trainer", "operator"]
 TRAINER_FIELDS: Final = frozenset({
     "stage", "currentEpoch", "totalEpochs", "progress", "metrics", "bestEpoch", "history",
     "finalMetrics", "weightsPath", "projectPath", "stopReason", "resumedFromEpoch", "trainingFailure",
-    "datasetSkipped", "lastUpdateTime",
+    "datasetSkipped", "artifacts", "lineage", "download", "lastUpdateTime",
 })
 #: Status fields the operator writes (the local backend plays the operator's part on one machine).
 OPERATOR_FIELDS: Final = frozenset({

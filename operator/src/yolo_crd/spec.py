@@ -10,11 +10,14 @@ from typing import Annotated, Any
 from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr, field_validator, model_validator
 
 from yolo_crd.hyperparameters import ALLOWED_HYPERPARAMETERS, hyperparameter_errors
+from yolo_crd.locations import OUTPUT_PATTERN, is_s3, parse_s3, source_ref
 from yolo_crd.wire import WireModel
 
 __all__ = [
     "ALLOWED_HYPERPARAMETERS",
+    "ObjectStorageSpec",
     "ResourceRequirements",
+    "SecretRef",
     "StorageSpec",
     "StorageVolume",
     "YoloTrainingSpec",
@@ -64,6 +67,19 @@ class StorageSpec(WireModel):
         return self
 
 
+class SecretRef(WireModel):
+    """A Secret in the training's namespace, by name."""
+
+    name: K8sName
+
+
+class ObjectStorageSpec(WireModel):
+    """Credentials for ``s3://`` data, models and outputs: a Secret holding the standard variables
+    ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY`` and, optionally, ``AWS_ENDPOINT_URL`` and ``AWS_REGION``."""
+
+    secret_ref: SecretRef
+
+
 class YoloTrainingSpec(WireModel):
     """What a user asks for: a model, a dataset, the training length and size, and where it runs."""
 
@@ -87,19 +103,38 @@ class YoloTrainingSpec(WireModel):
     ttl_seconds_after_finished: Annotated[int, Field(ge=0)] | None = None
     suspend: bool = False
     queue_name: Annotated[str, Field(min_length=1, max_length=253)] | None = None
+    output: Annotated[str, Field(max_length=1024, pattern=OUTPUT_PATTERN)] | None = None
+    object_storage: ObjectStorageSpec | None = None
 
     @field_validator("model")
     @classmethod
     def _model_is_weights_or_architecture(cls, value: str) -> str:
+        if source_ref(value) is not None:  # task/<id> or training/<name>: that training's best.pt
+            return value
+        if is_s3(value):
+            parse_s3(value)
+            if not value.lower().endswith(".pt"):
+                raise ValueError(f"model in object storage must be weights (.pt), got {value!r}")
+            return value
         if not value.lower().endswith(MODEL_SUFFIXES):
-            raise ValueError(f"model must be weights (.pt) or an architecture (.yaml), got {value!r}")
+            raise ValueError(f"model must be weights (.pt) or an architecture (.yaml) (or s3://bucket/key.pt, "
+                             f"task/<task id>, training/<name>), got {value!r}")
         return value
 
     @field_validator("data")
     @classmethod
     def _data_is_yaml(cls, value: str) -> str:
+        if is_s3(value):
+            parse_s3(value)
         if not value.lower().endswith(DATA_SUFFIXES):
-            raise ValueError(f"data must be the path of a dataset YAML file, got {value!r}")
+            raise ValueError(f"data must be the path (or s3:// URI) of a dataset YAML file, got {value!r}")
+        return value
+
+    @field_validator("output")
+    @classmethod
+    def _output_is_a_prefix(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_s3(value, object_key=False)
         return value
 
     @field_validator("batch")
@@ -126,6 +161,10 @@ class YoloTrainingSpec(WireModel):
         if self.device not in ("cpu", "mps") and len(self.device.split(",")) != self.gpus:
             raise ValueError(f"device {self.device!r} names a different number of GPUs than gpus={self.gpus}")
         return self
+
+    def uses_object_storage(self) -> bool:
+        """Whether the trainer reads or writes ``s3://`` objects for this spec (a source training's weights aside)."""
+        return is_s3(self.data) or is_s3(self.model) or self.output is not None
 
     def train_device(self) -> str:
         """The ultralytics ``device`` argument: ``cpu`` for no GPU, ``0`` for one, ``0,1,...`` for more."""

@@ -18,6 +18,8 @@ from yolo_crd.wire import StatusModel
 #: The most per-epoch entries in ``status.history``: a bounded sample (see :mod:`yolo_crd.history`), so that a
 #: status write costs the same at epoch 300 as at epoch 3 and the whole resource stays under 32 KiB.
 HISTORY_LIMIT: Final = 59
+#: The most entries in ``status.artifacts`` (a run produces five; the bound keeps the resource small).
+ARTIFACTS_LIMIT: Final = 16
 
 
 class Phase(StrEnum):
@@ -33,6 +35,7 @@ class Stage(StrEnum):
     """What the trainer is doing right now (trainer-owned; see :func:`yolo_crd.outcome.display_stage`)."""
 
     INITIALIZING = "initializing"
+    DOWNLOADING = "downloading"
     TRAINING = "training"
     FINALIZING = "finalizing"
     COMPLETED = "completed"
@@ -47,6 +50,9 @@ class Reason(StrEnum):
     DATASET_INVALID = "DatasetInvalid"
     OUT_OF_MEMORY = "OutOfMemory"
     TRAINING_ERROR = "TrainingError"
+    STORAGE_UNAVAILABLE = "StorageUnavailable"  # object storage unreachable (or failing) after retries
+    ACCESS_DENIED = "AccessDenied"  # object storage refused the credentials (or there are none)
+    OUTPUT_INVALID = "OutputInvalid"  # spec.output names a bucket that does not exist
     # operator (and the local backend, which plays its part on one machine)
     INVALID_SPEC = "InvalidSpec"
     QUEUED = "Queued"
@@ -136,6 +142,39 @@ class DatasetSkipped(StatusModel):
     reasons: list[str] = Field(default_factory=list, max_length=5)
 
 
+class Artifact(StatusModel):
+    """One file a run produced: ``best.pt``, ``last.pt``, ``results.csv``, ``args.yaml``, ``data.yaml``.
+
+    ``uri`` is ``s3://...`` when the run has an output in object storage, else the file's path where the
+    trainer wrote it (a PVC or the local state directory).
+    """
+
+    name: Annotated[str, Field(min_length=1, max_length=255)]
+    uri: Annotated[str, Field(min_length=1, max_length=2048)]
+    size: Annotated[int, Field(ge=0)]
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class Lineage(StatusModel):
+    """Which weights a training started from: the earlier training (when ``model`` named one) and their sha256."""
+
+    source_task: str | None = None
+    source_name: str | None = None
+    model: str | None = None
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+
+
+class Download(StatusModel):
+    """Progress of fetching the dataset or the model from object storage (stage ``downloading``)."""
+
+    uri: str
+    done_bytes: Annotated[int, Field(ge=0)] = 0
+    total_bytes: Annotated[int, Field(ge=0)] = 0
+    files: Annotated[int, Field(ge=0)] = 0
+    total_files: Annotated[int, Field(ge=0)] = 0
+    cached: bool = False
+
+
 class Condition(StatusModel):
     """A standard Kubernetes condition (``metav1.Condition`` shape)."""
 
@@ -165,6 +204,9 @@ class TrainingStatus(StatusModel):
     resumed_from_epoch: Annotated[int, Field(ge=0)] | None = None
     training_failure: TrainingFailure | None = None
     dataset_skipped: DatasetSkipped | None = None
+    artifacts: list[Artifact] | None = Field(default=None, max_length=ARTIFACTS_LIMIT)
+    lineage: Lineage | None = None
+    download: Download | None = None
     reason: str | None = None
     message: str | None = None
     job_name: str | None = None

@@ -6,7 +6,9 @@ Kueue, ownership, security context, least-privilege RBAC) is unit-tested without
 
 from typing import Any
 
+from yolo_crd.locations import is_s3
 from yolo_crd.names import API_VERSION, GROUP, KIND, LABEL_MANAGED_BY, LABEL_NAME, LABEL_TASK_ID, MANAGED_BY, PLURAL
+from yolo_crd.sources import ResolvedSource
 from yolo_crd.spec import YoloTrainingSpec
 from yolo_operator.settings import OperatorSettings
 
@@ -14,6 +16,9 @@ CONTAINER = "trainer"
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 #: The trainer's exit code for invalid input (see yolo_trainer.errors): retrying cannot help.
 EXIT_INVALID_INPUT = 2
+#: The standard variables every S3 client reads; the endpoint and region may be absent from the Secret (AWS S3).
+STORAGE_KEYS = (("AWS_ACCESS_KEY_ID", False), ("AWS_SECRET_ACCESS_KEY", False), ("AWS_ENDPOINT_URL", True),
+                ("AWS_REGION", True))
 
 
 def child_name(meta: dict[str, Any]) -> str:
@@ -108,8 +113,32 @@ def _tolerations(spec: YoloTrainingSpec, settings: OperatorSettings) -> list[dic
     return tolerations
 
 
-def build_training_job(meta: dict[str, Any], spec: YoloTrainingSpec, settings: OperatorSettings) -> dict[str, Any]:
-    """The batch/v1 Job that runs ``python -m yolo_trainer`` for one training."""
+def storage_env(spec: YoloTrainingSpec, settings: OperatorSettings, source: ResolvedSource | None = None
+                ) -> list[dict[str, Any]]:
+    """Object-storage settings for the trainer: credentials from a Secret by reference, never by value.
+
+    The kubelet reads the Secret (``secretKeyRef``), so the operator needs no rights on Secrets. Nothing is
+    added when the training touches no ``s3://`` object, or when no Secret is named (the pod's own identity,
+    e.g. IRSA or workload identity, may then provide credentials).
+    """
+    uses = spec.uses_object_storage() or (source is not None and is_s3(source.weights))
+    env: list[dict[str, Any]] = []
+    if spec.output is not None:
+        env.append({"name": "YOLO_TRAINER_CHECKPOINT_UPLOAD_EPOCHS", "value": str(settings.checkpoint_upload_epochs)})
+    secret = spec.object_storage.secret_ref.name if spec.object_storage else settings.object_storage_secret
+    if uses and secret:
+        env += [{"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": key, "optional": optional}}}
+                for key, optional in STORAGE_KEYS]
+    return env
+
+
+def build_training_job(meta: dict[str, Any], spec: YoloTrainingSpec, settings: OperatorSettings,
+                       source: ResolvedSource | None = None) -> dict[str, Any]:
+    """The batch/v1 Job that runs ``python -m yolo_trainer`` for one training.
+
+    ``source`` is the earlier training's weights when ``spec.model`` names one (``task/<id>``,
+    ``training/<name>``), resolved by the operator (:mod:`yolo_crd.sources`).
+    """
     name = child_name(meta)
     extra = {KUEUE_QUEUE_LABEL: spec.queue_name} if spec.queue_name else {}
     volumes, mounts = _volumes(spec, settings)
@@ -120,7 +149,10 @@ def build_training_job(meta: dict[str, Any], spec: YoloTrainingSpec, settings: O
         {"name": "YOLO_TRAINER_NAME", "value": meta["name"]},
         {"name": "YOLO_TRAINER_TASK_ID", "value": meta["uid"]},
         {"name": "YOLO_TRAINER_OUTPUT_DIR", "value": output_dir(spec, settings)},
+        *storage_env(spec, settings, source),
     ]
+    if source is not None:
+        env.append({"name": "YOLO_TRAINER_SOURCE", "value": source.model_dump_json(exclude_none=True)})
     container: dict[str, Any] = {
         "name": CONTAINER, "image": spec.image or settings.trainer_image,
         "imagePullPolicy": settings.image_pull_policy, "command": ["python", "-m", "yolo_trainer"],

@@ -80,6 +80,12 @@ class KubeGateway:
         """One YoloTraining, or None when it is gone."""
         return self._read(lambda: self._custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name))
 
+    def find_training(self, namespace: str, uid: str) -> dict[str, Any] | None:
+        """The YoloTraining of one namespace whose uid (task id) is ``uid``, or None."""
+        listing = self._custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+        return next((dict(item) for item in listing.get("items") or []
+                     if (item.get("metadata") or {}).get("uid") == uid), None)
+
     def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
         """One Job, or None."""
         return self._read(lambda: self._dict(self._batch.read_namespaced_job(name, namespace)))

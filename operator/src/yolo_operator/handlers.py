@@ -16,6 +16,7 @@ import kopf
 from pydantic import ValidationError
 
 from yolo_crd.kubeclient import in_cluster_server, load_api_client
+from yolo_crd.locations import source_ref
 from yolo_crd.names import (
     ANNOTATION_CANCEL,
     GROUP,
@@ -27,8 +28,9 @@ from yolo_crd.names import (
     VERSION,
 )
 from yolo_crd.outcome import finished
+from yolo_crd.sources import ResolvedSource, SourceError, resolve
 from yolo_crd.spec import YoloTrainingSpec
-from yolo_crd.status import TrainingStatus
+from yolo_crd.status import Phase, Reason, TrainingStatus
 from yolo_operator import builders, metrics, translate
 from yolo_operator.gateway import KubeGateway, NotOurs, controlled_by
 from yolo_operator.settings import OperatorSettings
@@ -195,8 +197,33 @@ async def _reconcile(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, memo
         await syncer.write(namespace, name, lambda _t, current: _observed(translate.cancelled(current), current,
                                                                           generation))
         return
-    await asyncio.to_thread(_ensure_children, gateway, owner, parsed, memo.config)
+    try:
+        source = await asyncio.to_thread(_source_for_new_job, gateway, owner, parsed, job_name)
+    except SourceError as exc:
+        error = str(exc)
+        await syncer.write(namespace, name, lambda _t, current: translate.Observation({}) if finished(current) else
+                           translate.ended(current, Phase.FAILED, Reason.MODEL_NOT_FOUND.value, error))
+        raise kopf.PermanentError(error) from exc
+    await asyncio.to_thread(_ensure_children, gateway, owner, parsed, memo.config, source)
     await syncer.sync(namespace, name, generation=generation)
+
+
+def _source_for_new_job(gateway: KubeGateway, owner: dict[str, str], spec: YoloTrainingSpec,
+                        job_name: str) -> ResolvedSource | None:
+    """The earlier training's weights when ``spec.model`` names one and the Job is still to be made.
+
+    Resolved once, for the Job's creation: a source deleted after its weights were handed over is no
+    longer needed. Unknown, unfinished or failed sources raise :class:`SourceError` (the training fails).
+    """
+    ref = source_ref(spec.model)
+    if ref is None or gateway.get_job(owner["namespace"], job_name) is not None:
+        return None
+    found = (gateway.get_training(owner["namespace"], ref.value) if ref.kind == "training"
+             else gateway.find_training(owner["namespace"], ref.value))
+    meta = (found or {}).get("metadata") or {}
+    raw = (found or {}).get("status")
+    status = TrainingStatus.model_validate(raw) if raw else None
+    return resolve(ref, meta.get("uid"), meta.get("name"), (found or {}).get("spec"), status, spec, local=False)
 
 
 def _observed(found: translate.Observation, status: TrainingStatus, generation: int | None) -> translate.Observation:
@@ -206,13 +233,13 @@ def _observed(found: translate.Observation, status: TrainingStatus, generation: 
 
 
 def _ensure_children(gateway: KubeGateway, owner: dict[str, str], spec: YoloTrainingSpec,
-                     config: OperatorSettings) -> None:
+                     config: OperatorSettings, source: ResolvedSource | None = None) -> None:
     """Create what is missing; make an existing Job's ``suspend`` follow the spec (Kueue owns it when queued).
 
     A Job that exists already (every reconcile after the first) costs one read, not four refused creates.
     """
     training = {"metadata": owner}
-    job = builders.build_training_job(owner, spec, config)
+    job = builders.build_training_job(owner, spec, config, source)
     namespace, name = owner["namespace"], job["metadata"]["name"]
     current = gateway.get_job(namespace, name)
     if current is not None and not controlled_by(current, owner["uid"]):

@@ -19,6 +19,11 @@ class OperatorSettings(BaseSettings):
     gpu_toleration: bool = Field(default=True, description="tolerate the GPU taint when gpus > 0")
     shm_size: str = Field(default="2Gi", description="size of the in-memory /dev/shm for DataLoader workers")
     output_mount_path: str = "/outputs"
+    object_storage_secret: str | None = Field(
+        default=None, description="Secret (in each training's namespace) with the AWS_* variables for s3:// data, "
+                                  "models and outputs, when a training names no spec.objectStorage.secretRef")
+    checkpoint_upload_epochs: int = Field(
+        default=1, ge=1, description="trainings with an output in object storage upload last.pt every this many epochs")
     run_as_user: int = 1000
     metrics_port: int = Field(default=0, ge=0, le=65535, description="Prometheus /metrics port (0: off)")
     # kopf tuning

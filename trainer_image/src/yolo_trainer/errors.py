@@ -5,9 +5,12 @@ operator's podFailurePolicy fails the Job at once), 1 is a training error, 3 mea
 the final status could not be delivered (a retry re-validates the finished run and reports it again).
 """
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from yolo_crd.status import Reason
+
+if TYPE_CHECKING:
+    from yolo_trainer.storage import StorageError
 
 EXIT_OK: Final = 0
 EXIT_TRAINING_ERROR: Final = 1
@@ -37,6 +40,15 @@ def dataset_invalid(message: str) -> TrainingFailure:
     return TrainingFailure(Reason.DATASET_INVALID, message, EXIT_INVALID_INPUT)
 
 
+def storage_failure(exc: "StorageError") -> TrainingFailure:
+    """Object storage failed: unreachable (a retry of the pod may help), or it refused the credentials (not)."""
+    if exc.kind == "denied":
+        return TrainingFailure(Reason.ACCESS_DENIED, exc.message, EXIT_INVALID_INPUT)
+    if exc.kind == "unavailable":
+        return TrainingFailure(Reason.STORAGE_UNAVAILABLE, exc.message)
+    return TrainingFailure(Reason.TRAINING_ERROR, exc.message)
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
@@ -46,6 +58,10 @@ def classify(exc: BaseException, *, batch: int, imgsz: int) -> TrainingFailure:
     """Turn any exception raised by training into a failure with an actionable, traceback-free message."""
     if isinstance(exc, TrainingFailure):
         return exc
+    from yolo_trainer.storage import StorageError
+
+    if isinstance(exc, StorageError):
+        return storage_failure(exc)
     text = _one_line(exc)
     if type(exc).__name__ == "OutOfMemoryError" or "CUDA out of memory" in text:
         return TrainingFailure(

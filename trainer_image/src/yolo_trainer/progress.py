@@ -35,6 +35,25 @@ class ProgressTracker:
         return self._stamp({"stage": Stage.INITIALIZING.value, "totalEpochs": self.total_epochs,
                             "trainingFailure": None})
 
+    def downloading(self, download: dict[str, Any]) -> Patch:
+        """Fetching the dataset or the model from object storage: bytes and files done (``status.download``)."""
+        return self._stamp({"stage": Stage.DOWNLOADING.value, "download": download})
+
+    def downloaded(self) -> Patch:
+        """The fetch is done (``status.download`` keeps its totals); checks and model loading go on."""
+        return self._stamp({"stage": Stage.INITIALIZING.value})
+
+    def lineage(self, model: str, sha256: str | None, source_task: str | None = None,
+                source_name: str | None = None) -> Patch:
+        """The weights this training starts from (their sha256), and the earlier training they came from."""
+        lineage = {"sourceTask": source_task, "sourceName": source_name, "model": model, "sha256": sha256}
+        return self._stamp({"lineage": {key: value for key, value in lineage.items() if value is not None}})
+
+    @staticmethod
+    def artifacts(manifest: list[dict[str, Any]]) -> Patch:
+        """The artifacts stored so far (``last.pt`` during training, all of them at the end)."""
+        return {"artifacts": manifest}
+
     def dataset_checked(self, skipped: dict[str, Any] | None) -> Patch:
         """The dataset check is done: what ultralytics will skip in it (None: nothing)."""
         return self._stamp({"datasetSkipped": skipped})
@@ -86,8 +105,9 @@ class ProgressTracker:
         }
         return self._stamp(patch)
 
-    def completed(self, final: FinalMetrics, weights: str, project: str, stop_reason: StopReason) -> Patch:
-        """Training and the final validation of best.pt are done."""
+    def completed(self, final: FinalMetrics, weights: str, project: str, stop_reason: StopReason,
+                  artifacts: list[dict[str, Any]] | None = None) -> Patch:
+        """Training and the final validation of best.pt are done (and its artifacts stored)."""
         self.progress = 100.0
         patch: Patch = {
             "stage": Stage.COMPLETED.value,
@@ -100,6 +120,8 @@ class ProgressTracker:
             "stopReason": stop_reason.value,
             "trainingFailure": None,
         }
+        if artifacts is not None:
+            patch["artifacts"] = artifacts
         if self.history:
             patch.update(self._history_fields())
         return self._stamp(patch)

@@ -6,15 +6,21 @@ Reporting never kills training and training failures never escape as tracebacks:
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from yolo_crd.locations import artifact_prefix
 from yolo_crd.spec import YoloTrainingSpec
+from yolo_trainer.artifacts import Uploader, local_artifacts
 from yolo_trainer.checks import check_dataset, check_model
 from yolo_trainer.errors import EXIT_OK, EXIT_REPORT_UNDELIVERED, EXIT_TRAINING_ERROR, TrainingFailure, classify
+from yolo_trainer.inputs import prepare
 from yolo_trainer.progress import ProgressTracker
 from yolo_trainer.reporter import StatusReporter
 from yolo_trainer.settings import TrainerSettings
 from yolo_trainer.sinks import LogSink, StatusSink
+from yolo_trainer.storage import ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -61,18 +67,33 @@ def run(settings: TrainerSettings, spec: YoloTrainingSpec, sink: StatusSink | No
     tracker = ProgressTracker(spec.epochs)
     reporter.update(tracker.initializing())
     code = EXIT_OK
+    uploader: Uploader | None = None
     try:
         configure_ultralytics(settings, output_dir)
-        check_model(spec.model, allow_downloads=settings.allow_downloads)
-        dataset = check_dataset(spec.data, run_dir, spec.hyperparameters)
+        store = ObjectStore(retry_seconds=settings.storage_retry_seconds)
+        inputs = prepare(settings, spec, store, run_dir, tracker, reporter)
+        check_model(inputs.model, allow_downloads=settings.allow_downloads)
+        dataset = check_dataset(str(inputs.data), run_dir, spec.hyperparameters)
         reporter.update(tracker.dataset_checked(dataset.wire()))
         data = dataset.data
+        if spec.output is not None:
+            uploader = Uploader(store, artifact_prefix(spec.output, settings.run_id()),
+                                lambda manifest: reporter.update(tracker.artifacts(manifest)),
+                                every=settings.checkpoint_upload_epochs)
         follow_csv = settings.follow_results_csv if settings.follow_results_csv is not None else spec.gpus > 1
-        outcome = run_training(spec, data, run_dir, tracker, reporter, follow_results_csv=follow_csv)
+        callbacks: dict[str, Callable[[Any], None]] = {}
+        if uploader is not None:
+            callbacks["on_model_save"] = uploader.on_model_save
+        outcome = run_training(spec.model_copy(update={"model": inputs.model}), data, run_dir, tracker, reporter,
+                               follow_results_csv=follow_csv, callbacks=callbacks)
+        # a run whose artifacts could not be stored is not a success: an upload failure raises here
+        artifacts = uploader.finish(run_dir, data) if uploader is not None else local_artifacts(run_dir, data)
         weights, project = str(outcome.weights), str(outcome.project)
-        reporter.update(tracker.completed(outcome.final, weights, project, outcome.stop_reason))
+        reporter.update(tracker.completed(outcome.final, weights, project, outcome.stop_reason, artifacts))
         log.info("training finished: %s, weights %s", outcome.final.wire(), outcome.weights)
     except Exception as exc:
+        if uploader is not None:
+            uploader.close()
         failure: TrainingFailure = classify(exc, batch=spec.batch, imgsz=spec.imgsz)
         if failure is not exc:
             log.exception("training failed")

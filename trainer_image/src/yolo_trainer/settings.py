@@ -6,6 +6,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from yolo_crd.sources import ResolvedSource
 from yolo_crd.spec import YoloTrainingSpec
 
 
@@ -24,6 +25,14 @@ class TrainerSettings(BaseSettings):
     allow_downloads: bool = Field(default=False, description="let ultralytics fetch missing pretrained weights")
     report_interval: float = Field(default=1.0, ge=0.0, description="least seconds between status writes")
     final_report_timeout: float = Field(default=120.0, ge=0.0, description="seconds to keep retrying the final status")
+    source: ResolvedSource | None = Field(
+        default=None, description="the earlier training's weights when model is task/<id> or training/<name> (JSON, "
+                                  "set by the operator or the local API)")
+    checkpoint_upload_epochs: int = Field(
+        default=1, ge=1, description="with an output in object storage: upload last.pt every this many epochs")
+    storage_retry_seconds: float = Field(
+        default=120.0, ge=0.0, description="keep retrying unreachable object storage this long before failing with "
+                                           "StorageUnavailable")
     follow_results_csv: bool | None = Field(
         default=None, description="report from results.csv instead of callbacks (default: when gpus > 1)"
     )

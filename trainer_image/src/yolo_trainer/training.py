@@ -8,6 +8,7 @@ validation is redone, so a retry after an undelivered final status reports the s
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -124,8 +125,13 @@ def run_training(
     reporter: StatusReporter,
     *,
     follow_results_csv: bool,
+    callbacks: dict[str, Callable[[Any], None]] | None = None,
 ) -> Outcome:
-    """Train (or resume, or only re-validate a finished run) and return the final metrics of best.pt."""
+    """Train (or resume, or only re-validate a finished run) and return the final metrics of best.pt.
+
+    ``callbacks`` are more ultralytics callbacks by event (the checkpoint uploader's ``on_model_save``); like
+    the progress callbacks they run only where ultralytics runs callbacks (not in multi-GPU DDP workers).
+    """
     from ultralytics import YOLO
 
     args = train_arguments(spec, data, run_dir)
@@ -154,7 +160,7 @@ def run_training(
             follower = ResultsFollower(run_dir / "results.csv", lambda m: _on_row(tracker, reporter, m, spec))
             follower.start(already_seen=len(history))
         else:
-            for event, callback in ProgressCallbacks(tracker, reporter).as_dict().items():
+            for event, callback in {**ProgressCallbacks(tracker, reporter).as_dict(), **(callbacks or {})}.items():
                 model.add_callback(event, callback)
         try:
             model.train(**kwargs)

@@ -7,9 +7,10 @@ creates YoloTraining resources and answers from a watch-fed in-memory index. Rou
 import json
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
-from yolo_crd.envelope import TaskState, task_envelope, task_state
+from yolo_crd.envelope import TaskState, artifacts_view, task_envelope, task_state
 from yolo_crd.outcome import display_stage, failure
 from yolo_crd.spec import YoloTrainingSpec
 from yolo_crd.status import EpochMetrics, Phase, Reason, TrainingStatus
@@ -96,6 +97,8 @@ class TaskRecord:
             "final_metrics": status.final_metrics.view() if status.final_metrics else None,
             "weights_path": status.weights_path, "project_path": status.project_path,
             "dataset_skipped": status.dataset_skipped.wire() if status.dataset_skipped else None,
+            "artifacts": artifacts_view(status), "output": self.spec.get("output"),
+            "lineage": status.lineage.wire() if status.lineage else None,
             "model": self.spec.get("model"), "data": self.spec.get("data"), "epochs": self.spec.get("epochs"),
             "imgsz": self.spec.get("imgsz"), "batch": self.spec.get("batch"), "device": self.spec.get("device"),
             "gpus": self.spec.get("gpus"), "hyperparameters": self.spec.get("hyperparameters") or {},
@@ -165,3 +168,6 @@ class TaskBackend(Protocol):
 
     def cancel(self, task_id: str) -> TaskRecord | None:
         """Stop a training; None when no such task exists."""
+
+    def artifact_file(self, task_id: str, uri: str) -> Path | None:
+        """The local file of an artifact that is not in object storage, if this API can read it; else None."""

@@ -5,7 +5,7 @@ Two replicas each have their own index, so a task created through one can be mis
 the other's: a miss is checked against the API server (a consistent read by the task-id label, which
 ``POST /train`` sets and the operator adds to trainings made with kubectl) before answering 404, and the
 answer is remembered briefly, so unknown ids cannot flood the API server. The per-epoch history, which
-the index leaves out, is fetched on demand and cached for a few seconds.
+the index leaves out, is read on demand (results.csv in object storage, else the resource) and cached.
 """
 
 import logging
@@ -21,7 +21,11 @@ from yolo_api.backends.index import TrainingIndex, record_from_object
 from yolo_api.backends.watch import TrainingWatch
 from yolo_api.errors import ApiError, invalid, unavailable
 from yolo_api.settings import ApiSettings
+from yolo_api.sources import check_source
+from yolo_api.storage import StorageError, read_text
+from yolo_crd.history import parse_results
 from yolo_crd.kubeclient import load_api_client
+from yolo_crd.locations import RESULTS, SourceRef
 from yolo_crd.names import ANNOTATION_CANCEL, API_VERSION, GROUP, KIND, LABEL_TASK_ID, PLURAL, VERSION
 from yolo_crd.spec import YoloTrainingSpec
 from yolo_crd.status import TrainingStatus
@@ -45,6 +49,7 @@ class KubernetesBackend:
         self.watch = TrainingWatch(self._api, settings, self.index)
         self._unknown: TTLCache[str, bool] = TTLCache(maxsize=10_000, ttl=settings.lookup_negative_seconds)
         self._full: TTLCache[str, dict[str, Any]] = TTLCache(maxsize=256, ttl=settings.full_cache_seconds)
+        self._texts: TTLCache[str, str] = TTLCache(maxsize=64, ttl=settings.full_cache_seconds)
         self._lookups: list[float] = []  # monotonic times of recent lookups (the rate limit)
         self._lock = threading.Lock()
         self.lookups = 0
@@ -84,10 +89,21 @@ class KubernetesBackend:
         return self.index.apply("ADDED", found[0], from_watch=False)
 
     def history(self, task_id: str) -> History:
-        """The bounded per-epoch history in the resource's status, read on demand (cached for a few seconds)."""
+        """Every epoch from the run's results.csv in object storage when it is there; else the bounded sample
+        in the resource's status, read on demand. Both are cached for a few seconds."""
         record = self.index.get(task_id)
         if record is None:
             return History([], complete=False)
+        artifacts = record.status.artifacts if record.status and record.status.artifacts else []
+        results = next((a.uri for a in artifacts if a.name == RESULTS and a.uri.startswith("s3://")), None)
+        if results is not None:
+            try:
+                text = self._texts.get(results)
+                if text is None:
+                    text = self._texts[results] = read_text(results)
+                return History(parse_results(text), complete=True)
+            except StorageError as exc:
+                log.warning("results.csv of task %s not readable (%s); answering from its status", task_id, exc)
         obj = self._full.get(task_id)
         if obj is None or int(obj["metadata"].get("resourceVersion") or 0) < record.version:
             obj = self._api.get_namespaced_custom_object(GROUP, VERSION, record.namespace, PLURAL, record.name)
@@ -148,6 +164,9 @@ class KubernetesBackend:
         target = self.namespace_for(namespace)
         if spec.storage is None and self.settings.default_storage is not None:
             spec = spec.model_copy(update={"storage": self.settings.default_storage})
+        if spec.output is None and self.settings.default_output:
+            spec = spec.model_copy(update={"output": self.settings.default_output})
+        check_source(spec, lambda ref: self.find_source(ref, target), namespace=target, local=False)
         body = {"apiVersion": API_VERSION, "kind": KIND,
                 "metadata": {"generateName": f"{name or 'train'}-"}, "spec": spec.wire()}
         created = self._api.create_namespaced_custom_object(GROUP, VERSION, target, PLURAL, body)
@@ -158,6 +177,16 @@ class KubernetesBackend:
         assert record is not None
         self._unknown.pop(record.task_id, None)
         return record
+
+    def find_source(self, ref: SourceRef, namespace: str) -> TaskRecord | None:
+        """The training ``task/<id>`` or ``training/<name>`` names, from the index (the operator checks again)."""
+        if ref.kind == "task":
+            return self.index.get(ref.value)
+        return next((r for r in self.index.all() if r.namespace == namespace and r.name == ref.value), None)
+
+    def artifact_file(self, task_id: str, uri: str) -> None:
+        """Never: artifacts outside object storage lie on the trainers' volumes, which the API does not mount."""
+        return None
 
     def cancel(self, task_id: str) -> TaskRecord | None:
         """Mark the training cancelled and suspend its Job; the operator fails it with reason Cancelled."""

@@ -27,10 +27,12 @@ from typing import Any
 from yolo_api.backends import History, TaskRecord, filter_state
 from yolo_api.backends.local_host import StateLock, cuda_devices, signal_name, tail
 from yolo_api.backends.paths import confine_spec_paths
-from yolo_api.errors import invalid
+from yolo_api.errors import ApiError, invalid
 from yolo_api.settings import ApiSettings
+from yolo_api.sources import check_source
 from yolo_crd import local_store, ownership
 from yolo_crd.history import read_results
+from yolo_crd.locations import SourceRef, source_ref
 from yolo_crd.spec import YoloTrainingSpec
 from yolo_crd.status import Phase, Reason, Stage, TrainingStatus, utc_now
 
@@ -181,6 +183,13 @@ class LocalBackend:
             raise invalid([{"loc": ["body", "storage"], "type": "not_supported",
                             "msg": "storage mounts PersistentVolumeClaims: only the kubernetes backend has them; "
                                    "locally, name paths under the allowed roots instead"}])
+        if spec.object_storage is not None:
+            raise invalid([{"loc": ["body", "object_storage"], "type": "not_supported",
+                            "msg": "object_storage names a Kubernetes Secret; locally, trainers use the API's own "
+                                   "AWS_* environment variables"}])
+        if spec.output is None and self.settings.default_output:
+            spec = spec.model_copy(update={"output": self.settings.default_output})
+        check_source(spec, self._lookup, namespace=None, local=True)
         available = self.gpus_available() if spec.gpus else 0
         if spec.gpus > available:
             seen = f"only {available} CUDA device(s)" if available else "no CUDA device"
@@ -197,6 +206,14 @@ class LocalBackend:
         record = self.get(task_id)
         assert record is not None
         return record
+
+    def _lookup(self, ref: SourceRef) -> TaskRecord | None:
+        return self.get(ref.value) if ref.kind == "task" else None
+
+    def artifact_file(self, task_id: str, uri: str) -> Path | None:
+        """An artifact written under this API's runs directory (never a path outside it)."""
+        path = Path(uri).resolve()
+        return path if path.is_relative_to(self.runs_dir) and path.is_file() else None
 
     def cancel(self, task_id: str) -> TaskRecord | None:
         """Stop the trainer (SIGTERM, then SIGKILL) and mark the task failed with error "cancelled"."""
@@ -329,6 +346,15 @@ class LocalBackend:
                 self._spawn(task_id, name, spec)
 
     def _spawn(self, task_id: str, name: str, spec: str) -> None:
+        source = None
+        raw = json.loads(spec)
+        if source_ref(str(raw.get("model", ""))) is not None:  # task/<id>: hand its best.pt to the trainer
+            try:  # the source succeeded at submit, and a finished training never changes
+                source = check_source(YoloTrainingSpec.model_validate(raw), self._lookup, namespace=None, local=True)
+            except ApiError as exc:
+                self._patch(task_id, {"phase": Phase.FAILED.value, "reason": Reason.MODEL_NOT_FOUND.value,
+                                      "message": str(exc.data["errors"][0]["msg"]), "completionTime": utc_now()})
+                return
         env = {
             **os.environ,
             "YOLO_TRAINER_SINK": "local",
@@ -337,6 +363,7 @@ class LocalBackend:
             "YOLO_TRAINER_NAME": name,
             "YOLO_TRAINER_OUTPUT_DIR": str(self.runs_dir),
             "YOLO_TRAINER_SPEC": spec,
+            **({"YOLO_TRAINER_SOURCE": source.model_dump_json(exclude_none=True)} if source else {}),
         }
         log_path = self.log_path(task_id)
         with log_path.open("ab") as output:

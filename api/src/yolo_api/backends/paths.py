@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Any
 
 from yolo_api.errors import invalid
+from yolo_crd.locations import is_s3, source_ref
 
 
 def _inside(path: Path, roots: list[Path]) -> bool:
@@ -32,12 +33,15 @@ def confine(
 def confine_spec_paths(spec: dict[str, Any], roots: list[Path]) -> dict[str, Any]:
     """Return the spec with absolute model and data paths, or raise a 422 listing each bad path.
 
+    ``s3://`` URIs and references to earlier trainings (``task/<id>``) are not paths and stay as they are.
     A bare ``.pt`` name stays bare unless such a file exists here: the trainer downloads it when
     ``YOLO_TRAINER_ALLOW_DOWNLOADS=true`` (inherited from the API's environment), or fails saying downloads are off.
     """
     builtin = str(spec["model"]).endswith((".yaml", ".yml", ".pt"))
-    model, model_error = confine("model", spec["model"], roots, builtin_ok=builtin)
-    data, data_error = confine("data", spec["data"], roots)
+    remote_model = is_s3(spec["model"]) or source_ref(spec["model"]) is not None  # object storage, a training
+    model, model_error = (spec["model"], None) if remote_model else confine("model", spec["model"], roots,
+                                                                           builtin_ok=builtin)
+    data, data_error = (spec["data"], None) if is_s3(spec["data"]) else confine("data", spec["data"], roots)
     errors = [error for error in (model_error, data_error) if error]
     if errors:
         raise invalid(errors)

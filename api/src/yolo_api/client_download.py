@@ -1,0 +1,68 @@
+"""``yoloctl download``: fetch a training's artifacts through the API and verify each one's sha256.
+
+The API answers an artifact in object storage with a 307 to a presigned URL: that second request is made
+without the API's bearer token (the signature is the credential; a token sent along would leak it to the
+storage endpoint and make S3 refuse two kinds of authentication). Bytes go to ``<name>.part`` while their
+sha256 is computed, and are renamed only when it matches what the trainer reported.
+"""
+
+import hashlib
+from pathlib import Path
+
+import httpx
+
+from yolo_api.client_http import EXIT_FAILED, EXIT_REFUSED, EXIT_UNREACHABLE, CliError, call, refused, unreachable
+
+
+def download_artifacts(http: httpx.Client, task_id: str, name: str | None, folder: Path) -> list[tuple[Path, str]]:
+    """Download one artifact (``name``) or all of them into ``folder``; return each path with its sha256."""
+    listed = call(http, "GET", f"/tasks/{task_id}/artifacts").json()["data"]["artifacts"]
+    chosen = [item for item in listed if name is None or item["name"] == name]
+    if not chosen:
+        have = ", ".join(item["name"] for item in listed) or "none yet"
+        raise CliError(f"task {task_id} has no artifact {name!r} (it has: {have})" if name else
+                       f"task {task_id} has no artifacts yet", EXIT_REFUSED)
+    folder.mkdir(parents=True, exist_ok=True)
+    return [(_download(http, task_id, item, folder), item["sha256"]) for item in chosen]
+
+
+def _download(http: httpx.Client, task_id: str, item: dict[str, str], folder: Path) -> Path:
+    name = Path(item["name"]).name  # never a path from the server
+    target, partial = folder / name, folder / f"{name}.part"
+    digest = hashlib.sha256()
+    where = str(http.base_url)
+    try:
+        with http.stream("GET", f"/tasks/{task_id}/artifacts/{item['name']}", follow_redirects=False) as response:
+            if response.status_code == 200:  # the bytes themselves (a file the API reads)
+                _write(response, partial, digest)
+            elif response.status_code == 307:
+                location = response.headers["location"]
+            else:
+                response.read()
+                raise refused(response)
+        if response.status_code == 307:
+            where = location.split("?")[0]  # the signature stays out of messages
+            with httpx.Client(timeout=httpx.Timeout(30.0, read=300.0)) as plain, \
+                    plain.stream("GET", location) as stored:
+                if stored.status_code != 200:
+                    raise CliError(f"object storage answered HTTP {stored.status_code} for {name} ({where})",
+                                   EXIT_REFUSED)
+                _write(stored, partial, digest)
+    except httpx.TransportError as exc:
+        partial.unlink(missing_ok=True)
+        if where == str(http.base_url):
+            raise unreachable(where, exc) from None
+        raise CliError(f"cannot reach object storage at {where} ({type(exc).__name__})", EXIT_UNREACHABLE) from None
+    if digest.hexdigest() != item["sha256"]:
+        partial.unlink(missing_ok=True)
+        raise CliError(f"{name}: sha256 {digest.hexdigest()} does not match the {item['sha256']} the training "
+                       "reported; the file was not kept", EXIT_FAILED)
+    partial.replace(target)
+    return target
+
+
+def _write(response: httpx.Response, partial: Path, digest: "hashlib._Hash") -> None:
+    with partial.open("wb") as handle:
+        for chunk in response.iter_bytes():
+            digest.update(chunk)
+            handle.write(chunk)

@@ -1,0 +1,68 @@
+"""``GET /tasks/{id}/artifacts`` and ``GET /tasks/{id}/artifacts/{name}``: a training's files over HTTP.
+
+Both need the same right as reading the task (:func:`yolo_api.routes.tasks.readable`: another namespace's
+task answers 404 like an unknown one). An artifact in object storage is answered with a 307 redirect to a
+short-lived presigned URL, so the bytes never pass through the API; a file the API can read itself (the
+local backend's run directory) is streamed. The list gives each artifact's size and sha256, which
+``yoloctl download`` checks.
+"""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, RedirectResponse, Response
+
+from yolo_api.backends import TaskRecord
+from yolo_api.deps import get_backend
+from yolo_api.errors import ApiError
+from yolo_api.routes.tasks import TaskId, readable
+from yolo_api.settings import ApiSettings
+from yolo_api.storage import StorageError, presigned_url
+from yolo_crd.locations import is_s3
+from yolo_crd.status import Artifact
+
+router = APIRouter()
+Name = Annotated[str, Path(max_length=255, description="an artifact's name: best.pt, last.pt, results.csv, ...")]
+
+
+def _artifacts(record: TaskRecord) -> list[Artifact]:
+    return list(record.status.artifacts or []) if record.status else []
+
+
+@router.get("/tasks/{task_id}/artifacts", summary="A training's artifacts: name, size, sha256 and download URL")
+async def list_artifacts(task_id: TaskId, request: Request) -> dict[str, Any]:
+    """Every artifact the trainer has stored so far (``last.pt`` during training, all of them at the end)."""
+    record = await readable(request, task_id)
+    items = [{"name": artifact.name, "size": artifact.size, "sha256": artifact.sha256,
+              "url": str(request.url_for("download_artifact", task_id=record.task_id, name=artifact.name))}
+             for artifact in _artifacts(record)]
+    return {"code": 0, "message": "ok", "data": {"task_id": record.task_id, "artifacts": items}}
+
+
+@router.get("/tasks/{task_id}/artifacts/{name}", summary="Download one artifact (307 to object storage, or the bytes)",
+            response_class=Response, status_code=200,
+            responses={307: {"description": "a presigned URL in object storage (Location)"},
+                       404: {"description": "unknown task or artifact, or a file this API cannot reach"}})
+async def download_artifact(task_id: TaskId, name: Name, request: Request) -> Response:
+    """Redirect to the artifact in object storage, or stream it from the local run directory."""
+    record = await readable(request, task_id)
+    artifact = next((a for a in _artifacts(record) if a.name == name), None)
+    if artifact is None:
+        raise ApiError(404, "not_found", {"task_id": record.task_id, "name": name[:255]},
+                       detail=f"no artifact {name!r}; GET /tasks/{record.task_id}/artifacts lists them")
+    settings: ApiSettings = request.app.state.settings
+    if is_s3(artifact.uri):
+        try:
+            url = presigned_url(artifact.uri, expires=settings.artifact_url_seconds,
+                                public_endpoint=settings.s3_public_endpoint, filename=artifact.name)
+        except StorageError as exc:
+            raise ApiError(503, "unavailable", {"task_id": record.task_id, "name": name}, detail=str(exc)) from None
+        return RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"})
+    path = await run_in_threadpool((await get_backend(request)).artifact_file, record.task_id, artifact.uri)
+    if path is None:
+        raise ApiError(404, "not_found", {"task_id": record.task_id, "name": name},
+                       detail=f"{artifact.uri} lies where this API cannot read it (the trainer's volume): give "
+                              "trainings an output in object storage (output: s3://...) to download them over HTTP")
+    return FileResponse(path, filename=artifact.name, media_type="application/octet-stream",
+                        headers={"X-Checksum-Sha256": artifact.sha256})

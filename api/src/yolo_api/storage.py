@@ -1,0 +1,83 @@
+"""Every object-storage call the API makes: presigned download URLs and reading a small object's text.
+
+boto3, like the trainer (see docs/storage.md for why): it reads the standard ``AWS_*`` variables of the
+API's own environment (locally the user's; on a cluster a Secret named in the chart). Presigning needs no
+request: the URL is signed for the endpoint clients reach (``YOLO_API_S3_PUBLIC_ENDPOINT``, else
+``AWS_ENDPOINT_URL``), and it expires after ``YOLO_API_ARTIFACT_URL_SECONDS``. Errors are
+:class:`StorageError` with a message built here, never one that could carry a credential.
+"""
+
+import functools
+import os
+from typing import TYPE_CHECKING, Final
+
+from yolo_crd.locations import parse_s3
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+MAX_TEXT_BYTES: Final = 8_000_000
+
+
+class StorageError(Exception):
+    """An object could not be read (missing, refused, or object storage unreachable); ``missing`` says which."""
+
+    def __init__(self, message: str, *, missing: bool = False) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
+def make_client(endpoint: str | None = None) -> "S3Client":
+    """An S3 client from the ``AWS_*`` variables; ``endpoint`` overrides ``AWS_ENDPOINT_URL`` (presigning)."""
+    import boto3
+    from botocore.config import Config
+
+    endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL") or None
+    config = Config(signature_version="s3v4", retries={"mode": "standard", "max_attempts": 3},
+                    connect_timeout=5, read_timeout=30, s3={"addressing_style": "path" if endpoint else "auto"},
+                    request_checksum_calculation="when_required", response_checksum_validation="when_required")
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    return boto3.session.Session().client("s3", region_name=region, endpoint_url=endpoint, config=config)
+
+
+_VARIABLES: Final = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL",
+                     "AWS_REGION")
+
+
+def _client(endpoint: str | None) -> "S3Client":
+    """One client per endpoint and environment (made once: creating a boto3 client costs tens of milliseconds)."""
+    return _cached(endpoint, tuple(os.environ.get(name) for name in _VARIABLES))
+
+
+@functools.lru_cache(maxsize=8)
+def _cached(endpoint: str | None, _environment: tuple[str | None, ...]) -> "S3Client":
+    return make_client(endpoint)
+
+
+def presigned_url(uri: str, *, expires: int, public_endpoint: str | None = None, filename: str | None = None) -> str:
+    """A short-lived GET URL for ``uri`` (``s3://bucket/key``); ``filename`` names the download."""
+    where = parse_s3(uri)
+    params = {"Bucket": where.bucket, "Key": where.key}
+    if filename:
+        params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
+    try:
+        return _client(public_endpoint).generate_presigned_url("get_object", Params=params, ExpiresIn=expires)
+    except Exception as exc:  # no credentials: botocore's NoCredentialsError
+        raise StorageError(f"cannot sign a download URL for {uri} ({type(exc).__name__}): the API needs the "
+                           "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY of the bucket") from None
+
+
+def read_text(uri: str, *, max_bytes: int = MAX_TEXT_BYTES) -> str:
+    """The text of a small object (``results.csv``), at most ``max_bytes``; raises :class:`StorageError`."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    where = parse_s3(uri)
+    try:
+        body = _client(None).get_object(Bucket=where.bucket, Key=where.key, Range=f"bytes=0-{max_bytes - 1}")["Body"]
+        return body.read().decode("utf-8", errors="replace")
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code") or "")
+        raise StorageError(f"cannot read {uri} ({code})", missing=code in ("NoSuchKey", "NoSuchBucket", "404")) \
+            from None
+    except BotoCoreError as exc:
+        raise StorageError(f"cannot read {uri}: object storage unreachable ({type(exc).__name__})") from None

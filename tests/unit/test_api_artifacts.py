@@ -1,0 +1,89 @@
+"""``GET /tasks/{id}/artifacts`` and ``/artifacts/{name}`` over an in-memory backend: the list, a streamed local
+file, a 307 to a presigned URL (signed offline, for the public endpoint), and every refusal."""
+
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from fastapi.testclient import TestClient
+
+from fakes import AUTH, TOKEN, MemoryBackend
+from yolo_api.app import create_app
+from yolo_api.settings import ApiSettings
+
+FINAL = {"mAP50": 0.5, "mAP50-95": 0.3, "precision": 0.6, "recall": 0.5, "f1_score": 0.5455}
+SHA = "0" * 64
+
+
+@pytest.fixture
+def backend() -> MemoryBackend:
+    return MemoryBackend()
+
+
+@pytest.fixture
+def http(backend: MemoryBackend, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    for key, value in {"AWS_ACCESS_KEY_ID": "AKIDUNIT", "AWS_SECRET_ACCESS_KEY": "unit-secret",
+                       "AWS_ENDPOINT_URL": "http://s3.internal:9000", "AWS_REGION": "eu-west-1"}.items():
+        monkeypatch.setenv(key, value)
+    settings = ApiSettings(backend="local", auth_token=TOKEN, s3_public_endpoint="https://s3.example.com",
+                           artifact_url_seconds=120)
+    with TestClient(create_app(settings, backend=backend), headers=AUTH, follow_redirects=False) as client:
+        yield client
+
+
+def finished(backend: MemoryBackend, *artifacts: dict[str, object]) -> str:
+    return backend.put({"phase": "Succeeded", "stage": "completed", "finalMetrics": FINAL,
+                        "artifacts": list(artifacts)})
+
+
+def test_the_list_gives_size_sha256_and_a_download_url(http: TestClient, backend: MemoryBackend) -> None:
+    task = finished(backend, {"name": "best.pt", "uri": "s3://models/r/t/best.pt", "size": 7, "sha256": SHA})
+    [item] = http.get(f"/tasks/{task}/artifacts").json()["data"]["artifacts"]
+    assert item == {"name": "best.pt", "size": 7, "sha256": SHA,
+                    "url": f"http://testserver/tasks/{task}/artifacts/best.pt"}
+    assert http.get(f"/tasks/{backend.put(None)}/artifacts").json()["data"]["artifacts"] == []
+
+
+def test_an_artifact_in_object_storage_is_a_307_to_a_short_lived_presigned_url(http: TestClient,
+                                                                               backend: MemoryBackend) -> None:
+    task = finished(backend, {"name": "best.pt", "uri": "s3://models/r/t/best.pt", "size": 7, "sha256": SHA})
+    answer = http.get(f"/tasks/{task}/artifacts/best.pt")
+    assert answer.status_code == 307 and answer.headers["cache-control"] == "no-store"
+    where = urlsplit(answer.headers["location"])
+    query = parse_qs(where.query)
+    assert (where.scheme, where.netloc, where.path) == ("https", "s3.example.com", "/models/r/t/best.pt")
+    assert query["X-Amz-Expires"] == ["120"] and "X-Amz-Signature" in query
+    assert "unit-secret" not in answer.headers["location"]
+
+
+def test_a_local_file_is_streamed(http: TestClient, backend: MemoryBackend, tmp_path: Path) -> None:
+    weights = tmp_path / "best.pt"
+    weights.write_bytes(b"weights")
+    task = finished(backend, {"name": "best.pt", "uri": str(weights), "size": 7, "sha256": SHA})
+    backend.files[str(weights)] = weights
+    answer = http.get(f"/tasks/{task}/artifacts/best.pt")
+    assert answer.status_code == 200 and answer.content == b"weights"
+    assert answer.headers["x-checksum-sha256"] == SHA and "best.pt" in answer.headers["content-disposition"]
+
+
+def test_refusals_say_why(http: TestClient, backend: MemoryBackend) -> None:
+    task = finished(backend, {"name": "best.pt", "uri": "/outputs/t/weights/best.pt", "size": 7, "sha256": SHA})
+    unreachable = http.get(f"/tasks/{task}/artifacts/best.pt")
+    assert unreachable.status_code == 404 and "output in object storage" in unreachable.json()["detail"]
+    missing = http.get(f"/tasks/{task}/artifacts/last.pt")
+    assert missing.status_code == 404 and "no artifact 'last.pt'" in missing.json()["detail"]
+    assert http.get("/tasks/no-such-task/artifacts").status_code == 404
+    assert http.get(f"/tasks/{task}/artifacts", headers={"Authorization": "Bearer wrong"}).status_code == 401
+
+
+def test_no_credentials_is_a_503_not_a_crash(http: TestClient, backend: MemoryBackend,
+                                            monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(key)
+    for key in ("AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE"):
+        monkeypatch.setenv(key, str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    task = finished(backend, {"name": "best.pt", "uri": "s3://models/r/t/best.pt", "size": 7, "sha256": SHA})
+    answer = http.get(f"/tasks/{task}/artifacts/best.pt")
+    assert answer.status_code == 503 and "AWS_ACCESS_KEY_ID" in answer.json()["detail"]

@@ -1,0 +1,210 @@
+"""Every object-storage call the trainer makes, through boto3, with the failures a user can act on.
+
+boto3 is the reference S3 client: AWS S3, MinIO, Ceph RGW, SeaweedFS and GCS (through its S3 interface)
+all test against it. It reads the standard variables (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
+``AWS_ENDPOINT_URL``, ``AWS_REGION``), retries throttling, 5xx and connection errors with backoff per
+request, and signs presigned URLs. On top of that each operation here is retried for ``retry_seconds``
+while the endpoint is unreachable, so a storage hiccup during a long training is waited out, then
+reported as ``StorageUnavailable``.
+
+Errors become :class:`StorageError` with a kind (``unavailable``, ``denied``, ``missing``, ``invalid``)
+and a message built here, never botocore's text, and scrubbed of credential values: credentials never
+reach a status, a log line or an Event.
+"""
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
+
+from yolo_crd.locations import S3Uri
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Kind = Literal["unavailable", "denied", "missing", "invalid"]
+
+SECRET_VARIABLES: Final = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+_DENIED: Final = frozenset({"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403", "401", "Forbidden",
+                            "ExpiredToken", "InvalidToken", "AllAccessDisabled", "AccountProblem"})
+_MISSING: Final = frozenset({"NoSuchBucket", "NoSuchKey", "404", "NotFound"})
+_TRANSIENT: Final = frozenset({"SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable", "503", "500",
+                               "502", "504", "Throttling", "RequestTimeTooSkewed"})
+CHUNK: Final = 1 << 20
+
+
+class StorageError(Exception):
+    """An object-storage operation failed; ``kind`` says whether waiting, credentials or the URI would help."""
+
+    def __init__(self, kind: Kind, message: str) -> None:
+        super().__init__(redact(message))
+        self.kind = kind
+        self.message = str(self)
+
+
+def redact(text: str) -> str:
+    """``text`` without the values of the credential variables in this process's environment."""
+    for name in SECRET_VARIABLES:
+        value = os.environ.get(name, "")
+        if len(value) >= 4:
+            text = text.replace(value, "***")
+    return text
+
+
+def classify(exc: BaseException, what: str) -> StorageError:
+    """Turn a boto3/botocore exception about ``what`` (``reading s3://b/k``) into a :class:`StorageError`."""
+    from botocore import exceptions as bx
+
+    if isinstance(exc, StorageError):
+        return exc
+    if isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError):
+        return StorageError("denied", f"{what}: no object storage credentials (AWS_ACCESS_KEY_ID and "
+                                      "AWS_SECRET_ACCESS_KEY) were found")
+    if isinstance(exc, bx.ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code") or "")
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        if code in _DENIED or status in (401, 403):
+            return StorageError("denied", f"{what}: access denied ({code or status}): check the credentials "
+                                          "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) and their rights on the bucket")
+        if code in _MISSING or status == 404:
+            thing = "bucket" if code == "NoSuchBucket" else "object"
+            return StorageError("missing", f"{what}: no such {thing} ({code or status})")
+        if code in _TRANSIENT or status >= 500:
+            return StorageError("unavailable", f"{what}: object storage answered {code or status}")
+        return StorageError("invalid", f"{what}: object storage refused the request ({code or status})")
+    if isinstance(exc, bx.BotoCoreError | OSError):  # connection refused or reset, timeouts, DNS
+        endpoint = os.environ.get("AWS_ENDPOINT_URL", "the default endpoint")
+        return StorageError("unavailable", f"{what}: object storage at {_without_userinfo(endpoint)} is unreachable "
+                                           f"({type(exc).__name__})")
+    return StorageError("invalid", f"{what}: {type(exc).__name__}")
+
+
+def _without_userinfo(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme}{sep}{rest.rpartition('@')[2]}" if sep else url
+
+
+def sha256_of(path: Path) -> str:
+    """The hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """An object's key, size and ETag (what the cache compares)."""
+
+    key: str
+    size: int
+    etag: str
+
+
+def make_client() -> "S3Client":
+    """An S3 client configured from the standard ``AWS_*`` variables (see the module docstring).
+
+    Path-style addressing when an endpoint is given (MinIO, Ceph, SeaweedFS serve buckets under the
+    path); checksums only where the operation requires them, since S3-compatible servers and GCS do not
+    all accept the CRC trailers boto3 sends by default since 1.36.
+    """
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        signature_version="s3v4",
+        retries={"mode": "standard", "max_attempts": int(os.environ.get("AWS_MAX_ATTEMPTS") or 4)},
+        connect_timeout=10, read_timeout=60,
+        s3={"addressing_style": "path" if os.environ.get("AWS_ENDPOINT_URL") else "auto"},
+        request_checksum_calculation="when_required", response_checksum_validation="when_required")
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    return boto3.session.Session().client("s3", region_name=region, config=config)  # credentials read now
+
+
+class ObjectStore:
+    """The trainer's object-storage operations, each retried while the endpoint is unreachable."""
+
+    def __init__(self, client: "S3Client | None" = None, *, retry_seconds: float = 60.0,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self._client = client
+        self._retry_seconds = retry_seconds
+        self._sleep = sleep
+
+    @property
+    def client(self) -> "S3Client":
+        """The boto3 client, made on first use (so a run without s3:// never imports boto3)."""
+        if self._client is None:
+            self._client = make_client()
+        return self._client
+
+    def _retrying(self, what: str, call: Callable[[], T]) -> T:
+        deadline = time.monotonic() + self._retry_seconds
+        delay = 1.0
+        while True:
+            try:
+                return call()
+            except Exception as exc:
+                error = classify(exc, what)
+                if error.kind != "unavailable" or time.monotonic() + delay > deadline:
+                    raise error from None
+                log.warning("%s; retrying in %.0fs", error.message, delay)
+                self._sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    def head(self, uri: S3Uri) -> ObjectInfo | None:
+        """Size and ETag of one object; None when it does not exist."""
+        try:
+            found: dict[str, Any] = dict(self._retrying(f"reading {uri}", lambda: self.client.head_object(
+                Bucket=uri.bucket, Key=uri.key)))
+        except StorageError as exc:
+            if exc.kind == "missing":
+                return None
+            raise
+        return ObjectInfo(uri.key, int(found.get("ContentLength") or 0), str(found.get("ETag") or ""))
+
+    def list(self, prefix: S3Uri) -> list[ObjectInfo]:
+        """Every object under ``prefix/`` (recursively); a missing bucket raises ``missing``."""
+        def pages() -> list[ObjectInfo]:
+            found: list[ObjectInfo] = []
+            paginator = self.client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=prefix.bucket, Prefix=f"{prefix.key}/" if prefix.key else ""):
+                found += [ObjectInfo(item["Key"], int(item.get("Size") or 0), str(item.get("ETag") or ""))
+                          for item in page.get("Contents", []) if not item["Key"].endswith("/")]
+            return found
+
+        return self._retrying(f"listing {prefix}/", pages)
+
+    def check_bucket(self, uri: S3Uri) -> None:
+        """Raise unless the bucket of ``uri`` exists and these credentials may use it."""
+        self._retrying(f"checking bucket s3://{uri.bucket}", lambda: self.client.head_bucket(Bucket=uri.bucket))
+
+    def download(self, uri: S3Uri, dest: Path, progress: Callable[[int], None] = lambda _: None) -> None:
+        """Fetch one object to ``dest`` (written beside it, then renamed: never a half file in its place)."""
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        partial = dest.with_name(dest.name + ".part")
+
+        def fetch() -> None:
+            self.client.download_file(uri.bucket, uri.key, str(partial), Callback=progress)
+            partial.replace(dest)
+
+        self._retrying(f"reading {uri}", fetch)
+
+    def upload(self, path: Path, uri: S3Uri, sha256: str) -> None:
+        """Store a file at ``uri``, its sha256 in the object's metadata."""
+        self._retrying(f"writing {uri}", lambda: self.client.upload_file(
+            str(path), uri.bucket, uri.key, ExtraArgs={"Metadata": {"sha256": sha256}}))
+
+
+def walk(store: ObjectStore, prefix: S3Uri) -> Iterator[tuple[ObjectInfo, str]]:
+    """Each object under ``prefix`` with its key relative to the prefix."""
+    start = len(prefix.key) + 1 if prefix.key else 0
+    for info in store.list(prefix):
+        yield info, info.key[start:]
