@@ -89,6 +89,7 @@ class LocalKubelet:
         self._control = ControlPlane(api) if controllers else None
         self.node = f"local-kubelet-{uuid.uuid4().hex[:6]}"
         self._running: dict[tuple[str, str], _Attempt] = {}
+        self._config_errors: dict[tuple[str, str], str] = {}  # pods waiting for a Secret: what was said
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="local-kubelet", daemon=True)
@@ -189,9 +190,12 @@ class LocalKubelet:
         namespace, job = meta["namespace"], meta["labels"].get("batch.kubernetes.io/job-name", meta["name"])
         env = self._env(namespace, container)
         if isinstance(env, str):
-            self._core.patch_namespaced_pod_status(meta["name"], namespace, {"status": {"containerStatuses": [
-                {"name": container["name"], "image": container["image"], "imageID": "", "ready": False,
-                 "restartCount": 0, "state": {"waiting": {"reason": "CreateContainerConfigError", "message": env}}}]}})
+            if self._config_errors.get((namespace, meta["name"])) != env:  # say it once; retried every poll
+                self._config_errors[(namespace, meta["name"])] = env
+                self._core.patch_namespaced_pod_status(meta["name"], namespace, {"status": {"containerStatuses": [
+                    {"name": container["name"], "image": container["image"], "imageID": "", "ready": False,
+                     "restartCount": 0, "state": {"waiting": {"reason": "CreateContainerConfigError",
+                                                              "message": env}}}]}})
             return
         if self._fake:
             process: subprocess.Popen[bytes] | FakeProcess = FakeProcess(env, self._api)

@@ -139,11 +139,16 @@ def test_storage_failures_and_unusable_sources_say_why_without_credentials(stack
         extra = {"objectStorage": {"secretRef": {"name": secret}}} if secret else {}
         uids[name] = create(kube, NS, name, data=data, gpus=0, imgsz=64, backoffLimit=0, **extra)["metadata"]["uid"]
     unknown = create(kube, NS, "from-nowhere", model="training/never-was", data="/d/data.yaml", gpus=0)
+    no_secret = create(kube, NS, "no-secret", data=f"s3://{data_bucket}/d/data.yaml", gpus=0,
+                       objectStorage={"secretRef": {"name": "never-created"}})
     emulator = stack["server"].emulator
 
     def status(uid: str) -> dict[str, Any]:
         return next(t for t in emulator.find("yolotrainings", NS) if t["metadata"]["uid"] == uid).get("status") or {}
 
+    waiting = eventually(lambda: status(no_secret["metadata"]["uid"]).get("reason") == "CreateContainerConfigError"
+                         and status(no_secret["metadata"]["uid"]), timeout=60)
+    assert waiting["phase"] == "Pending" and "never-created" in waiting["message"]  # said, not stuck in silence
     eventually(lambda: status(unknown["metadata"]["uid"]).get("phase") == "Failed", timeout=60)
     failed = status(unknown["metadata"]["uid"])
     assert failed["reason"] == "ModelNotFound" and "training/never-was: no such training" in failed["message"]

@@ -83,6 +83,14 @@ def test_image_pull_errors_name_the_image() -> None:
     assert result.patch.get("phase", "Pending") == "Pending"
 
 
+def test_a_container_that_cannot_be_created_says_why() -> None:
+    """A missing object-storage Secret (or key) leaves the pod in CreateContainerConfigError: say so in status."""
+    waiting = {"reason": "CreateContainerConfigError", "message": 'secret "s3-default" not found'}
+    result = observe(job(active=1), [pod(waiting=waiting)], status(phase="Pending"))
+    assert result.patch["reason"] == "CreateContainerConfigError" and 's3-default' in result.patch["message"]
+    assert result.events == [("Warning", "CreateContainerConfigError", result.patch["message"])]
+
+
 def test_running_pod_sets_running_and_clears_waiting_reasons() -> None:
     current = status(phase="Pending", reason="Unschedulable", message="0/3 nodes")
     result = observe(job(active=1), [pod("Running")], current)

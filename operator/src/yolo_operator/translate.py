@@ -14,6 +14,7 @@ from yolo_crd.outcome import NO_FINAL_METRICS, finished
 from yolo_crd.status import Phase, Reason, TrainingStatus, utc_now
 
 _IMAGE_ERRORS: Final = frozenset({"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull"})
+_CONFIG_ERRORS: Final = frozenset({"CreateContainerConfigError", "CreateContainerError"})
 #: The summary condition, Knative's convention for run-to-completion resources: Unknown while pending or
 #: running, True on success, False on failure. ``kubectl wait --for=condition=Succeeded`` waits for it.
 SUCCEEDED: Final = "Succeeded"
@@ -57,6 +58,9 @@ def _waiting(pods: list[dict[str, Any]]) -> tuple[str, str] | None:
                 return Reason.IMAGE_PULL_BACK_OFF.value, f"image {state.get('image', '')} cannot be pulled: {detail}"
             if waiting.get("reason") == "CrashLoopBackOff":
                 return Reason.CRASH_LOOP_BACK_OFF.value, str(waiting.get("message") or "the trainer keeps crashing")
+            if waiting.get("reason") in _CONFIG_ERRORS:  # e.g. the object-storage Secret or one of its keys
+                detail = waiting.get("message") or waiting["reason"]
+                return Reason.CONTAINER_CONFIG_ERROR.value, f"the trainer container cannot be created: {detail}"
     return None
 
 
