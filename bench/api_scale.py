@@ -9,12 +9,11 @@ its resident memory is read from /proc once it is ready, and its peak (VmHWM) af
 >= 80% of the ceiling.
 """
 
+import subprocess
 import sys
-import time
 from pathlib import Path
 
-from bench.api_status import AUTH, _port, _ready, _start, start_emulator
-from bench.load import Load, measure
+from bench.api_status import alternate, start_emulator
 
 
 def _memory_mb(pid: int, field: str) -> float:
@@ -30,29 +29,19 @@ def main(argv: list[str]) -> None:
     seconds = int(argv[1]) if len(argv) > 1 else 8
     emulator, apiserver, ids, ids_file = start_emulator(count, "--finished")
     paths = [f"/task_status/{item['uid']}" for item in ids]
-    results: dict[str, Load] = {}
     memory: dict[str, float] = {}
+
+    def started(kind: str, server: subprocess.Popen[str], ready_s: float) -> None:
+        if kind == "ours":
+            memory.update(ready_s=ready_s, ready=_memory_mb(server.pid, "VmRSS"))
+
+    def loaded(kind: str, server: subprocess.Popen[str]) -> None:
+        if kind == "ours":
+            memory["peak"] = max(memory.get("peak", 0.0), _memory_mb(server.pid, "VmHWM"))
+
     try:
-        for kind in ("ceiling", "ours", "ceiling", "ours"):
-            port = _port()
-            print(f"measuring {kind}...", file=sys.stderr, flush=True)
-            server = _start(kind, port, "--apiserver", apiserver, "--ids", str(ids_file), "--finished")
-            try:
-                url = f"http://127.0.0.1:{port}"
-                started = time.monotonic()
-                _ready(url, "/readyz" if kind == "ours" else paths[0], timeout=300)
-                if kind == "ours":
-                    memory["ready_s"] = time.monotonic() - started
-                    memory["ready"] = _memory_mb(server.pid, "VmRSS")
-                measure(url, paths, seconds=2, headers=AUTH)  # warm-up
-                load = measure(url, paths, seconds=seconds, headers=AUTH)
-                if kind == "ours":
-                    memory["peak"] = max(memory.get("peak", 0.0), _memory_mb(server.pid, "VmHWM"))
-                if kind not in results or load.requests_per_second > results[kind].requests_per_second:
-                    results[kind] = load
-            finally:
-                server.terminate()
-                server.wait(timeout=30)
+        results = alternate(("ceiling", "ours", "ceiling", "ours"), apiserver, ids_file, paths, seconds,
+                            "--finished", started=started, loaded=loaded)
     finally:
         emulator.terminate()
         emulator.wait(timeout=30)

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -59,28 +60,44 @@ def start_emulator(count: int, *extra: str) -> tuple[subprocess.Popen[str], str,
     return emulator, f"http://127.0.0.1:{api_port}", json.loads(ids_line), ids_file
 
 
+def alternate(kinds: tuple[str, ...], apiserver: str, ids_file: Path, paths: list[str], seconds: int,
+              *extra: str, started: Callable[[str, subprocess.Popen[str], float], None] | None = None,
+              loaded: Callable[[str, subprocess.Popen[str]], None] | None = None) -> dict[str, Load]:
+    """Start each server in turn (so drift in machine load hits all of them), load it, keep its best run.
+
+    ``started(kind, process, seconds_to_ready)`` and ``loaded(kind, process)`` observe the server process.
+    """
+    results: dict[str, Load] = {}
+    for kind in kinds:
+        port = _port()
+        print(f"measuring {kind}...", file=sys.stderr, flush=True)
+        server = _start(kind, port, "--apiserver", apiserver, "--ids", str(ids_file), *extra)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            began = time.monotonic()
+            _ready(url, "/readyz" if kind == "ours" else paths[0], timeout=300)
+            if started is not None:
+                started(kind, server, time.monotonic() - began)
+            measure(url, paths, seconds=2, headers=AUTH)  # warm-up
+            load = measure(url, paths, seconds=seconds, headers=AUTH)
+            if loaded is not None:
+                loaded(kind, server)
+            if kind not in results or load.requests_per_second > results[kind].requests_per_second:
+                results[kind] = load
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    return results
+
+
 def main(argv: list[str]) -> None:
     """Run the three measurements and print the table."""
     seconds = int(argv[0]) if argv else 8
     emulator, apiserver, ids, ids_file = start_emulator(1000)
     paths = [f"/task_status/{item['uid']}" for item in ids]
-    results: dict[str, Load] = {}
     try:
         # ceiling and ours alternate (twice each) so that drift in machine load hits both; best run kept
-        for kind in ("ceiling", "ours", "ceiling", "ours", "naive"):
-            port = _port()
-            print(f"measuring {kind}...", file=sys.stderr, flush=True)
-            server = _start(kind, port, "--apiserver", apiserver, "--ids", str(ids_file))
-            try:
-                url = f"http://127.0.0.1:{port}"
-                _ready(url, "/readyz" if kind == "ours" else paths[0])
-                measure(url, paths, seconds=2, headers=AUTH)  # warm-up
-                load = measure(url, paths, seconds=seconds, headers=AUTH)
-                if kind not in results or load.requests_per_second > results[kind].requests_per_second:
-                    results[kind] = load
-            finally:
-                server.terminate()
-                server.wait(timeout=30)
+        results = alternate(("ceiling", "ours", "ceiling", "ours", "naive"), apiserver, ids_file, paths, seconds)
     finally:
         emulator.terminate()
         emulator.wait(timeout=30)

@@ -2,12 +2,11 @@
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from kubernetes import client, config
+from kubernetes import client
 
 from apiserver import ApiServer
 from emulator import ADMIN_TOKEN
@@ -19,12 +18,6 @@ from yolo_api.settings import ApiSettings
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 G, V, P = "yolo-operator.io", "v1alpha1", "yolotrainings"
 BODY = {"model": "yolov8n.yaml", "data": "/data/d.yaml", "epochs": 3, "gpus": 1, "name": "shapes"}
-
-
-@pytest.fixture
-def kube(api_server: ApiServer, tmp_path: Path) -> Iterator[client.ApiClient]:
-    with config.new_client_from_config(str(api_server.write_kubeconfig(tmp_path / "kubeconfig"))) as api:
-        yield api
 
 
 @pytest.fixture
