@@ -31,13 +31,14 @@ class MemoryBackend:
     def ready(self) -> bool:
         return self.is_ready
 
-    def put(self, status: dict[str, Any] | None, task_id: str | None = None, **extra: Any) -> str:
+    def put(self, status: dict[str, Any] | None, task_id: str | None = None, spec: dict[str, Any] | None = None,
+            **extra: Any) -> str:
         task_id = task_id or str(uuid.uuid4())
         extra.setdefault("namespace", None)
         self.version += 1
         created = self.records[task_id].created_at if task_id in self.records else None
         self.records[task_id] = TaskRecord(version=self.version,
-            task_id=task_id, name="t", spec={"epochs": 20, "model": "m.yaml", "data": "d.yaml"},
+            task_id=task_id, name="t", spec={"epochs": 20, "model": "m.yaml", "data": "d.yaml", **(spec or {})},
             status=TrainingStatus.model_validate(status) if status else None,
             created_at=created or f"2026-01-01T00:{len(self.records) // 60:02d}:{len(self.records) % 60:02d}Z", **extra)
         return task_id

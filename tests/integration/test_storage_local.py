@@ -189,6 +189,9 @@ def test_a_run_resumes_from_last_pt_in_s3_without_its_run_directory(s3_env: S3Se
     finally:
         os.killpg(trainer.pid, signal.SIGKILL)
         trainer.wait()
+    # best.pt came with last.pt (a resume writes a new one only if an epoch beats the old best), and the history
+    uploaded = {o["Key"] for o in client.list_objects_v2(Bucket=bucket, Prefix="runs/resume-1/")["Contents"]}
+    assert {f"runs/resume-1/{name}" for name in ("best.pt", "last.pt", "results.csv", "args.yaml")} <= uploaded
     shutil.rmtree(tmp_path / "out" / "resume-1")  # the new node has none of it
     done = subprocess.run([sys.executable, "-m", "yolo_trainer"], env=env, capture_output=True, text=True,
                           timeout=300, check=False)

@@ -74,6 +74,13 @@ def test_three_epochs_report_truthfully_and_best_pt_loads(dataset3: Path, tmp_pa
     model = YOLO(str(weights))
     assert model.names == {0: "square", 1: "circle", 2: "triangle"}
 
+    # a retry of a finished run that lost its best.pt (restored from a bucket without it) validates its final
+    # weights instead of "resuming" a finished run, which ultralytics refuses on every retry
+    weights.unlink()
+    again = RecordingSink()
+    assert run(settings(tmp_path), make_spec(dataset3, 3), again) == 0
+    assert again.state()["stage"] == "completed" and weights.is_file()
+
 
 def test_missing_model_and_dataset_fail_fast_with_the_path(dataset3: Path, tmp_path: Path) -> None:
     missing_model = tmp_path / "weights" / "missing.pt"

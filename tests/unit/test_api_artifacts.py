@@ -1,6 +1,7 @@
 """``GET /tasks/{id}/artifacts`` and ``/artifacts/{name}`` over an in-memory backend: the list, a streamed local
 file, a 307 to a presigned URL (signed offline, for the public endpoint), and every refusal."""
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -32,9 +33,12 @@ def http(backend: MemoryBackend, monkeypatch: pytest.MonkeyPatch) -> Iterator[Te
         yield client
 
 
-def finished(backend: MemoryBackend, *artifacts: dict[str, object]) -> str:
-    return backend.put({"phase": "Succeeded", "stage": "completed", "finalMetrics": FINAL,
-                        "artifacts": list(artifacts)})
+def finished(backend: MemoryBackend, *artifacts: dict[str, object], output: str | None = None) -> str:
+    """A finished task; ``{task}`` in an artifact's uri becomes its id."""
+    task = str(uuid.uuid4())
+    named = [{**a, "uri": str(a["uri"]).format(task=task)} for a in artifacts]
+    return backend.put({"phase": "Succeeded", "stage": "completed", "finalMetrics": FINAL, "artifacts": named},
+                       task_id=task, spec={"output": output} if output else None)
 
 
 def test_the_list_gives_size_sha256_and_a_download_url(http: TestClient, backend: MemoryBackend) -> None:
@@ -47,14 +51,30 @@ def test_the_list_gives_size_sha256_and_a_download_url(http: TestClient, backend
 
 def test_an_artifact_in_object_storage_is_a_307_to_a_short_lived_presigned_url(http: TestClient,
                                                                                backend: MemoryBackend) -> None:
-    task = finished(backend, {"name": "best.pt", "uri": "s3://models/r/t/best.pt", "size": 7, "sha256": SHA})
+    task = finished(backend, {"name": "best.pt", "uri": "s3://models/r/{task}/best.pt", "size": 7, "sha256": SHA},
+                    output="s3://models/r")
     answer = http.get(f"/tasks/{task}/artifacts/best.pt")
     assert answer.status_code == 307 and answer.headers["cache-control"] == "no-store"
     where = urlsplit(answer.headers["location"])
     query = parse_qs(where.query)
-    assert (where.scheme, where.netloc, where.path) == ("https", "s3.example.com", "/models/r/t/best.pt")
+    assert (where.scheme, where.netloc, where.path) == ("https", "s3.example.com", f"/models/r/{task}/best.pt")
     assert query["X-Amz-Expires"] == ["120"] and "X-Amz-Signature" in query
     assert "unit-secret" not in answer.headers["location"]
+
+
+@pytest.mark.parametrize(("output", "uri"), [
+    (None, "s3://models/r/{task}/best.pt"),  # no output at all
+    ("s3://models/r", "s3://other-team-private/secret/model.pt"),  # another bucket
+    ("s3://models/r", "s3://models/r/another-task/best.pt"),  # another run under the same output
+    ("s3://models/r", "s3://models/r-other/{task}/best.pt"),  # a prefix that only starts the same
+])
+def test_only_the_runs_own_objects_are_signed(http: TestClient, backend: MemoryBackend, output: str | None,
+                                              uri: str) -> None:
+    """The bug: the trainer writes status (and a user may pick its image): any s3:// URI there was signed with
+    the API's credentials, a presigned link to another team's object for whoever may read the task."""
+    task = finished(backend, {"name": "x", "uri": uri, "size": 7, "sha256": SHA}, output=output)
+    answer = http.get(f"/tasks/{task}/artifacts/x")
+    assert answer.status_code == 404 and "location" not in answer.headers
 
 
 def test_a_local_file_is_streamed(http: TestClient, backend: MemoryBackend, tmp_path: Path) -> None:
@@ -84,6 +104,7 @@ def test_no_credentials_is_a_503_not_a_crash(http: TestClient, backend: MemoryBa
     for key in ("AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE"):
         monkeypatch.setenv(key, str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    task = finished(backend, {"name": "best.pt", "uri": "s3://models/r/t/best.pt", "size": 7, "sha256": SHA})
+    task = finished(backend, {"name": "best.pt", "uri": "s3://models/r/{task}/best.pt", "size": 7, "sha256": SHA},
+                    output="s3://models/r")
     answer = http.get(f"/tasks/{task}/artifacts/best.pt")
     assert answer.status_code == 503 and "AWS_ACCESS_KEY_ID" in answer.json()["detail"]

@@ -109,6 +109,19 @@ def artifact_prefix(output: str, task_id: str) -> S3Uri:
     return parse_s3(output, object_key=False).child(task_id)
 
 
+def owned_uri(output: str | None, task_id: str, uri: str) -> bool:
+    """Whether ``uri`` lies under the run's own artifact prefix ``<output>/<task id>/``.
+
+    Artifact URIs in status are written by the trainer (an image the user may choose): the API signs or
+    reads only its own run's objects with its credentials, never another team's bucket that a status names.
+    """
+    if not output or not is_s3(output) or not is_s3(uri):
+        return False
+    prefix = artifact_prefix(output, task_id)
+    target = parse_s3(uri)
+    return target.bucket == prefix.bucket and target.key.startswith(prefix.key.rstrip("/") + "/")
+
+
 def within(path: str, root: str) -> str | None:
     """``path`` relative to the directory ``root`` (POSIX paths), or None when it does not lie under it."""
     inner, outer = PurePosixPath(path), PurePosixPath(root)

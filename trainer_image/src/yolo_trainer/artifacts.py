@@ -3,10 +3,12 @@
 The artifacts are ``best.pt``, ``last.pt``, ``results.csv``, ``args.yaml`` and the data YAML used (as
 ``data.yaml``), each with its size and sha256 in ``status.artifacts``. With an output in object storage:
 
-* during training, ``last.pt`` is uploaded every ``every`` epochs from ultralytics' ``on_model_save``
-  callback, off the training thread (a snapshot is copied first, the newest one wins, a failed upload
-  is logged and retried at the next checkpoint): a pod that lands on another node resumes from it
-  (:func:`restore_run`) without a PVC;
+* during training, every ``every`` epochs, ultralytics' ``on_model_save`` callback snapshots the run's
+  state and uploads it off the training thread: ``best.pt`` (when it changed), ``results.csv``,
+  ``args.yaml``, then ``last.pt`` (last: its presence says the rest is there). The newest snapshot wins; a
+  failed upload is logged and retried at the next checkpoint. A pod that lands on another node restores
+  all of it (:func:`restore_run`) and resumes without a PVC: ``best.pt`` must come back with ``last.pt``,
+  since after a resume ultralytics writes a new one only when an epoch beats the old best;
 * at the end, every artifact is uploaded, each retried with backoff (:class:`~yolo_trainer.storage.ObjectStore`);
   an upload that still fails raises, and the training is not reported as a success.
 """
@@ -51,8 +53,9 @@ class Uploader:
         self._manifest: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
-        self._queued: Path | None = None
+        self._queued: list[tuple[str, Path]] | None = None  # the newest checkpoint not yet taken for upload
         self._snapshots: Path | None = None
+        self._best_saved = 0  # mtime of the best.pt last queued
         self._closing = False
         self._thread = threading.Thread(target=self._run, name="checkpoint-uploader", daemon=True)
         self._thread.start()
@@ -70,21 +73,33 @@ class Uploader:
         return entry
 
     def on_model_save(self, trainer: Any) -> None:
-        """Ultralytics callback: snapshot ``last.pt`` every ``every`` epochs and queue it. Never raises."""
+        """Ultralytics callback: every ``every`` epochs, snapshot the run's state and queue it. Never raises."""
         try:
             epoch = int(trainer.epoch) + 1
             if epoch % self._every:
                 return
-            self._snapshots = Path(trainer.save_dir) / ".upload"
-            snapshot = self._snapshots / LAST
-            snapshot.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(Path(trainer.last), snapshot.with_suffix(".tmp"))
+            save_dir = Path(trainer.save_dir)
+            files = {RESULTS: save_dir / RESULTS, ARGS: save_dir / ARGS}
+            best = Path(trainer.best)
+            if best.is_file() and best.stat().st_mtime_ns != self._best_saved:
+                files[BEST] = best
+                self._best_saved = best.stat().st_mtime_ns
+            files[LAST] = Path(trainer.last)  # last: restore_run takes last.pt's presence as "the rest is there"
+            self._snapshots = save_dir / ".upload"
+            pending = self._snapshots / "pending"
+            shutil.rmtree(pending, ignore_errors=True)
+            pending.mkdir(parents=True)
+            order = [name for name, path in files.items() if path.is_file()]
+            for name in order:
+                shutil.copyfile(files[name], pending / name)
             with self._wake:
-                snapshot.with_suffix(".tmp").replace(snapshot)  # under the lock: never replaced while uploading
-                self._queued = snapshot
+                queued = self._snapshots / "queued"
+                shutil.rmtree(queued, ignore_errors=True)
+                pending.replace(queued)  # under the lock: never replaced while the uploader takes it
+                self._queued = [(name, queued / name) for name in order]
                 self._wake.notify()
         except Exception:
-            log.exception("could not queue last.pt for upload; training continues")
+            log.exception("could not queue the checkpoint for upload; training continues")
 
     def _run(self) -> None:
         while True:
@@ -93,11 +108,14 @@ class Uploader:
                     self._wake.wait()
                 if self._queued is None:
                     return
-                snapshot, self._queued = self._queued, None
-                staged = snapshot.with_name("uploading.pt")
-                snapshot.replace(staged)
+                batch, self._queued = self._queued, None
+                assert self._snapshots is not None
+                sending = self._snapshots / "sending"
+                shutil.rmtree(sending, ignore_errors=True)
+                (self._snapshots / "queued").replace(sending)
             try:
-                self.upload(LAST, staged)
+                for name, _ in batch:
+                    self.upload(name, sending / name)
                 log.info("uploaded checkpoint %s", self._prefix.child(LAST))
             except StorageError as exc:
                 log.warning("checkpoint upload failed (the next checkpoint retries): %s", exc.message)

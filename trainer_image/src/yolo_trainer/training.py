@@ -8,6 +8,7 @@ validation is redone, so a retry after an undelivered final status reports the s
 
 import dataclasses
 import logging
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -140,7 +141,10 @@ def run_training(
     if done:
         _refuse_other_run(run_dir, args)
     validation: Any = None
-    if done == -1 and best.is_file():
+    if done == -1 and not best.is_file():  # a finished run without best.pt: its final weights stand in
+        log.warning("run %s finished but has no best.pt; validating its last.pt instead", run_dir)
+        shutil.copyfile(last, best)
+    if done == -1:
         log.info("run %s already finished; validating best.pt again", run_dir)
         history = read_results(run_dir / "results.csv")
         reporter.update(tracker.started(len(history), max(spec.epochs, len(history)), history))

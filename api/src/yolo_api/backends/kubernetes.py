@@ -25,7 +25,7 @@ from yolo_api.sources import check_source
 from yolo_api.storage import StorageError, read_text
 from yolo_crd.history import parse_results
 from yolo_crd.kubeclient import load_api_client
-from yolo_crd.locations import RESULTS, SourceRef
+from yolo_crd.locations import RESULTS, SourceRef, owned_uri
 from yolo_crd.names import ANNOTATION_CANCEL, API_VERSION, GROUP, KIND, LABEL_TASK_ID, PLURAL, VERSION
 from yolo_crd.spec import YoloTrainingSpec
 from yolo_crd.status import TrainingStatus
@@ -95,7 +95,8 @@ class KubernetesBackend:
         if record is None:
             return History([], complete=False)
         artifacts = record.status.artifacts if record.status and record.status.artifacts else []
-        results = next((a.uri for a in artifacts if a.name == RESULTS and a.uri.startswith("s3://")), None)
+        output = record.spec.get("output")
+        results = next((a.uri for a in artifacts if a.name == RESULTS and owned_uri(output, task_id, a.uri)), None)
         if results is not None:
             try:
                 text = self._texts.get(results)

@@ -189,9 +189,9 @@ class LocalBackend(TrainerProcesses):
         return self.get(ref.value) if ref.kind == "task" else None
 
     def artifact_file(self, task_id: str, uri: str) -> Path | None:
-        """An artifact written under this API's runs directory (never a path outside it)."""
+        """An artifact written under the task's own run directory (never a path outside it)."""
         path = Path(uri).resolve()
-        return path if path.is_relative_to(self.runs_dir) and path.is_file() else None
+        return path if path.is_relative_to(self.runs_dir / task_id) and path.is_file() else None
 
     def cancel(self, task_id: str) -> TaskRecord | None:
         """Stop the trainer (SIGTERM, then SIGKILL) and mark the task failed with error "cancelled"."""

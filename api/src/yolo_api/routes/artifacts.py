@@ -1,10 +1,13 @@
 """``GET /tasks/{id}/artifacts`` and ``GET /tasks/{id}/artifacts/{name}``: a training's files over HTTP.
 
 Both need the same right as reading the task (:func:`yolo_api.routes.tasks.readable`: another namespace's
-task answers 404 like an unknown one). An artifact in object storage is answered with a 307 redirect to a
-short-lived presigned URL, so the bytes never pass through the API; a file the API can read itself (the
-local backend's run directory) is streamed. The list gives each artifact's size and sha256, which
-``yoloctl download`` checks.
+task answers 404 like an unknown one). Only the run's own files are served: objects under its
+``<output>/<task id>/`` prefix, files under its own run directory; a status naming anything else (the
+trainer writes status, and a user may choose the trainer's image) gets 404, never a signed URL.
+
+An artifact in object storage is answered with a 307 redirect to a short-lived presigned URL, so the bytes
+never pass through the API; a file the API can read itself (the local backend's run directory) is
+streamed. The list gives each artifact's size and sha256, which ``yoloctl download`` checks.
 """
 
 from typing import Annotated, Any
@@ -19,7 +22,7 @@ from yolo_api.errors import ApiError
 from yolo_api.routes.tasks import TaskId, readable
 from yolo_api.settings import ApiSettings
 from yolo_api.storage import StorageError, presigned_url
-from yolo_crd.locations import is_s3
+from yolo_crd.locations import is_s3, owned_uri
 from yolo_crd.status import Artifact
 
 router = APIRouter()
@@ -53,6 +56,9 @@ async def download_artifact(task_id: TaskId, name: Name, request: Request) -> Re
                        detail=f"no artifact {name!r}; GET /tasks/{record.task_id}/artifacts lists them")
     settings: ApiSettings = request.app.state.settings
     if is_s3(artifact.uri):
+        if not owned_uri(record.spec.get("output"), record.task_id, artifact.uri):  # the status names another's
+            raise ApiError(404, "not_found", {"task_id": record.task_id, "name": name[:255]},
+                           detail=f"{artifact.name} does not lie under this training's output; it is not served")
         try:
             url = presigned_url(artifact.uri, expires=settings.artifact_url_seconds,
                                 public_endpoint=settings.s3_public_endpoint, filename=artifact.name)
