@@ -8,7 +8,8 @@ Jobs (parallelism 1):
 * an unsuspended, unfinished Job without a live pod gets one, made from its template (labels
   ``batch.kubernetes.io/controller-uid`` and ``job-name``, owned by the Job, with the
   ``batch.kubernetes.io/job-tracking`` finalizer that keeps an ended pod until it is counted);
-  ``status.active`` and ``startTime`` follow;
+  ``status.active`` (live pods, Pending ones included) and ``startTime`` follow, and ``status.ready``
+  counts the live pods whose Ready condition is True;
 * a suspended Job's live pods are deleted (gracefully: the node stops them);
 * an ended pod is counted once, then its finalizer is removed: Succeeded ends the Job; Failed is matched
   against ``podFailurePolicy`` (``Ignore`` on DisruptionTarget: not counted, replaced; ``FailJob`` on the
@@ -21,7 +22,9 @@ Jobs (parallelism 1):
 Not emulated: parallelism and completions above 1, the backoff delay between retries, indexed Jobs.
 
 :class:`SchedulerStandIn` binds each of our unscheduled pods to a Ready node through the ``binding``
-subresource, as kube-scheduler does (no resource fitting: our test nodes are big enough).
+subresource, as kube-scheduler does: only to a node whose labels match the pod's ``nodeSelector`` and
+whose NoSchedule/NoExecute taints the pod tolerates; when none fits, the pod gets ``PodScheduled=False``
+with reason Unschedulable. No resource fitting (our test nodes are big enough) and no affinity.
 :class:`ControlPlane` runs both in a thread.
 """
 
@@ -118,7 +121,9 @@ class JobControllerStandIn:
                 self._patch(job, {"active": 0})
         elif not live:
             self._create_pod(job)
-            self._patch(job, {"active": 1, "startTime": started or utc_now()})
+            self._patch(job, {"active": 1, "ready": 0, "startTime": started or utc_now()})
+        elif (ready := sum(_condition(p, "Ready") for p in live)) != status.get("ready", 0):
+            self._patch(job, {"ready": ready})
 
     def _count(self, job: dict[str, Any], pod: dict[str, Any]) -> None:
         uid, pod_uid = job["metadata"]["uid"], pod["metadata"]["uid"]
@@ -193,18 +198,45 @@ class SchedulerStandIn:
         self._core = client.CoreV1Api(api)
 
     def step(self) -> None:
-        """Bind every pending pod of ours that has no node yet."""
-        ready = [n.metadata.name for n in self._core.list_node().items
-                 if any(c.type == "Ready" and c.status == "True" for c in (n.status.conditions or []))]
+        """Bind every pending pod of ours that has no node yet to a node it fits, or say why none fits."""
+        nodes = self._core.list_node().items
+        ready = [n for n in nodes if any(c.type == "Ready" and c.status == "True" for c in (n.status.conditions or []))]
         if not ready:
             return
         for pod in self._core.list_pod_for_all_namespaces(label_selector=MANAGED).items:
             if pod.spec.node_name or pod.metadata.deletion_timestamp:
                 continue
+            fitting = [n.metadata.name for n in ready if _fits(pod, n)]
+            if not fitting:
+                self._unschedulable(pod, len(nodes))
+                continue
             self._core.create_namespaced_pod_binding(pod.metadata.name, pod.metadata.namespace, {
                 "apiVersion": "v1", "kind": "Binding", "metadata": {"name": pod.metadata.name},
-                "target": {"apiVersion": "v1", "kind": "Node", "name": random.choice(ready)}},
+                "target": {"apiVersion": "v1", "kind": "Node", "name": random.choice(fitting)}},
                 _preload_content=False)
+
+    def _unschedulable(self, pod: Any, total: int) -> None:
+        if any(c.type == "PodScheduled" and c.reason == "Unschedulable" for c in ((pod.status and pod.status.conditions) or [])):
+            return
+        message = f"0/{total} nodes are available: no node matches the pod's node selector or tolerates its taints."
+        self._core.patch_namespaced_pod_status(pod.metadata.name, pod.metadata.namespace, {"status": {
+            "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                            "message": message, "lastTransitionTime": utc_now()}]}})
+
+
+def _fits(pod: Any, node: Any) -> bool:
+    """The pod's nodeSelector matches the node's labels and it tolerates the node's NoSchedule taints."""
+    labels = node.metadata.labels or {}
+    if any(labels.get(key) != value for key, value in (pod.spec.node_selector or {}).items()):
+        return False
+    tolerations = pod.spec.tolerations or []
+    for taint in node.spec.taints or []:
+        if taint.effect not in ("NoSchedule", "NoExecute"):
+            continue
+        if not any((t.effect in (None, "", taint.effect)) and (t.key in (None, "") or t.key == taint.key)
+                   and (t.operator == "Exists" or t.value == taint.value) for t in tolerations):
+            return False
+    return True
 
 
 class ControlPlane:

@@ -4,7 +4,9 @@ Used where no node can run the trainer image: against the emulated API server in
 and by the opt-in e2e suite (``--local-kubelet``). It plays exactly the kubelet's part, so the rest is
 done by whoever does it on a real cluster:
 
-* it registers a Node and keeps its Lease and Ready condition fresh, as a kubelet does;
+* it registers a Node and keeps its Lease and Ready condition fresh, as a kubelet does; on a real
+  cluster the Node is tainted ``yolo-operator.io/local-kubelet=true:NoSchedule`` and a training asks for
+  it with :meth:`LocalKubelet.placement` (so no other pod lands here, and no trainer on a real node);
 * **on a real control plane** (kube-controller-manager and kube-scheduler hold their leader Leases) the
   real scheduler binds our pods to it, the real Job controller creates and counts them, the real garbage
   collector removes them;
@@ -48,6 +50,7 @@ from fake_trainer import FakeProcess
 from yolo_crd.status import utc_now
 
 log = logging.getLogger(__name__)
+TAINT = "yolo-operator.io/local-kubelet"  # on a real cluster: only pods that ask for this node come to it
 
 
 @dataclass
@@ -248,9 +251,19 @@ class LocalKubelet:
 
     # -- the node, on a real cluster -----------------------------------------------------------------
 
+    def placement(self) -> dict[str, Any]:
+        """The spec fields (``nodeSelector``, ``tolerations``) that put a training's pod on this node.
+
+        On a real cluster the node is tainted, so the real scheduler never sends other pods to it, and a
+        trainer pod never lands on a real node that would try to pull the image.
+        """
+        return {"nodeSelector": {"kubernetes.io/hostname": self.node},
+                "tolerations": [{"key": TAINT, "operator": "Equal", "value": "true", "effect": "NoSchedule"}]}
+
     def _register_node(self) -> None:
+        taints = [] if self._control is not None else [{"key": TAINT, "value": "true", "effect": "NoSchedule"}]
         self._core.create_node({"metadata": {"name": self.node, "labels": {"kubernetes.io/hostname": self.node}},
-                                "spec": {}})
+                                "spec": {"taints": taints}})
         client.CoordinationV1Api(self._api).create_namespaced_lease("kube-node-lease", {
             "metadata": {"name": self.node}, "spec": {"holderIdentity": self.node, "leaseDurationSeconds": 40,
                                                       "renewTime": dt.datetime.now(dt.UTC).isoformat()}})

@@ -7,8 +7,9 @@ Order and semantics follow kube-apiserver for custom resources:
 2. **defaulting**: ``default`` values fill absent fields (nulls are pruned first, unless ``nullable``);
 3. **validation** against the OpenAPI v3 schema (types, enums, bounds, patterns, ``required``,
    ``maxItems``, ``format: date-time``): any violation is a 422 listing every problem;
-4. **CEL rules** (``x-kubernetes-validations``), transition rules with ``oldSelf`` evaluated only when the
-   old object has the field, as the API server does; a rule that is false (or errors) is a 422.
+4. **CEL rules** (``x-kubernetes-validations``) at every level, list items and map values included,
+   transition rules with ``oldSelf`` evaluated only when the old object has the field, as the API server
+   does (items of atomic lists have no ``oldSelf``); a rule that is false (or errors) is a 422.
 
 Stricter than the API server in one way, on purpose: no validation ratcheting (an unchanged invalid
 value is still refused), so a test can never pass on a value a fresh cluster would refuse.
@@ -109,6 +110,13 @@ def _cel(value: Any, old: Any, schema: dict[str, Any], path: str, problems: list
         for key, sub in (schema.get("properties") or {}).items():
             if key in value:
                 _cel(value[key], old.get(key) if isinstance(old, dict) else None, sub, f"{path}.{key}", problems)
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict) and "properties" not in schema:
+            for key, item in value.items():
+                _cel(item, old.get(key) if isinstance(old, dict) else None, extra, f"{path}[{key}]", problems)
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for index, item in enumerate(value):  # atomic lists: items have no oldSelf (no transition rules run)
+            _cel(item, None, schema["items"], f"{path}[{index}]", problems)
 
 
 class StructuralSchema:

@@ -4,7 +4,8 @@ The CRD is applied from the chart, each test gets a fresh namespace, and the rea
 this process) watches that namespace. With ``--local-kubelet`` the trainers run as local processes on a
 stand-in node (tests/kubelet.py): on a cluster whose kube-controller-manager and kube-scheduler run, the
 real Job controller, scheduler and garbage collector do their parts; on a bare kube-apiserver the
-stand-ins of tests/jobcontroller.py do.
+stand-ins of tests/controlplane.py do. A test that runs trainers passes ``**kubelet.placement()``
+into the training's spec, so its pod goes to the stand-in node.
 """
 
 import os

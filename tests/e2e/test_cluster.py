@@ -52,7 +52,8 @@ def test_whole_loop_with_a_local_kubelet(kube: client.ApiClient, namespace: str,
     from yolo_trainer.synthetic import make_dataset
 
     data = make_dataset(tmp_path / "data", classes=2, train=48, val=16)
-    create(kube, namespace, "loop", data=str(data), gpus=0, imgsz=64, batch=16, hyperparameters={"workers": 0})
+    create(kube, namespace, "loop", data=str(data), gpus=0, imgsz=64, batch=16, hyperparameters={"workers": 0},
+           **kubelet.placement())
     final = eventually(lambda: status(kube, namespace, "loop").get("phase") in ("Succeeded", "Failed")
                        and status(kube, namespace, "loop"), timeout=300, interval=0.5)
     assert final["phase"] == "Succeeded", final

@@ -3,7 +3,8 @@
 A real kube-apiserver is where the emulator's semantics are checked: the status subresource ignoring a
 uid, the CEL transition rule, schema validation of status writes, garbage collection after a delay, and
 (with ``--local-kubelet`` on a cluster that runs kube-controller-manager) the real Job controller's
-FailureTarget before Failed.
+FailureTarget before Failed. A training whose trainer runs asks for the stand-in node
+(``kubelet.placement()``), which is tainted on a real cluster.
 """
 
 import subprocess
@@ -28,7 +29,7 @@ def operator_in(namespace: str) -> KopfRunner:
 
 def test_the_trainers_failure_is_the_final_reason(kube: client.ApiClient, namespace: str, operator: None,
                                                   kubelet: LocalKubelet) -> None:
-    create(kube, namespace, "broken", data="/nowhere/data.yaml", gpus=0, imgsz=64)
+    create(kube, namespace, "broken", data="/nowhere/data.yaml", gpus=0, imgsz=64, **kubelet.placement())
     final = eventually(lambda: status(kube, namespace, "broken").get("phase") == "Failed"
                        and status(kube, namespace, "broken"), timeout=180, interval=0.5)
     assert final["reason"] == "DatasetInvalid" and "/nowhere/data.yaml" in final["message"]
@@ -69,6 +70,22 @@ def test_a_trainer_never_writes_another_training_of_its_name(kube: client.ApiCli
         sink.send({"stage": "training"})
     assert not refused.value.retryable
     assert "stage" not in status(kube, namespace, "named")
+
+
+def test_a_job_deleted_while_the_operator_is_down_is_not_made_again(kube: client.ApiClient,
+                                                                   namespace: str) -> None:
+    with operator_in(namespace):
+        training = create(kube, namespace, "orphaned")
+        eventually(lambda: status(kube, namespace, "orphaned").get("jobName"), timeout=60, interval=0.5)
+    uid = training["metadata"]["uid"]
+    [job] = jobs_of(kube, namespace, uid)
+    client.BatchV1Api(kube).delete_namespaced_job(job.metadata.name, namespace, propagation_policy="Background")
+    eventually(lambda: not jobs_of(kube, namespace, uid), timeout=30, interval=0.2)
+    with operator_in(namespace) as runner:
+        final = eventually(lambda: status(kube, namespace, "orphaned").get("phase") == "Failed"
+                           and status(kube, namespace, "orphaned"), timeout=60, interval=0.5)
+    assert runner.exit_code == 0, runner.output
+    assert final["reason"] == "JobDeleted" and jobs_of(kube, namespace, uid) == []
 
 
 def test_deleting_needs_no_operator(kube: client.ApiClient, namespace: str) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from kopf.testing import KopfRunner
-from kubernetes import config
+from kubernetes import client, config
 
 from apiserver import ApiServer
 from controlplane import ControlPlane
@@ -109,6 +109,29 @@ def test_the_trainers_own_failure_ends_the_story(stack: dict[str, Any], tmp_path
     assert "DatasetInvalid" in reasons and "BackoffLimitExceeded" not in reasons
 
 
+def test_a_pod_no_node_accepts_is_pending_and_says_why(stack: dict[str, Any], dataset3: Path) -> None:
+    """The bug: the Job's ``active`` (which counts Pending pods) made an unschedulable training Running."""
+    api: TestClient = stack["api"]
+    body = {"apiVersion": "yolo-operator.io/v1alpha1", "kind": "YoloTraining", "metadata": {"name": "nowhere"},
+            "spec": {"model": "yolov8n.yaml", "data": str(dataset3), "epochs": 1, "imgsz": 64, "gpus": 0,
+                     "nodeSelector": {"gpu-type": "h200"}}}
+    created = client.CustomObjectsApi(stack["kube"]).create_namespaced_custom_object(
+        "yolo-operator.io", "v1alpha1", "team-a", "yolotrainings", body)
+    task_id = created["metadata"]["uid"]
+    server: ApiServer = stack["server"]
+
+    def reason() -> str | None:
+        [training] = [t for t in server.emulator.find("yolotrainings", "team-a") if t["metadata"]["uid"] == task_id]
+        return (training.get("status") or {}).get("reason")
+
+    eventually(lambda: reason() == "Unschedulable", timeout=30)
+    envelope = api.get(f"/task_status/{task_id}").json()
+    assert envelope["data"]["status"] == "pending" and "node selector" in str(envelope["data"])
+    [job] = [j for j in server.emulator.find("jobs", "team-a") if j["metadata"]["labels"].get(
+        "yolo-operator.io/task-id") == task_id]
+    assert job["status"]["active"] == 1 and not job["status"].get("ready")
+
+
 def test_preempted_trainer_resumes_from_its_checkpoint(stack: dict[str, Any], dataset3: Path) -> None:
     api: TestClient = stack["api"]
     body = {"model": "yolov8n.yaml", "data": str(dataset3), "epochs": 5, "imgsz": 64, "batch": 16, "gpus": 0,
@@ -178,8 +201,10 @@ def test_the_stand_in_node_runs_under_a_separate_control_plane(api_server: ApiSe
             ControlPlane(kube):
         settings = ApiSettings(backend="kubernetes", default_namespace="split")
         with TestClient(create_app(settings, backend=KubernetesBackend(settings, kube)), headers=ADMIN) as api:
-            task_id = api.post("/train", json={"model": "yolov8n.yaml", "data": "/d.yaml", "epochs": 2, "gpus": 0}
-                               ).json()["data"]["task_id"]
+            body = {"apiVersion": "yolo-operator.io/v1alpha1", "kind": "YoloTraining", "metadata": {"name": "split"},
+                    "spec": {"model": "yolov8n.yaml", "data": "/d.yaml", "epochs": 2, "gpus": 0, **node.placement()}}
+            task_id = client.CustomObjectsApi(kube).create_namespaced_custom_object(  # tainted: only by placement
+                "yolo-operator.io", "v1alpha1", "split", "yolotrainings", body)["metadata"]["uid"]
             assert poll(api, task_id, timeout=60)[-1]["data"]["status"] == "success"
         [pod] = api_server.emulator.find("pods", "split")
         assert pod["spec"]["nodeName"] == node.node and node.heartbeats >= 1

@@ -153,6 +153,37 @@ def test_invalid_spec_fails_permanently_without_a_job(kube: client.ApiClient, ap
     assert "InvalidSpec" in events_for(api_server, "bad")
 
 
+def test_a_child_the_api_server_refuses_fails_the_training_at_once(kube: client.ApiClient,
+                                                                  api_server: ApiServer) -> None:
+    """The bug: a Job the API server refused as invalid (422) was retried by kopf for ever, Pending."""
+    with KopfRunner(OPERATOR) as runner:
+        api_server.emulator.fail(1, 422, method="POST", plural="jobs")
+        create(kube, "refused")
+        eventually(lambda: status_of(api_server, "refused").get("phase") == "Failed")
+    assert runner.exit_code == 0, runner.output
+    status = status_of(api_server, "refused")
+    assert status["reason"] == "InvalidSpec" and "refused" in status["message"]
+    assert [w.status for w in api_server.emulator.writes if w.plural == "jobs" and w.method == "POST"] == [422]
+
+
+def test_a_job_deleted_while_the_operator_is_down_is_not_made_again(kube: client.ApiClient,
+                                                                   api_server: ApiServer) -> None:
+    """The bug: the restarted operator made a new Job for a training whose Job was gone (deleted by hand,
+    or by its TTL), which trained again from scratch; with the operator up it stayed Running for ever."""
+    with KopfRunner(OPERATOR):
+        training = create(kube, "orphaned")
+        eventually(lambda: status_of(api_server, "orphaned").get("jobName"))
+    [job] = jobs_of(api_server, training)
+    client.BatchV1Api(kube).delete_namespaced_job(job["metadata"]["name"], NS, propagation_policy="Background")
+    with KopfRunner(OPERATOR) as runner:
+        eventually(lambda: status_of(api_server, "orphaned").get("phase") == "Failed")
+    assert runner.exit_code == 0, runner.output
+    status = status_of(api_server, "orphaned")
+    assert status["reason"] == "JobDeleted" and job["metadata"]["name"] in status["message"]
+    assert jobs_of(api_server, training) == []
+    assert [w.status for w in api_server.emulator.writes if w.plural == "jobs" and w.method == "POST"] == [201]
+
+
 def test_deleting_the_training_removes_what_it_owns(kube: client.ApiClient, api_server: ApiServer) -> None:
     with KopfRunner(OPERATOR) as runner:
         create(kube, "gone")
@@ -261,7 +292,7 @@ def test_event_driven_status_writes_are_retried_and_only_our_children_are_watche
         eventually(lambda: status_of(api_server, "retried").get("jobName"))
         api_server.emulator.fail(2, 503, method="PATCH", plural=P, subresource="status")
         api_server.emulator.fail(1, 409, method="PATCH", plural=P, subresource="status")
-        client.BatchV1Api(kube).patch_namespaced_job_status(job["metadata"]["name"], NS, {"status": {"active": 1}})
+        client.BatchV1Api(kube).patch_namespaced_job_status(job["metadata"]["name"], NS, {"status": {"active": 1, "ready": 1}})
         eventually(lambda: status_of(api_server, "retried").get("phase") == "Running", timeout=30)
     assert runner.exit_code == 0, runner.output
     refused = [w.status for w in api_server.emulator.writes if w.plural == P and w.subresource == "status"]

@@ -37,6 +37,8 @@ def test_deterministic_name_owner_and_labels() -> None:
         assert labels[LABEL_NAME] == "shapes" and labels[LABEL_TASK_ID] == META["uid"]
     long_name = child_name({"name": "x" * 253, "uid": META["uid"]})
     assert len(long_name) <= 63 and long_name.endswith("-5b8f0c4e")
+    dotted = child_name({"name": "a" * 53 + ".b", "uid": META["uid"]})  # the cut falls right after a '.'
+    assert dotted == "a" * 53 + "-5b8f0c4e"
 
 
 def test_children_of_a_reused_name_are_not_the_old_ones() -> None:

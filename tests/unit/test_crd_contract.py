@@ -7,8 +7,10 @@ trainer or the operator but missing here would vanish without an error: these te
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from crd import load_crd, openapi_schema, pruned_paths
+from schema import SchemaError, StructuralSchema
 from yolo_crd import names
 from yolo_crd.ownership import OPERATOR_FIELDS, TRAINER_FIELDS
 from yolo_crd.spec import YoloTrainingSpec
@@ -109,3 +111,29 @@ def test_every_status_field_has_exactly_one_owner() -> None:
 def test_a_finished_phase_is_final_on_the_server() -> None:
     [rule] = openapi_schema()["properties"]["status"]["x-kubernetes-validations"]
     assert "oldSelf.phase" in rule["rule"] and "Succeeded" in rule["rule"] and "Failed" in rule["rule"]
+
+
+@pytest.mark.parametrize("field", [
+    {"resources": {"limits": {"memory": "8Gi"}, "requests": {"cpu": "500m", "nvidia.com/mig-1g.10gb": 1}}},
+    {"resources": {"limits": {"memory": "8 GB"}}}, {"resources": {"requests": {"cpu": -1}}},
+    {"resources": {"requests": {"cpu": "-500m"}}},
+    {"storage": {"volumes": [{"name": "d", "claimName": "c", "mountPath": "/d", "subPath": "team/v2"}]}},
+    {"storage": {"volumes": [{"name": "d", "claimName": "c", "mountPath": "/d", "subPath": "/etc"}]}},
+    {"storage": {"volumes": [{"name": "d", "claimName": "c", "mountPath": "/d", "subPath": "a/../../b"}]}},
+], ids=["quantities", "spaced-unit", "negative", "negative-string", "sub-path", "absolute", "dot-dot"])
+def test_the_server_and_the_contract_refuse_the_same_specs(field: dict[str, Any]) -> None:
+    """A spec the CRD admits but the contract refuses fails as InvalidSpec; one the contract admits but the
+    API server refuses for the Job (422) would be retried for ever: the two must agree."""
+    body = {"apiVersion": f"{names.GROUP}/{names.VERSION}", "kind": names.KIND, "metadata": {"name": "x"},
+            "spec": {"model": "m.yaml", "data": "d.yaml", **field}}
+    try:
+        StructuralSchema(names.KIND, openapi_schema()).admit(body, None)
+        server = True
+    except SchemaError:
+        server = False
+    try:
+        YoloTrainingSpec.model_validate(body["spec"])
+        contract = True
+    except ValidationError:
+        contract = False
+    assert server == contract

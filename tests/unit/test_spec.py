@@ -85,3 +85,31 @@ def test_storage_output_volume_must_be_declared_and_writable() -> None:
         spec(storage={"volumes": [volume], "outputVolume": "out"})
     with pytest.raises(ValidationError, match="readOnly"):
         spec(storage={"volumes": [{**volume, "readOnly": True}], "outputVolume": "data"})
+
+
+QUANTITIES_OK = [1, 0, "500m", "8Gi", "1.5", "2e3", ".5", "+1"]
+QUANTITIES_BAD = [-1, "8 GB", "lots", "1.5.2", "-500m", "8gi", True]
+
+
+@pytest.mark.parametrize("value", QUANTITIES_OK)
+def test_resource_quantities_the_api_server_parses_pass(value: object) -> None:
+    assert spec(resources={"limits": {"memory": value}, "requests": {"cpu": value}}).resources is not None
+
+
+@pytest.mark.parametrize("value", QUANTITIES_BAD)
+def test_malformed_or_negative_quantities_are_refused_before_a_job_is_made(value: object) -> None:
+    """The bug: '8 GB' passed the contract, the Job create got 422, kopf retried it for ever."""
+    with pytest.raises(ValidationError, match="memory"):
+        spec(resources={"limits": {"memory": value}})
+
+
+def test_a_fraction_of_a_cpu_from_json_becomes_a_quantity() -> None:
+    assert spec(resources={"requests": {"cpu": 0.5}}).wire()["resources"]["requests"]["cpu"] == "0.5"
+
+
+@pytest.mark.parametrize("sub_path", ["/etc", "..", "../other", "a/../../b", "a/.."])
+def test_a_sub_path_stays_inside_its_volume(sub_path: str) -> None:
+    volume = {"name": "data", "claimName": "pvc-data", "mountPath": "/data", "subPath": sub_path}
+    with pytest.raises(ValidationError, match="subPath"):
+        spec(storage={"volumes": [volume]})
+    assert spec(storage={"volumes": [{**volume, "subPath": "team-a/datasets..v2"}]}).storage is not None

@@ -221,3 +221,35 @@ def test_a_failed_trainer_awaits_the_jobs_verdict() -> None:
     assert task_state(reported).value == "progress"
     failed = observe(job([condition("FailureTarget", "PodFailurePolicy")]), [], reported)
     assert task_state(after(reported, failed.patch)).value == "failure"
+
+
+def test_a_job_deleted_before_its_verdict_concludes_the_training() -> None:
+    """The bug: a Job deleted by hand (or by its TTL while the operator was down) left the training Running
+    for ever; the next reconcile made a new Job that trained again from scratch."""
+    running = status(phase="Running", stage="training", currentEpoch=3, jobName="t-5b8f0c4e")
+    result = observe(None, [], running)
+    assert result.patch["phase"] == "Failed" and result.patch["reason"] == "JobDeleted"
+    assert "t-5b8f0c4e" in result.patch["message"]
+    assert task_state(after(running, result.patch)).value == "failure"
+    reported = status(phase="Running", stage="completed", finalMetrics=FINAL, jobName="t-5b8f0c4e")
+    assert observe(None, [], reported).patch["phase"] == "Succeeded"
+    failed = status(phase="Running", stage="failed", trainingFailure=FAILED_BY_TRAINER, jobName="t-5b8f0c4e")
+    assert observe(None, [], failed).patch["reason"] == "DatasetInvalid"
+
+
+def test_a_pending_pod_is_not_running() -> None:
+    """The bug: the Job's ``active`` counts Pending pods too; a pod pulling its image showed Running."""
+    unscheduled = observe(job(active=1), [pod()], status(phase="Pending"))
+    assert unscheduled.patch.get("phase", "Pending") == "Pending" and unscheduled.patch["message"].endswith("waiting for a node")
+    assert "Scheduled" not in conditions_of(unscheduled.patch) and unscheduled.events == []
+    bound = observe(job(active=1), [pod(scheduled={"status": "True"})], status(phase="Pending"))
+    assert bound.patch["message"] == "the trainer pod is starting"
+    assert conditions_of(bound.patch)["Scheduled"] == ("True", "Scheduled")
+    assert observe(job(active=1, ready=1), [], status(phase="Pending")).patch["phase"] == "Running"
+
+
+def test_a_cancel_after_the_trainer_succeeded_is_too_late() -> None:
+    reported = status(phase="Running", stage="completed", finalMetrics=FINAL)
+    assert cancelled(reported).patch == {}
+    done = observe(job([condition("Complete", "CompletionsReached")]), [pod("Succeeded")], reported)
+    assert done.patch["phase"] == "Succeeded"

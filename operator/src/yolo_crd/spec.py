@@ -23,7 +23,10 @@ __all__ = [
     "YoloTrainingSpec",
 ]
 
-Quantity = StrictInt | StrictFloat | StrictStr
+#: A Kubernetes resource quantity ("500m", "8Gi", "1.5"), as the API server parses it; never negative.
+QUANTITY_PATTERN = (r"^\+?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+                    r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$")
+Quantity = Annotated[StrictInt, Field(ge=0)] | Annotated[StrictStr, Field(max_length=64, pattern=QUANTITY_PATTERN)]
 K8sName = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")]
 HyperValue = StrictBool | StrictInt | StrictFloat | StrictStr
 
@@ -37,6 +40,14 @@ class ResourceRequirements(WireModel):
     limits: dict[str, Quantity] | None = None
     requests: dict[str, Quantity] | None = None
 
+    @field_validator("limits", "requests", mode="before")
+    @classmethod
+    def _fractions_as_strings(cls, value: Any) -> Any:
+        """``cpu: 0.5`` from a JSON body becomes the quantity "0.5" (the CRD holds integers or strings)."""
+        if isinstance(value, dict):
+            return {k: repr(v) if isinstance(v, float) else v for k, v in value.items()}
+        return value
+
 
 class StorageVolume(WireModel):
     """A PersistentVolumeClaim mounted into the trainer, for datasets, weights or outputs."""
@@ -45,7 +56,15 @@ class StorageVolume(WireModel):
     claim_name: K8sName
     mount_path: Annotated[str, Field(min_length=2, max_length=1024, pattern=r"^/")]
     read_only: bool = False
-    sub_path: str | None = None
+    sub_path: Annotated[str, Field(max_length=1024)] | None = None
+
+    @field_validator("sub_path")
+    @classmethod
+    def _sub_path_stays_inside(cls, value: str | None) -> str | None:
+        if value is not None and (value.startswith("/") or ".." in value.split("/")):
+            raise ValueError(f"subPath must be a relative path inside the volume (no leading '/', no '..'), "
+                             f"got {value!r}")
+        return value
 
 
 class StorageSpec(WireModel):

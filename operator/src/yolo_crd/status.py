@@ -64,6 +64,7 @@ class Reason(StrEnum):
     DEADLINE_EXCEEDED = "DeadlineExceeded"
     BACKOFF_LIMIT_EXCEEDED = "BackoffLimitExceeded"
     INVALID_INPUT = "InvalidInput"
+    JOB_DELETED = "JobDeleted"
     TRAINER_EXITED = "TrainerExited"
     CANCELLED = "Cancelled"
 

@@ -27,7 +27,7 @@ def child_name(meta: dict[str, Any]) -> str:
     Bound to the uid, so a new training that reuses a deleted one's name never adopts the old Job, Role
     or RoleBinding while the garbage collector has not yet removed them.
     """
-    return f"{meta['name'][:54]}-{meta['uid'][:8]}"
+    return f"{meta['name'][:54].rstrip('.-')}-{meta['uid'][:8]}"  # a cut name must still end alphanumeric
 
 
 def owner_reference(meta: dict[str, Any]) -> dict[str, Any]:

@@ -81,8 +81,9 @@ class KubeGateway:
         return self._read(lambda: self._custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name))
 
     def find_training(self, namespace: str, uid: str) -> dict[str, Any] | None:
-        """The YoloTraining of one namespace whose uid (task id) is ``uid``, or None."""
-        listing = self._custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+        """The YoloTraining of one namespace whose uid (task id) is ``uid``, or None (by its task-id label)."""
+        listing = self._custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
+                                                             label_selector=f"{LABEL_TASK_ID}={uid}")
         return next((dict(item) for item in listing.get("items") or []
                      if (item.get("metadata") or {}).get("uid") == uid), None)
 

@@ -10,13 +10,13 @@ waits for the operator: its children go with it through their owner references.
 import asyncio
 import dataclasses
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 import kopf
 from pydantic import ValidationError
 
 from yolo_crd.kubeclient import in_cluster_server, load_api_client
-from yolo_crd.locations import source_ref
 from yolo_crd.names import (
     ANNOTATION_CANCEL,
     GROUP,
@@ -28,11 +28,11 @@ from yolo_crd.names import (
     VERSION,
 )
 from yolo_crd.outcome import finished
-from yolo_crd.sources import ResolvedSource, SourceError, resolve
+from yolo_crd.sources import SourceError
 from yolo_crd.spec import YoloTrainingSpec
 from yolo_crd.status import Phase, Reason, TrainingStatus
-from yolo_operator import builders, metrics, translate
-from yolo_operator.gateway import KubeGateway, NotOurs, controlled_by
+from yolo_operator import children, metrics, translate
+from yolo_operator.gateway import KubeGateway
 from yolo_operator.settings import OperatorSettings
 from yolo_operator.sync import Synchronizer
 
@@ -177,91 +177,40 @@ async def _reconcile(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, memo
     gateway: KubeGateway = memo.gateway
     namespace, name, generation = meta["namespace"], meta["name"], meta.get("generation")
     owner = {"name": name, "namespace": namespace, "uid": meta["uid"]}
+    current = TrainingStatus.model_validate(dict(status))
+
+    async def fail(observe: Callable[[TrainingStatus], translate.Observation], error: str) -> NoReturn:
+        await syncer.write(namespace, name, lambda _t, now: translate.observed(
+            translate.Observation({}) if finished(now) else observe(now), now, generation))
+        raise kopf.PermanentError(error)
+
     if (meta.get("labels") or {}).get(LABEL_TASK_ID) != meta["uid"]:  # made with kubectl: make it findable by id
         await asyncio.to_thread(gateway.label_training, namespace, name, {LABEL_TASK_ID: meta["uid"]})
-    if finished(TrainingStatus.model_validate(dict(status))):
+    if finished(current):
         await syncer.sync(namespace, name, generation=generation)
         return
     try:
         parsed = parse_spec(spec)
     except ValueError as exc:
-        error = str(exc)
-        await syncer.write(namespace, name, lambda _t, current: _observed(translate.invalid(current, error),
-                                                                          current, generation))
-        raise kopf.PermanentError(error) from exc
-    job_name = builders.child_name(owner)
+        invalid = str(exc)
+        await fail(lambda now: translate.invalid(now, invalid), invalid)
     if (meta.get("annotations") or {}).get(ANNOTATION_CANCEL) == "true":
-        job = await asyncio.to_thread(gateway.get_job, namespace, job_name)
-        if job is not None and not (job.get("spec") or {}).get("suspend"):
-            await asyncio.to_thread(gateway.patch_job, namespace, job_name, {"spec": {"suspend": True}})
-        await syncer.write(namespace, name, lambda _t, current: _observed(translate.cancelled(current), current,
-                                                                          generation))
+        await asyncio.to_thread(children.stop_for_cancel, gateway, owner, current)
+        await syncer.write(namespace, name,
+                           lambda _t, now: translate.observed(translate.cancelled(now), now, generation))
         return
-    try:
-        source = await asyncio.to_thread(_source_for_new_job, gateway, owner, parsed, job_name)
-    except SourceError as exc:
-        error = str(exc)
-        await syncer.write(namespace, name, lambda _t, current: translate.Observation({}) if finished(current) else
-                           translate.ended(current, Phase.FAILED, Reason.MODEL_NOT_FOUND.value, error))
-        raise kopf.PermanentError(error) from exc
-    await asyncio.to_thread(_ensure_children, gateway, owner, parsed, memo.config, source)
-    await syncer.sync(namespace, name, generation=generation)
-
-
-def _source_for_new_job(gateway: KubeGateway, owner: dict[str, str], spec: YoloTrainingSpec,
-                        job_name: str) -> ResolvedSource | None:
-    """The earlier training's weights when ``spec.model`` names one and the Job is still to be made.
-
-    Resolved once, for the Job's creation: a source deleted after its weights were handed over is no
-    longer needed. Unknown, unfinished or failed sources raise :class:`SourceError` (the training fails).
-    """
-    ref = source_ref(spec.model)
-    if ref is None or gateway.get_job(owner["namespace"], job_name) is not None:
-        return None
-    found = (gateway.get_training(owner["namespace"], ref.value) if ref.kind == "training"
-             else gateway.find_training(owner["namespace"], ref.value))
-    meta = (found or {}).get("metadata") or {}
-    raw = (found or {}).get("status")
-    status = TrainingStatus.model_validate(raw) if raw else None
-    return resolve(ref, meta.get("uid"), meta.get("name"), (found or {}).get("spec"), status, spec, local=False)
-
-
-def _observed(found: translate.Observation, status: TrainingStatus, generation: int | None) -> translate.Observation:
-    if generation is not None and status.observed_generation != generation:
-        found.patch["observedGeneration"] = generation
-    return found
-
-
-def _ensure_children(gateway: KubeGateway, owner: dict[str, str], spec: YoloTrainingSpec,
-                     config: OperatorSettings, source: ResolvedSource | None = None) -> None:
-    """Create what is missing; make an existing Job's ``suspend`` follow the spec (Kueue owns it when queued).
-
-    A Job that exists already (every reconcile after the first) costs one read, not four refused creates.
-    """
-    training = {"metadata": owner}
-    job = builders.build_training_job(owner, spec, config, source)
-    namespace, name = owner["namespace"], job["metadata"]["name"]
-    current = gateway.get_job(namespace, name)
-    if current is not None and not controlled_by(current, owner["uid"]):
-        raise kopf.TemporaryError(f"Job {name} exists and is not owned by this training", delay=30)
-    if current is None:
-        for build in (builders.build_service_account, builders.build_role, builders.build_role_binding):
-            gateway.create(build(owner))
+    if current.job_name is None:  # the Job is still to be made (or was made just before a crash)
         try:
-            created = gateway.create(job)
-        except NotOurs as exc:
-            raise kopf.TemporaryError(str(exc), delay=30) from exc
-        except Exception as exc:
-            metrics.JOB_CREATE_FAILURES.labels(metrics.failure_reason(exc)).inc()
-            raise
-        if created:
-            gateway.post_event(training, "Normal", "JobCreated", f"created Job {name}")
-            return
-        current = gateway.get_job(namespace, name) or {}
-    suspended = bool((current.get("spec") or {}).get("suspend"))
-    if spec.suspend and not suspended:
-        gateway.patch_job(namespace, name, {"spec": {"suspend": True}})
-        gateway.post_event(training, "Normal", "Suspended", "training suspended")
-    elif not spec.suspend and suspended and not spec.queue_name:
-        gateway.patch_job(namespace, name, {"spec": {"suspend": False}})
-        gateway.post_event(training, "Normal", "Resumed", "training resumed from its last checkpoint")
+            source = await asyncio.to_thread(children.source_for_new_job, gateway, owner, parsed)
+        except SourceError as exc:
+            unusable = str(exc)
+            await fail(lambda now: translate.ended(now, Phase.FAILED, Reason.MODEL_NOT_FOUND.value, unusable),
+                       unusable)
+        try:
+            await asyncio.to_thread(children.ensure, gateway, owner, parsed, memo.config, source)
+        except children.Refused as exc:  # the API server refuses what the spec makes: retrying cannot help
+            refused = str(exc)
+            await fail(lambda now: translate.invalid(now, refused), refused)
+    else:  # made before: it follows the spec; a Job that is gone is not made again (the sync concludes)
+        await asyncio.to_thread(children.follow_spec, gateway, owner, parsed)
+    await syncer.sync(namespace, name, generation=generation)

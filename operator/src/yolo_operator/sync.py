@@ -21,7 +21,7 @@ from yolo_crd.status import TrainingStatus
 from yolo_operator import metrics
 from yolo_operator.builders import child_name
 from yolo_operator.gateway import KubeGateway
-from yolo_operator.translate import Observation, observe
+from yolo_operator.translate import Observation, observe, observed
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +99,7 @@ class Synchronizer:
         found = observe(job, pods, status)
         if job is not None and status.job_name != job_name:
             found.patch["jobName"] = job_name
-        if generation is not None and status.observed_generation != generation:
-            found.patch["observedGeneration"] = generation
-        return found
+        return observed(found, status, generation)
 
     def request(self, namespace: str, name: str) -> None:
         """Sync soon, in the background, retried until it succeeds; coalesced with a sync already queued."""

@@ -10,7 +10,7 @@ uncounted terminated pods) as the decision they announce, and never moves a fini
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from yolo_crd.outcome import NO_FINAL_METRICS, finished
+from yolo_crd.outcome import NO_FINAL_METRICS, TaskState, finished, task_state
 from yolo_crd.status import Phase, Reason, TrainingStatus, utc_now
 
 _IMAGE_ERRORS: Final = frozenset({"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull"})
@@ -130,9 +130,17 @@ def ended(status: TrainingStatus, phase: Phase, reason: str | None, message: str
     return Observation(patch, [("Normal" if success else "Warning", "Succeeded" if success else summary, text)])
 
 
+def observed(found: Observation, status: TrainingStatus, generation: int | None) -> Observation:
+    """``found`` with ``observedGeneration`` set to ``generation`` (a reconcile has acted on that spec)."""
+    if generation is not None and status.observed_generation != generation:
+        found.patch["observedGeneration"] = generation
+    return found
+
+
 def cancelled(status: TrainingStatus) -> Observation:
-    """A cancel (the API's annotation) ends an unfinished training as Failed/Cancelled; a finished one stays."""
-    if finished(status):
+    """A cancel (the API's annotation) ends an unfinished training as Failed/Cancelled. A finished one stays,
+    and so does one whose trainer already reported success: its weights exist, the Job is completing."""
+    if finished(status) or task_state(status) is TaskState.SUCCESS:
         return Observation({})
     found = ended(status, Phase.FAILED, Reason.CANCELLED.value, "cancelled")
     found.events = [("Normal", Reason.CANCELLED.value, "training cancelled")]
@@ -200,17 +208,44 @@ def _resumed(status: TrainingStatus) -> list[tuple[str, str, str, str]]:
 
 
 def _running(job: dict[str, Any], pods: list[dict[str, Any]], status: TrainingStatus) -> Observation | None:
-    """Running once a trainer pod runs (or the Job counts one active)."""
+    """Running once a trainer pod runs; Pending while one is starting (scheduled, pulling its image).
+
+    The Job's ``active`` counts pods that are still Pending too: it alone never makes a training Running.
+    """
     job_status = job.get("status") or {}
-    if not (any((pod.get("status") or {}).get("phase") == "Running" for pod in pods) or job_status.get("active")):
+    live = [pod for pod in pods if (pod.get("status") or {}).get("phase") in ("Pending", "Running")]
+    if any((pod.get("status") or {}).get("phase") == "Running" for pod in live) or job_status.get("ready"):
+        text = "the trainer is running"
+        updates = [("Scheduled", "True", "Scheduled", "the trainer pod was scheduled"),
+                   ("Running", "True", "PodRunning", text), (SUCCEEDED, "Unknown", "Running", text),
+                   *_resumed(status)]
+        return Observation({"phase": Phase.RUNNING.value, "reason": None, "message": None,
+                            "startTime": status.start_time or job_status.get("startTime") or utc_now(),
+                            "conditions": merge_conditions(status, *updates)},
+                           [("Normal", "Started", text)])
+    if not live:
         return None
-    text = "the trainer is running"
-    updates = [("Scheduled", "True", "Scheduled", "the trainer pod was scheduled"),
-               ("Running", "True", "PodRunning", text), (SUCCEEDED, "Unknown", "Running", text), *_resumed(status)]
-    return Observation({"phase": Phase.RUNNING.value, "reason": None, "message": None,
-                        "startTime": status.start_time or job_status.get("startTime") or utc_now(),
-                        "conditions": merge_conditions(status, *updates)},
-                       [("Normal", "Started", text)])
+    scheduled = any(c.get("type") == "PodScheduled" and c.get("status") == "True"
+                    for pod in live for c in (pod.get("status") or {}).get("conditions") or [])
+    text = "the trainer pod is starting" + ("" if scheduled else ": waiting for a node")
+    updates = [(SUCCEEDED, "Unknown", "Pending", text), *_resumed(status)]
+    if scheduled:
+        updates.append(("Scheduled", "True", "Scheduled", "the trainer pod was scheduled"))
+    return Observation({"phase": Phase.PENDING.value, "reason": None, "message": text,
+                        "conditions": merge_conditions(status, *updates)})
+
+
+def without_job(status: TrainingStatus) -> Observation:
+    """The training's Job is gone before a verdict (deleted, or removed by its TTL while the operator was
+    down): conclude from what the trainer said, never leave it running for ever."""
+    if task_state(status) is TaskState.SUCCESS:
+        found = ended(status, Phase.SUCCEEDED, None, None)
+        found.events = [("Normal", "Succeeded", "training completed (its Job is gone)")]
+        return found
+    if status.training_failure is not None:
+        return ended(status, Phase.FAILED, status.training_failure.reason, status.training_failure.message)
+    return ended(status, Phase.FAILED, Reason.JOB_DELETED.value,
+                 f"the training's Job {status.job_name} was deleted before the training finished")
 
 
 def observe(job: dict[str, Any] | None, pods: list[dict[str, Any]], status: TrainingStatus) -> Observation:
@@ -218,7 +253,7 @@ def observe(job: dict[str, Any] | None, pods: list[dict[str, Any]], status: Trai
     if finished(status):
         return retold(status)
     if job is None:
-        return Observation({})
+        return Observation({}) if status.job_name is None else without_job(status)
     found = _verdict(job, pods, status) or _waiting_for(job, pods, status) or _running(job, pods, status)
     if found is None:
         if _finishing(job) or status.phase == Phase.RUNNING:

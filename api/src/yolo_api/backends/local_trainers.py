@@ -128,7 +128,14 @@ class TrainerProcesses:
                 self._finish(task_id, code, log_path=running.log_path)
 
     def _finish(self, task_id: str, code: int | None, *, lost: bool = False, log_path: Path | None = None) -> None:
-        """Set the phase from what the trainer reported; explain a trainer that died without reporting."""
+        """Set the phase from what the trainer reported; explain a trainer that died without reporting.
+
+        Under the backend's lock, like a cancel: one of the two decides, never both in turn.
+        """
+        with self._lock:
+            self._finish_locked(task_id, code, lost=lost, log_path=log_path)
+
+    def _finish_locked(self, task_id: str, code: int | None, *, lost: bool, log_path: Path | None) -> None:
         record = self.get(task_id)
         status = record.status if record else None
         done = utc_now()

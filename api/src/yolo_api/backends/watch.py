@@ -83,11 +83,9 @@ class TrainingWatch:
                 stream = watch.Watch().stream(call, *args, resource_version=version, allow_watch_bookmarks=True,
                                               timeout_seconds=settings.watch_timeout,
                                               _request_timeout=(10, settings.watch_read_timeout))
-                for event in stream:
+                for event in stream:  # an ERROR event (410 Gone...) is raised by the client as ApiException
                     self.last_contact = time.monotonic()
                     obj = event["raw_object"]
-                    if event["type"] == "ERROR":
-                        raise ApiException(status=int(obj.get("code") or 500), reason=obj.get("reason"))
                     version = (obj.get("metadata") or {}).get("resourceVersion") or version
                     if event["type"] != "BOOKMARK":
                         self._index.apply(event["type"], obj)
