@@ -7,7 +7,8 @@ import pytest
 from yolo_crd.outcome import display_stage, task_state
 from yolo_crd.ownership import OPERATOR_FIELDS
 from yolo_crd.status import TrainingStatus
-from yolo_operator.translate import cancelled, observe, retold
+from yolo_operator.sync import Synchronizer
+from yolo_operator.translate import cancelled, job_was_made, observe, retold
 
 FINAL = {"mAP50": 0.5, "mAP50-95": 0.3, "precision": 0.6, "recall": 0.5, "f1_score": 0.5455}
 FAILED_BY_TRAINER = {"reason": "DatasetInvalid", "message": "dataset file /data/x.yaml does not exist"}
@@ -253,3 +254,45 @@ def test_a_cancel_after_the_trainer_succeeded_is_too_late() -> None:
     assert cancelled(reported).patch == {}
     done = observe(job([condition("Complete", "CompletionsReached")]), [pod("Succeeded")], reported)
     assert done.patch["phase"] == "Succeeded"
+
+
+def test_a_running_trainings_next_attempt_keeps_it_running() -> None:
+    """The bug: a retry's (or a preempted pod's replacement) Pending pod flapped Running → Pending → Running,
+    with a second Started Event."""
+    running = status(phase="Running", stage="training", currentEpoch=2, startTime="2026-01-01T00:00:00Z")
+    pods = [pod("Failed", terminated={"reason": "Error", "exitCode": 1}), pod(scheduled={"status": "True"})]
+    assert observe(job(active=1, failed=1), pods, running) == observe(job(active=1), [pod()], running)
+    assert observe(job(active=1, failed=1), pods, running).patch == {}
+
+
+def test_a_job_suspended_after_the_trainer_succeeded_still_succeeds() -> None:
+    """The bug: a cancel racing the trainer's final report suspended the Job (its pod stopped) after the
+    weights were stored; the training then stayed Pending/Queued for ever."""
+    reported = status(phase="Running", stage="completed", finalMetrics=FINAL, jobName="t-5b8f0c4e")
+    result = observe(job(suspend=True), [], reported)
+    assert result.patch["phase"] == "Succeeded" and result.events[0][:2] == ("Normal", "Succeeded")
+
+
+def test_a_job_made_before_the_first_sync_is_never_made_again() -> None:
+    """The operator crashed after making the Job, before writing jobName; the Job then went (TTL)."""
+    reported = status(stage="training", currentEpoch=1)
+    assert job_was_made(reported) and not job_was_made(status())
+    assert observe(None, [], reported).patch["reason"] == "JobDeleted"
+
+
+def test_a_training_being_deleted_is_not_concluded() -> None:
+    """The bug: with foreground deletion the garbage collector removes the Job first; the sync then wrote
+    Failed/JobDeleted and a Warning Event on a training being deleted."""
+    class Gone:
+        def get_job(self, namespace: str, name: str) -> None:
+            return None
+
+        def list_pods(self, namespace: str, uid: str) -> list[dict[str, Any]]:
+            return []
+
+    meta = {"name": "t", "namespace": "team-a", "uid": "5b8f0c4e-0000", "generation": 1}
+    running = status(phase="Running", stage="training", jobName="t-5b8f0c4e")
+    sync = Synchronizer(Gone())  # type: ignore[arg-type]
+    assert sync.observe({"metadata": meta}, running, 1).patch["reason"] == "JobDeleted"
+    deleting = {"metadata": {**meta, "deletionTimestamp": "2026-01-01T00:00:00Z"}}
+    assert sync.observe(deleting, running, 1).patch == {}

@@ -172,6 +172,15 @@ async def update(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, diff: ko
         await _reconcile(spec, meta, status, memo)
 
 
+async def _job_was_made(gateway: KubeGateway, namespace: str, name: str, seen: TrainingStatus) -> bool:
+    """Whether the training's Job was made once, from the status kopf saw or else a fresh read: a Job made
+    and gone (deleted, or removed by its TTL) is never made again."""
+    if translate.job_was_made(seen):
+        return True
+    fresh = await asyncio.to_thread(gateway.get_training, namespace, name)
+    return translate.job_was_made(TrainingStatus.model_validate((fresh or {}).get("status") or {}))
+
+
 async def _reconcile(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, memo: kopf.Memo) -> None:
     syncer: Synchronizer = memo.syncer
     gateway: KubeGateway = memo.gateway
@@ -199,7 +208,7 @@ async def _reconcile(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, memo
         await syncer.write(namespace, name,
                            lambda _t, now: translate.observed(translate.cancelled(now), now, generation))
         return
-    if current.job_name is None:  # the Job is still to be made (or was made just before a crash)
+    if not await _job_was_made(gateway, namespace, name, current):  # (made just before a crash: 409 finds it)
         try:
             source = await asyncio.to_thread(children.source_for_new_job, gateway, owner, parsed)
         except SourceError as exc:

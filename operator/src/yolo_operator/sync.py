@@ -93,6 +93,8 @@ class Synchronizer:
     def observe(self, training: dict[str, Any], status: TrainingStatus, generation: int | None) -> Observation:
         """Read the training's Job and Pods and translate them (runs in a worker thread)."""
         meta = training["metadata"]
+        if meta.get("deletionTimestamp"):  # being deleted (foreground: its Job goes first): nothing to tell
+            return Observation({})
         job_name = child_name(meta)
         job = None if finished(status) else self.gateway.get_job(meta["namespace"], job_name)
         pods = self.gateway.list_pods(meta["namespace"], meta["uid"]) if job else []

@@ -167,16 +167,22 @@ def retold(status: TrainingStatus) -> Observation:
 def _verdict(job: dict[str, Any], pods: list[dict[str, Any]], status: TrainingStatus) -> Observation | None:
     """Succeeded or Failed, once the Job controller has decided (its final or its intermediate condition)."""
     if _job_condition(job, "Complete", "SuccessCriteriaMet"):
-        if status.final_metrics is not None:
-            found = ended(status, Phase.SUCCEEDED, None, None)
-            found.events = [("Normal", "Succeeded", f"training completed: {status.final_metrics.wire()}")]
-        else:
-            found = ended(status, Phase.FAILED, Reason.TRAINING_ERROR.value, NO_FINAL_METRICS)
+        found = _succeeded(status) if status.final_metrics is not None else \
+            ended(status, Phase.FAILED, Reason.TRAINING_ERROR.value, NO_FINAL_METRICS)
         found.patch["completionTime"] = (job.get("status") or {}).get("completionTime") or utc_now()
         return found
     if _job_condition(job, "Failed", "FailureTarget"):
         return ended(status, Phase.FAILED, *failure_cause(job, pods, status))
+    if (job.get("spec") or {}).get("suspend") and task_state(status) is TaskState.SUCCESS:
+        return _succeeded(status)  # suspended (a late cancel or suspend) after the weights were stored
     return None
+
+
+def _succeeded(status: TrainingStatus) -> Observation:
+    found = ended(status, Phase.SUCCEEDED, None, None)
+    metrics = status.final_metrics.wire() if status.final_metrics is not None else {}
+    found.events = [("Normal", "Succeeded", f"training completed: {metrics}")]
+    return found
 
 
 def _waiting_for(job: dict[str, Any], pods: list[dict[str, Any]], status: TrainingStatus) -> Observation | None:
@@ -214,6 +220,7 @@ def _running(job: dict[str, Any], pods: list[dict[str, Any]], status: TrainingSt
     """
     job_status = job.get("status") or {}
     live = [pod for pod in pods if (pod.get("status") or {}).get("phase") in ("Pending", "Running")]
+    running = status.phase == Phase.RUNNING
     if any((pod.get("status") or {}).get("phase") == "Running" for pod in live) or job_status.get("ready"):
         text = "the trainer is running"
         updates = [("Scheduled", "True", "Scheduled", "the trainer pod was scheduled"),
@@ -223,8 +230,8 @@ def _running(job: dict[str, Any], pods: list[dict[str, Any]], status: TrainingSt
                             "startTime": status.start_time or job_status.get("startTime") or utc_now(),
                             "conditions": merge_conditions(status, *updates)},
                            [("Normal", "Started", text)])
-    if not live:
-        return None
+    if not live or running:
+        return None  # a running training's next attempt is starting (a retry, a preempted pod): still Running
     scheduled = any(c.get("type") == "PodScheduled" and c.get("status") == "True"
                     for pod in live for c in (pod.get("status") or {}).get("conditions") or [])
     text = "the trainer pod is starting" + ("" if scheduled else ": waiting for a node")
@@ -235,17 +242,22 @@ def _running(job: dict[str, Any], pods: list[dict[str, Any]], status: TrainingSt
                         "conditions": merge_conditions(status, *updates)})
 
 
+def job_was_made(status: TrainingStatus) -> bool:
+    """Whether the training's Job was made once: the operator saw it (``jobName``, ``startTime``) or its
+    trainer reported (``stage``). Such a Job is never made again, even if the first sync never ran."""
+    return status.job_name is not None or status.start_time is not None or status.stage is not None
+
+
 def without_job(status: TrainingStatus) -> Observation:
     """The training's Job is gone before a verdict (deleted, or removed by its TTL while the operator was
     down): conclude from what the trainer said, never leave it running for ever."""
     if task_state(status) is TaskState.SUCCESS:
-        found = ended(status, Phase.SUCCEEDED, None, None)
-        found.events = [("Normal", "Succeeded", "training completed (its Job is gone)")]
-        return found
+        return _succeeded(status)
     if status.training_failure is not None:
         return ended(status, Phase.FAILED, status.training_failure.reason, status.training_failure.message)
+    named = f" {status.job_name}" if status.job_name else ""
     return ended(status, Phase.FAILED, Reason.JOB_DELETED.value,
-                 f"the training's Job {status.job_name} was deleted before the training finished")
+                 f"the training's Job{named} was deleted before the training finished")
 
 
 def observe(job: dict[str, Any] | None, pods: list[dict[str, Any]], status: TrainingStatus) -> Observation:
@@ -253,7 +265,7 @@ def observe(job: dict[str, Any] | None, pods: list[dict[str, Any]], status: Trai
     if finished(status):
         return retold(status)
     if job is None:
-        return Observation({}) if status.job_name is None else without_job(status)
+        return without_job(status) if job_was_made(status) else Observation({})
     found = _verdict(job, pods, status) or _waiting_for(job, pods, status) or _running(job, pods, status)
     if found is None:
         if _finishing(job) or status.phase == Phase.RUNNING:
