@@ -10,6 +10,11 @@ Jobs (parallelism 1):
   ``batch.kubernetes.io/job-tracking`` finalizer that keeps an ended pod until it is counted);
   ``status.active`` (live pods, Pending ones included) and ``startTime`` follow, and ``status.ready``
   counts the live pods whose Ready condition is True;
+* a pod the API server refuses (a ResourceQuota exceeded, say) is not counted: the Job keeps ``active``
+  at 0 (with its ``startTime``), a Warning Event ``FailedCreate`` ("Error creating: <the API's message>",
+  source ``job-controller``) is recorded on the Job, aggregated into one Event with a growing ``count``
+  as client-go's recorder does, and the creation is retried with the controller's exponential backoff
+  (1 s doubling to 60 s); pods are made with ``generateName: <job>-`` as the real controller makes them;
 * a suspended Job's live pods are deleted (gracefully: the node stops them);
 * an ended pod is counted once, then its finalizer is removed: Succeeded ends the Job; Failed is matched
   against ``podFailurePolicy`` (``Ignore`` on DisruptionTarget: not counted, replaced; ``FailJob`` on the
@@ -31,10 +36,11 @@ with reason Unschedulable. No resource fitting (our test nodes are big enough) a
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import random
-import string
 import threading
+import time
 from typing import Any
 
 from kubernetes import client
@@ -68,6 +74,8 @@ class JobControllerStandIn:
         self._failures: dict[str, int] = {}  # by Job uid
         self._counted: set[str] = set()  # pod uids
         self._steps: dict[str, list[dict[str, Any]]] = {}  # by Job uid: status writes still to come
+        self._retry: dict[str, tuple[float, float]] = {}  # by Job uid: (next creation attempt, backoff)
+        self._recorded: dict[tuple[str, str], tuple[str, int]] = {}  # (Job uid, message): (Event name, count)
 
     def step(self) -> None:
         """One pass over every Job of ours and its pods."""
@@ -120,8 +128,12 @@ class JobControllerStandIn:
             if status.get("active"):
                 self._patch(job, {"active": 0})
         elif not live:
-            self._create_pod(job)
-            self._patch(job, {"active": 1, "ready": 0, "startTime": started or utc_now()})
+            if time.monotonic() < self._retry.get(uid, (0.0, 0.0))[0]:
+                return
+            if self._create_pod(job):
+                self._patch(job, {"active": 1, "ready": 0, "startTime": started or utc_now()})
+            elif not started:
+                self._patch(job, {"startTime": utc_now()})
         elif (ready := sum(_condition(p, "Ready") for p in live)) != status.get("ready", 0):
             self._patch(job, {"ready": ready})
 
@@ -160,17 +172,49 @@ class JobControllerStandIn:
         steps += [{counted: total, "uncountedTerminatedPods": {counted: None}, "conditions": [first]}, last]
         self._steps[job["metadata"]["uid"]] = steps
 
-    def _create_pod(self, job: dict[str, Any]) -> None:
+    def _create_pod(self, job: dict[str, Any]) -> bool:
+        """Make the Job's pod; False (with a FailedCreate Event and a backoff) when the API server refuses it."""
         meta, template = job["metadata"], job["spec"]["template"]
         labels = {**(template.get("metadata") or {}).get("labels", {}),
                   "batch.kubernetes.io/controller-uid": meta["uid"], "batch.kubernetes.io/job-name": meta["name"],
                   "job-name": meta["name"]}
         owner = {"apiVersion": "batch/v1", "kind": "Job", "name": meta["name"], "uid": meta["uid"], "controller": True,
                  "blockOwnerDeletion": True}
-        name = f"{meta['name']}-{''.join(random.choices(string.ascii_lowercase + string.digits, k=5))}"
-        self._core.create_namespaced_pod(meta["namespace"], {
-            "metadata": {"name": name, "labels": labels, "ownerReferences": [owner], "finalizers": [TRACKING]},
-            "spec": template["spec"]})
+        try:
+            self._core.create_namespaced_pod(meta["namespace"], {
+                "metadata": {"generateName": f"{meta['name']}-", "labels": labels, "ownerReferences": [owner],
+                             "finalizers": [TRACKING]},
+                "spec": template["spec"]})
+        except client.ApiException as exc:
+            try:
+                detail = json.loads(exc.body or "{}").get("message") or exc.reason
+            except ValueError:
+                detail = exc.reason
+            self._record_failed_create(job, f"Error creating: {detail}")
+            backoff = min(60.0, 2 * self._retry.get(meta["uid"], (0.0, 0.5))[1])
+            self._retry[meta["uid"]] = (time.monotonic() + backoff, backoff)
+            return False
+        self._retry.pop(meta["uid"], None)
+        return True
+
+    def _record_failed_create(self, job: dict[str, Any], message: str) -> None:
+        """A Warning Event on the Job, as client-go's recorder writes it: one Event per message, counted."""
+        meta, now = job["metadata"], utc_now()
+        key = (meta["uid"], message)
+        if key in self._recorded:
+            name, count = self._recorded[key]
+            self._core.patch_namespaced_event(name, meta["namespace"], {"count": count + 1, "lastTimestamp": now})
+            self._recorded[key] = (name, count + 1)
+            return
+        event = self._core.create_namespaced_event(meta["namespace"], {
+            "metadata": {"generateName": f"{meta['name']}."},
+            "involvedObject": {"apiVersion": "batch/v1", "kind": "Job", "name": meta["name"],
+                               "namespace": meta["namespace"], "uid": meta["uid"],
+                               "resourceVersion": meta.get("resourceVersion")},
+            "reason": "FailedCreate", "message": message, "type": "Warning", "count": 1,
+            "firstTimestamp": now, "lastTimestamp": now, "source": {"component": "job-controller"},
+            "reportingComponent": "job-controller", "reportingInstance": ""})
+        self._recorded[key] = (event.metadata.name, 1)
 
     def _delete(self, pods: list[dict[str, Any]]) -> None:
         for pod in pods:

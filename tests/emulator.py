@@ -28,8 +28,11 @@ CRD's structural schema. Each semantic, as a test may rely on it:
   Garbage collection is asynchronous: ``gc_delay`` seconds after an owner is gone, every object whose
   owners (``ownerReferences[].uid``) no longer exist is deleted (background propagation), recursively;
   until then children linger, as they do on a real cluster.
-* list and watch: label selectors (``=``, ``==``, ``!=``, ``key``, ``!key``) and field selectors on
-  any field path; a list with ``limit`` is paginated with ``continue`` tokens, every page from the
+* list and watch: label selectors (``=``, ``==``, ``!=``, ``key``, ``!key``) and field selectors
+  (``=``, ``==``, ``!=``) on the field labels the real server indexes for each kind
+  (``emulator_rules.FIELD_LABELS``: pods' ``spec.nodeName`` and ``status.phase``, events'
+  ``involvedObject.*``, ``reason``, ``type``, ``source``..., every kind's ``metadata.name`` and
+  ``metadata.namespace``); any other label is 400 BadRequest, as on a real server; a list with ``limit`` is paginated with ``continue`` tokens, every page from the
   snapshot of the first (its ``resourceVersion``), 410 for an unknown token; ``watch_delay`` holds every
   event back (a lagging watch cache) and ``frozen`` makes watches silent without closing; watches resume from a ``resourceVersion`` and answer 410 Gone
   once it has been compacted away (``compact()`` forces it); ``timeoutSeconds`` ends a watch. With
@@ -39,7 +42,11 @@ CRD's structural schema. Each semantic, as a test may rely on it:
 
 * pods: ``binding`` (the scheduler's: sets ``spec.nodeName``, 409 when already bound) and ``eviction``
   (adds the ``DisruptionTarget`` condition, then deletes, finalizers honoured) subresources; Nodes and
-  Leases are stored like any object. Field selectors work on any field path (``spec.nodeName``).
+  Leases are stored like any object.
+* ResourceQuota admission: creating a pod whose ``pods``/``count/pods``, ``requests.*``/``limits.*``
+  (or bare ``cpu``/``memory``) would exceed a ResourceQuota's ``spec.hard`` in its namespace, counting
+  the pods that have not ended, is 403 Forbidden with kube-apiserver's message ("exceeded quota: NAME,
+  requested: ..., used: ..., limited: ..."), naming a generateName's prefix as the real one does. No quota controller: ``status.used`` is never written.
 
 * TokenReview and SubjectAccessReview: ``tokens`` maps a bearer token to (user, groups); ``grants`` is a
   minimal RBAC authorizer: a grant gives a user or group some verbs on yolotrainings in one namespace (or
@@ -75,9 +82,11 @@ from emulator_rules import (
     ADMIN_TOKEN,
     Grant,
     StatusError,
+    check_field_labels,
     fields_match,
     json_patch,
     merge_patch,
+    quota_refusal,
     resource_key,
     review,
     selector_matches,
@@ -97,6 +106,7 @@ DEFAULT_RESOURCES: dict[str, tuple[str, bool, set[str]]] = {
     "/v1/pods": ("Pod", True, {"status", "binding", "eviction"}),
     "/v1/serviceaccounts": ("ServiceAccount", True, set()),
     "/v1/secrets": ("Secret", True, set()),
+    "/v1/resourcequotas": ("ResourceQuota", True, {"status"}),
     "batch/v1/jobs": ("Job", True, {"status"}),
     "rbac.authorization.k8s.io/v1/roles": ("Role", True, set()),
     "rbac.authorization.k8s.io/v1/rolebindings": ("RoleBinding", True, set()),
@@ -270,9 +280,11 @@ class ApiEmulator(WatchStreams, KubernetesScaffold):
     def _matching(self, request: rendering.Request) -> list[dict[str, Any]]:
         rkey = resource_key(request.resource)  # type: ignore[arg-type]
         labels, fields = request.params.get("labelSelector", ""), request.params.get("fieldSelector", "")
+        plural = request.resource.plural or ""  # type: ignore[union-attr]
+        check_field_labels(plural, fields)
         return [obj for (rk, ns, _), obj in self.objects.items()
                 if rk == rkey and (request.namespace is None or ns == request.namespace)
-                and selector_matches(obj["metadata"].get("labels") or {}, labels) and fields_match(obj, fields)]
+                and selector_matches(obj["metadata"].get("labels") or {}, labels) and fields_match(obj, fields, plural)]
 
     def _bump(self, obj: dict[str, Any]) -> None:
         self._rv += 1
@@ -324,6 +336,7 @@ class ApiEmulator(WatchStreams, KubernetesScaffold):
         kind, namespaced, subresources = self._infos[rkey]
         obj = copy.deepcopy(request.data) if isinstance(request.data, dict) else {}
         meta = obj.setdefault("metadata", {})
+        shown = meta.get("name") or meta.get("generateName") or ""  # admission errors name the prefix
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = meta["generateName"] + "".join(random.choices(string.ascii_lowercase + string.digits, k=5))
         if not meta.get("name"):
@@ -338,6 +351,9 @@ class ApiEmulator(WatchStreams, KubernetesScaffold):
         obj.setdefault("apiVersion", f"{request.resource.group}/{request.resource.version}".lstrip("/"))
         obj.setdefault("kind", kind)
         meta.update(uid=str(uuid.uuid4()), generation=1, creationTimestamp=utc_now())
+        if kind == "Pod" and (refusal := quota_refusal(shown, obj, self.find("resourcequotas", meta["namespace"]),
+                                                       self.find("pods", meta["namespace"]))):
+            raise StatusError(403, "Forbidden", refusal)
         obj = self._admit(rkey, obj, None)
         self._bump(obj)
         self.objects[key] = obj

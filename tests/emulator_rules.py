@@ -105,13 +105,15 @@ def selector_matches(labels: dict[str, str], selector: str) -> bool:
     return True
 
 
-def fields_match(obj: dict[str, Any], selector: str) -> bool:
+def fields_match(obj: dict[str, Any], selector: str, plural: str = "") -> bool:
+    """Whether ``obj`` matches a field selector (``a.b=v``, ``a.b==v``, ``a.b!=v``) of kind ``plural``."""
     for term in filter(None, (t.strip() for t in selector.split(","))):
-        key, _, value = term.replace("==", "=").partition("=")
+        negated = "!=" in term
+        key, _, value = term.replace("!=", "=").replace("==", "=").partition("=")
         found: Any = obj
-        for part in key.split("."):
+        for part in _FIELD_PATHS.get((plural, key), key).split("."):
             found = found.get(part) if isinstance(found, dict) else None
-        if (found or "") != value:
+        if ((found or "") == value) == negated:
             return False
     return True
 
@@ -132,3 +134,81 @@ def review(plural: str, spec: dict[str, Any], tokens: dict[str, tuple[str, list[
     attributes = spec.get("nonResourceAttributes") or spec.get("resourceAttributes") or {}
     allowed = "system:masters" in groups or any(g.allows(user, groups, attributes, non_resource) for g in grants)
     return {"allowed": allowed}
+
+
+#: The field labels kube-apiserver accepts in a ``fieldSelector``, by plural (every kind has metadata.name
+#: and metadata.namespace); any other is 400 "field label not supported", as on a real server.
+FIELD_LABELS: dict[str, frozenset[str]] = {
+    "pods": frozenset({"spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
+                       "spec.hostNetwork", "status.phase", "status.podIP", "status.podIPs",
+                       "status.nominatedNodeName"}),
+    "events": frozenset({"involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
+                         "involvedObject.uid", "involvedObject.apiVersion", "involvedObject.resourceVersion",
+                         "involvedObject.fieldPath", "reason", "reportingComponent", "source", "type"}),
+    "nodes": frozenset({"spec.unschedulable"}),
+    "secrets": frozenset({"type"}),
+}
+#: field labels whose value lives elsewhere in the object
+_FIELD_PATHS = {("events", "source"): "source.component"}
+
+
+def check_field_labels(plural: str, selector: str) -> None:
+    """400 BadRequest for a field label the real API server does not index for this kind."""
+    allowed = FIELD_LABELS.get(plural, frozenset()) | {"metadata.name", "metadata.namespace"}
+    for term in filter(None, (t.strip() for t in selector.split(","))):
+        label = term.replace("==", "=").replace("!=", "=").partition("=")[0]
+        if label not in allowed:
+            raise StatusError(400, "BadRequest", f'"{label}" is not a known field selector: only "'
+                              + '", "'.join(sorted(allowed)) + '"')
+
+
+_SUFFIXES = {"m": 0.001, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30,
+             "Ti": 2**40}
+
+
+def quantity(value: Any) -> float:
+    """A Kubernetes quantity ("500m", "2Gi", 1) as a number (enough for quota arithmetic in tests)."""
+    text = str(value)
+    for suffix in sorted(_SUFFIXES, key=len, reverse=True):
+        if text.endswith(suffix):
+            return float(text[: -len(suffix)]) * _SUFFIXES[suffix]
+    return float(text)
+
+
+def _pod_usage(pod: dict[str, Any], resource: str) -> float:
+    """What a pod counts toward one quota key: pods, count/pods, requests.X, limits.X or bare cpu/memory."""
+    if resource in ("pods", "count/pods"):
+        return 1.0
+    kind, _, name = resource.partition(".") if resource.startswith(("requests.", "limits.")) else ("requests", "", resource)
+    total = 0.0
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        amounts = (container.get("resources") or {}).get(kind) or {}
+        if kind == "requests" and name not in amounts:  # a request defaults to its limit
+            amounts = (container.get("resources") or {}).get("limits") or {}
+        if name in amounts:
+            total += quantity(amounts[name])
+    return total
+
+
+def _shown(value: float) -> str:
+    return str(int(value)) if value == int(value) else f"{int(value * 1000)}m"
+
+
+def quota_refusal(name: str, pod: dict[str, Any], quotas: list[dict[str, Any]], pods: list[dict[str, Any]]) -> str | None:
+    """The ResourceQuota admission's verdict on a new pod: None, or the message of its 403 Forbidden.
+
+    Usage counts the namespace's pods that have not ended (Succeeded and Failed pods count for nothing),
+    as the quota controller computes it; the message is kube-apiserver's, word for word, with ``name`` the
+    pod's name or, for a ``generateName``, its prefix (as admission errors show it).
+    """
+    live = [p for p in pods if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+    for quota in sorted(quotas, key=lambda q: q["metadata"]["name"]):
+        hard = (quota.get("spec") or {}).get("hard") or {}
+        over = [(key, _pod_usage(pod, key), sum(_pod_usage(p, key) for p in live), quantity(limit))
+                for key, limit in sorted(hard.items())]
+        over = [item for item in over if item[1] and item[1] + item[2] > item[3]]
+        if over:
+            requested, used, limited = (",".join(f"{item[0]}={_shown(item[i])}" for item in over) for i in (1, 2, 3))
+            return (f'pods "{name}" is forbidden: exceeded quota: {quota["metadata"]["name"]}, '
+                    f"requested: {requested}, used: {used}, limited: {limited}")
+    return None

@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp.web
 from kmock._internal import rendering
 
-from emulator_rules import StatusError, fields_match, resource_key, selector_matches
+from emulator_rules import StatusError, check_field_labels, fields_match, resource_key, selector_matches
 
 
 class WatchStreams:
@@ -58,6 +58,7 @@ class WatchStreams:
     async def _watch(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
         assert request.resource is not None and request._raw_request is not None
         rkey = resource_key(request.resource)
+        check_field_labels(request.resource.plural or "", request.params.get("fieldSelector", ""))
         if self.closing:
             return aiohttp.web.json_response({"kind": "Status", "code": 503, "status": "Failure"}, status=503)
         task = asyncio.current_task()
@@ -75,11 +76,12 @@ class WatchStreams:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         labels, fields = request.params.get("labelSelector", ""), request.params.get("fieldSelector", "")
+        plural = request.resource.plural or ""
 
         def wanted(obj: dict[str, Any]) -> bool:
             meta = obj["metadata"]
             return ((request.namespace is None or meta.get("namespace") == request.namespace)
-                    and selector_matches(meta.get("labels") or {}, labels) and fields_match(obj, fields))
+                    and selector_matches(meta.get("labels") or {}, labels) and fields_match(obj, fields, plural))
 
         async def send(kind: str, obj: dict[str, Any]) -> None:
             await response.write(json.dumps({"type": kind, "object": obj}).encode() + b"\n")

@@ -38,6 +38,17 @@ def test_the_trainers_failure_is_the_final_reason(kube: client.ApiClient, namesp
                     "--timeout=30s"], check=True)
 
 
+def test_a_pod_a_quota_refuses_says_why(kube: client.ApiClient, namespace: str, operator: None,
+                                        kubelet: LocalKubelet) -> None:
+    """The Job controller's FailedCreate (a ResourceQuota refused the pod) becomes the training's reason."""
+    client.CoreV1Api(kube).create_namespaced_resource_quota(
+        namespace, {"metadata": {"name": "no-pods"}, "spec": {"hard": {"pods": "0"}}})
+    create(kube, namespace, "over-quota", gpus=0, imgsz=64, **kubelet.placement())
+    waiting = eventually(lambda: status(kube, namespace, "over-quota").get("reason") == "FailedCreate"
+                         and status(kube, namespace, "over-quota"), timeout=120, interval=0.5)
+    assert waiting["phase"] == "Pending" and "exceeded quota: no-pods" in waiting["message"]
+
+
 def test_cancel_before_the_first_reconcile(kube: client.ApiClient, namespace: str) -> None:
     early = create(kube, namespace, "early", annotations=CANCEL, suspend=True)  # no operator has seen it
     with operator_in(namespace) as runner:

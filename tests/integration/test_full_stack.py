@@ -132,6 +132,36 @@ def test_a_pod_no_node_accepts_is_pending_and_says_why(stack: dict[str, Any], da
     assert job["status"]["active"] == 1 and not job["status"].get("ready")
 
 
+def test_a_pod_a_quota_refuses_is_pending_and_says_why_until_the_quota_frees(stack: dict[str, Any],
+                                                                           dataset3: Path) -> None:
+    """The gap: a ResourceQuota refused the trainer pod; the Job controller's FailedCreate Event on the Job
+    was the only trace, and the training said "waiting for the trainer pod" until its deadline."""
+    api: TestClient = stack["api"]
+    server: ApiServer = stack["server"]
+    core = client.CoreV1Api(stack["kube"])
+    core.create_namespaced_resource_quota("team-a", {"metadata": {"name": "no-pods"}, "spec": {"hard": {"pods": "0"}}})
+    body = {"model": "yolov8n.yaml", "data": str(dataset3), "epochs": 1, "imgsz": 64, "gpus": 0,
+            "hyperparameters": {"workers": 0}, "name": "over-quota"}
+    task_id = api.post("/train", json=body).json()["data"]["task_id"]
+
+    def training() -> dict[str, Any]:
+        [found] = [t for t in server.emulator.find("yolotrainings", "team-a") if t["metadata"]["uid"] == task_id]
+        return found.get("status") or {}
+
+    eventually(lambda: training().get("reason") == "FailedCreate", timeout=30)
+    assert "exceeded quota: no-pods" in training()["message"]
+    envelope = api.get(f"/task_status/{task_id}").json()
+    assert envelope["data"]["status"] == "pending" and "exceeded quota: no-pods" in envelope["data"]["detail"]
+    told = [e for e in server.emulator.find("events", "team-a")
+            if e["involvedObject"]["uid"] == task_id and e["reason"] == "FailedCreate"]
+    assert len(told) == 1 and told[0]["type"] == "Warning"
+    assert ("events", {"fieldSelector": "involvedObject.kind=Job,reason=FailedCreate"}) in [
+        (plural, {k: v for k, v in params.items() if k == "fieldSelector"}) for plural, params in server.emulator.watched]
+
+    core.delete_namespaced_resource_quota("no-pods", "team-a")  # the Job controller's next try succeeds
+    assert poll(api, task_id)[-1]["data"]["status"] == "success"
+
+
 def test_preempted_trainer_resumes_from_its_checkpoint(stack: dict[str, Any], dataset3: Path) -> None:
     api: TestClient = stack["api"]
     body = {"model": "yolov8n.yaml", "data": str(dataset3), "epochs": 5, "imgsz": 64, "batch": 16, "gpus": 0,

@@ -191,3 +191,36 @@ def test_injected_faults_answer_then_clear(api_server: ApiServer, api: client.Ap
         assert failed.value.status == 503
     custom.patch_namespaced_custom_object_status(G, V, "ns", P, "t", {"status": {"stage": "training"}})
     assert [w.status for w in api_server.emulator.writes if w.subresource == "status"] == [503, 503, 200]
+
+
+def test_field_selectors_only_on_the_labels_the_real_server_indexes(api: client.ApiClient) -> None:
+    core = client.CoreV1Api(api)
+    with pytest.raises(ApiException) as refused:
+        core.list_namespaced_pod("default", field_selector="spec.containers.image=x")
+    assert refused.value.status == 400 and "not a known field selector" in refused.value.body
+    with pytest.raises(ApiException):
+        core.list_namespaced_event("default", field_selector="message=x")
+    core.create_namespaced_event("default", {"metadata": {"name": "j.1"}, "reason": "FailedCreate", "type": "Warning",
+                                             "involvedObject": {"kind": "Job", "name": "j", "uid": "u1"},
+                                             "source": {"component": "job-controller"}, "message": "m"})
+    found = core.list_namespaced_event("default", field_selector="involvedObject.uid=u1,reason=FailedCreate,"
+                                                                 "source=job-controller").items
+    assert [e.metadata.name for e in found] == ["j.1"]
+    assert not core.list_namespaced_event("default", field_selector="reason!=FailedCreate").items
+
+
+def test_a_resource_quota_refuses_pods_as_kube_apiserver_does(api: client.ApiClient) -> None:
+    core = client.CoreV1Api(api)
+    core.create_namespaced_resource_quota("default", {"metadata": {"name": "gpus"},
+                                                      "spec": {"hard": {"requests.nvidia.com/gpu": "1"}}})
+    gpu_pod = {"metadata": {"generateName": "train-"}, "spec": {"containers": [
+        {"name": "t", "image": "i", "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}}
+    core.create_namespaced_pod("default", gpu_pod)  # within the quota (a request defaults to the limit)
+    with pytest.raises(ApiException) as refused:
+        core.create_namespaced_pod("default", gpu_pod)
+    assert refused.value.status == 403
+    assert json.loads(refused.value.body)["message"] == (
+        'pods "train-" is forbidden: exceeded quota: gpus, requested: requests.nvidia.com/gpu=1, '
+        "used: requests.nvidia.com/gpu=1, limited: requests.nvidia.com/gpu=1")
+    core.create_namespaced_pod("default", {"metadata": {"name": "cpu-only"},
+                                           "spec": {"containers": [{"name": "t", "image": "i"}]}})  # not counted

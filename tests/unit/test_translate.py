@@ -296,3 +296,60 @@ def test_a_training_being_deleted_is_not_concluded() -> None:
     assert sync.observe({"metadata": meta}, running, 1).patch["reason"] == "JobDeleted"
     deleting = {"metadata": {**meta, "deletionTimestamp": "2026-01-01T00:00:00Z"}}
     assert sync.observe(deleting, running, 1).patch == {}
+
+
+QUOTA = ('Error creating: pods "t-5b8f0c4e-" is forbidden: exceeded quota: gpus, requested: '
+         'requests.nvidia.com/gpu=1, used: requests.nvidia.com/gpu=4, limited: requests.nvidia.com/gpu=4')
+
+
+def test_a_pod_the_api_server_refuses_says_why() -> None:
+    """The gap: a quota-refused pod left only a FailedCreate Event on the Job; the training said "waiting"."""
+    waiting = job(startTime="2026-01-01T00:00:00Z")
+    result = observe(waiting, [], status(), QUOTA)
+    assert result.patch["phase"] == "Pending" and result.patch["reason"] == "FailedCreate"
+    assert "exceeded quota: gpus" in result.patch["message"] and "keeps retrying" in result.patch["message"]
+    assert conditions_of(result.patch)["Succeeded"] == ("Unknown", "Pending")
+    assert [(kind, reason) for kind, reason, _ in result.events] == [("Warning", "FailedCreate")]
+    refused = after(status(), result.patch)
+    assert observe(waiting, [], refused, QUOTA).patch == {}  # told once, not on every sync
+    made = observe(job(active=1), [pod(scheduled={"status": "True"})], refused)  # the quota freed up
+    assert made.patch["reason"] is None and "starting" in made.patch["message"]
+
+
+def test_a_failed_create_is_read_only_for_a_job_that_should_have_a_pod() -> None:
+    from yolo_operator.translate import creation_may_fail
+    assert creation_may_fail(job(), [])
+    assert not creation_may_fail(job(), [pod()])
+    assert not creation_may_fail(job(suspend=True), [])
+    assert not creation_may_fail(job(active=1), [])
+    assert not creation_may_fail(job([condition("Failed", "DeadlineExceeded")]), [])
+    # an old FailedCreate Event, once a pod exists, says nothing
+    assert observe(job(active=1), [pod()], status(phase="Pending"), QUOTA).patch.get("reason") is None
+
+
+def test_a_deadline_passed_while_no_pod_could_be_made_keeps_the_cause() -> None:
+    refused = status(phase="Pending", reason="FailedCreate", message=f"the Job controller cannot ...: {QUOTA}")
+    result = observe(job([condition("Failed", "DeadlineExceeded")]), [], refused)
+    assert result.patch["reason"] == "DeadlineExceeded"
+    assert "no trainer pod could be made" in result.patch["message"] and "exceeded quota" in result.patch["message"]
+
+
+def test_the_sync_reads_failed_create_events_only_when_a_pod_is_missing() -> None:
+    class Quota:
+        def __init__(self) -> None:
+            self.asked: list[str] = []
+
+        def get_job(self, namespace: str, name: str) -> dict[str, Any]:
+            return {**job(startTime="2026-01-01T00:00:00Z"), "metadata": {"name": name, "uid": "job-uid"}}
+
+        def list_pods(self, namespace: str, uid: str) -> list[dict[str, Any]]:
+            return []
+
+        def failed_creations(self, namespace: str, job_uid: str) -> list[str]:
+            self.asked.append(job_uid)
+            return ["Error creating: an older refusal", QUOTA]
+
+    meta = {"name": "t", "namespace": "team-a", "uid": "5b8f0c4e-0000", "generation": 1}
+    gateway = Quota()
+    found = Synchronizer(gateway).observe({"metadata": meta}, status(phase="Pending"), 1)  # type: ignore[arg-type]
+    assert gateway.asked == ["job-uid"] and QUOTA in found.patch["message"]

@@ -57,6 +57,7 @@ class Reason(StrEnum):
     INVALID_SPEC = "InvalidSpec"
     QUEUED = "Queued"
     UNSCHEDULABLE = "Unschedulable"
+    FAILED_CREATE = "FailedCreate"  # the Job controller cannot make the pod (a ResourceQuota, a LimitRange...)
     IMAGE_PULL_BACK_OFF = "ImagePullBackOff"
     CRASH_LOOP_BACK_OFF = "CrashLoopBackOff"
     CONTAINER_CONFIG_ERROR = "CreateContainerConfigError"

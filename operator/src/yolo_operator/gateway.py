@@ -25,7 +25,7 @@ PERMISSIONS: Final = (
     ("", "serviceaccounts", ("create",)),
     ("rbac.authorization.k8s.io", "roles", ("create",)),
     ("rbac.authorization.k8s.io", "rolebindings", ("create",)),
-    ("", "events", ("create",)),
+    ("", "events", ("create", "list", "watch")),
     ("events.k8s.io", "events", ("create",)),
 )
 
@@ -96,6 +96,14 @@ class KubeGateway:
         pods = self._core.list_namespaced_pod(namespace, label_selector=f"{LABEL_TASK_ID}={task_id}").items
         found = [self._dict(pod) for pod in pods]
         return sorted(found, key=lambda pod: str((pod.get("metadata") or {}).get("creationTimestamp") or ""))
+
+    def failed_creations(self, namespace: str, job_uid: str) -> list[str]:
+        """The Job controller's ``FailedCreate`` Event messages on one Job (a pod it could not make: a
+        ResourceQuota, a LimitRange, an admission policy), the latest last."""
+        selector = f"involvedObject.uid={job_uid},reason=FailedCreate"
+        events = [self._dict(e) for e in self._core.list_namespaced_event(namespace, field_selector=selector).items]
+        events.sort(key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or e.get("firstTimestamp") or ""))
+        return [str(e.get("message") or "") for e in events]
 
     def patch_status(self, namespace: str, name: str, patch: dict[str, Any], resource_version: str) -> None:
         """Merge-patch operator-owned status fields, if the object is still at ``resource_version`` (else 409)."""

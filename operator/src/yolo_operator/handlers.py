@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 CHILDREN = {LABEL_MANAGED_BY: MANAGED_BY}
 #: Jobs and Pods are watched with this server-side selector: the API server sends ours only.
 CHILD_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
+#: Events are watched for one story only, server-side: the Job controller could not make a pod of a Job
+#: (a ResourceQuota exceeded, a LimitRange violated); nothing else tells (the Job itself does not change).
+FAILED_CREATE_SELECTOR = "involvedObject.kind=Job,reason=FailedCreate"
 
 
 @kopf.on.startup()
@@ -54,6 +57,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.queueing.idle_timeout = config.batch_window
     settings.watching.label_selectors["batch", "v1", "jobs"] = CHILD_SELECTOR
     settings.watching.label_selectors["v1", "pods"] = CHILD_SELECTOR
+    settings.watching.field_selectors["v1", "events"] = FAILED_CREATE_SELECTOR
+    memo.jobs = {}  # (namespace, Job name) -> training name, from the Job watch: for FailedCreate Events
     memo.config = config
     memo.gateway = KubeGateway(load_api_client())
     memo.syncer = Synchronizer(memo.gateway)
@@ -111,10 +116,25 @@ async def training_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> Non
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=CHILDREN)
-async def job_event(labels: kopf.Labels, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+async def job_event(type: str | None, labels: kopf.Labels, name: str | None, namespace: str | None,
+                    memo: kopf.Memo, **_: Any) -> None:
     """A Job of ours changed: mirror it into its training's status (retried until it lands)."""
-    if namespace and LABEL_NAME in labels and hasattr(memo, "syncer"):
+    if namespace and name and LABEL_NAME in labels and hasattr(memo, "syncer"):
+        if type == "DELETED":
+            memo.jobs.pop((namespace, name), None)
+        else:
+            memo.jobs[namespace, name] = labels[LABEL_NAME]
         memo.syncer.request(namespace, labels[LABEL_NAME])
+
+
+@kopf.on.event("v1", "events")
+async def failed_create_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """The Job controller could not make the pod of a Job (FAILED_CREATE_SELECTOR): if the Job is ours, say
+    why in its training's status (the sync reads the Job's FailedCreate Events)."""
+    involved = body.get("involvedObject") or {}
+    training = getattr(memo, "jobs", {}).get((involved.get("namespace"), involved.get("name")))
+    if training is not None and body.get("reason") == "FailedCreate" and hasattr(memo, "syncer"):
+        memo.syncer.request(str(involved.get("namespace")), training)
 
 
 @kopf.on.event("v1", "pods", labels=CHILDREN)

@@ -21,7 +21,7 @@ from yolo_crd.status import TrainingStatus
 from yolo_operator import metrics
 from yolo_operator.builders import child_name
 from yolo_operator.gateway import KubeGateway
-from yolo_operator.translate import Observation, observe, observed
+from yolo_operator.translate import Observation, creation_may_fail, observe, observed
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,11 @@ class Synchronizer:
         job_name = child_name(meta)
         job = None if finished(status) else self.gateway.get_job(meta["namespace"], job_name)
         pods = self.gateway.list_pods(meta["namespace"], meta["uid"]) if job else []
-        found = observe(job, pods, status)
+        refused = None
+        if job is not None and creation_may_fail(job, pods):
+            messages = self.gateway.failed_creations(meta["namespace"], job["metadata"]["uid"])
+            refused = messages[-1] if messages else None
+        found = observe(job, pods, status, refused)
         if job is not None and status.job_name != job_name:
             found.patch["jobName"] = job_name
         return observed(found, status, generation)

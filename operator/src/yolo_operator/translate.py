@@ -1,10 +1,11 @@
 """A pure translator: the Job and its Pods in, the operator's status fields and Events out.
 
 It says why a training waits or ended, in status where users look (``kubectl get yt``, the API), not only
-in Events: queued, unschedulable (with the scheduler's message), image pull errors, OOM kills, deadlines,
-exhausted retries. It writes only operator-owned fields (the trainer's stage and epochs are never
-touched), treats the Job controller's intermediate states (``FailureTarget``, ``SuccessCriteriaMet``,
-uncounted terminated pods) as the decision they announce, and never moves a finished training.
+in Events: queued, a pod the API server refuses (the Job controller's FailedCreate: a ResourceQuota),
+unschedulable (with the scheduler's message), image pull errors, OOM kills, deadlines, exhausted retries.
+It writes only operator-owned fields (the trainer's stage and epochs are never touched), treats the Job
+controller's intermediate states (``FailureTarget``, ``SuccessCriteriaMet``, uncounted terminated pods)
+as the decision they announce, and never moves a finished training.
 """
 
 from dataclasses import dataclass, field
@@ -85,6 +86,14 @@ def _finishing(job: dict[str, Any]) -> bool:
     return bool(job_status.get("succeeded") or uncounted.get("succeeded") or uncounted.get("failed"))
 
 
+def creation_may_fail(job: dict[str, Any], pods: list[dict[str, Any]]) -> bool:
+    """A Job that should have a pod and has none (not suspended, not decided, none counted): the one case
+    where the reason lives only in the Job controller's ``FailedCreate`` Events, worth reading them."""
+    job_status = job.get("status") or {}
+    return not pods and not (job.get("spec") or {}).get("suspend") and not job_status.get("active") \
+        and _job_condition(job, "Complete", "Failed", "SuccessCriteriaMet", "FailureTarget") is None
+
+
 def merge_conditions(status: TrainingStatus, *updates: tuple[str, str, str, str]) -> list[dict[str, Any]]:
     """The conditions with each (type, status, reason, message) set, merged by type.
 
@@ -104,6 +113,9 @@ def failure_cause(job: dict[str, Any], pods: list[dict[str, Any]], status: Train
     failed = _job_condition(job, "Failed", "FailureTarget") or {}
     if failed.get("reason") == "DeadlineExceeded":
         deadline = (job.get("spec") or {}).get("activeDeadlineSeconds")
+        if status.reason == Reason.FAILED_CREATE and not pods:
+            return (Reason.DEADLINE_EXCEEDED.value,
+                    f"no trainer pod could be made before activeDeadlineSeconds ({deadline}s) passed: {status.message}")
         return (Reason.DEADLINE_EXCEEDED.value,
                 f"training ran longer than activeDeadlineSeconds ({deadline}s) and was stopped")
     if status.training_failure is not None:
@@ -185,13 +197,21 @@ def _succeeded(status: TrainingStatus) -> Observation:
     return found
 
 
-def _waiting_for(job: dict[str, Any], pods: list[dict[str, Any]], status: TrainingStatus) -> Observation | None:
-    """Pending with the reason: queued (suspended Job), unschedulable, or an image that cannot be pulled."""
+def _waiting_for(job: dict[str, Any], pods: list[dict[str, Any]], status: TrainingStatus,
+                 refused: str | None) -> Observation | None:
+    """Pending with the reason: queued (suspended Job), a pod the API server refuses, unschedulable, or an
+    image that cannot be pulled."""
     if (job.get("spec") or {}).get("suspend"):
         text = "suspended: waiting for admission (Kueue) or spec.suspend"
         return Observation({"phase": Phase.PENDING.value, "reason": Reason.QUEUED.value, "message": text,
                             "conditions": merge_conditions(status, ("Suspended", "True", "Suspended", text),
                                                            (SUCCEEDED, "Unknown", "Queued", text))})
+    if refused is not None and creation_may_fail(job, pods):
+        text = f"the Job controller cannot create the trainer pod and keeps retrying: {' '.join(refused.split())}"
+        return Observation({"phase": Phase.PENDING.value, "reason": Reason.FAILED_CREATE.value, "message": text,
+                            "conditions": merge_conditions(status, ("Running", "False", "FailedCreate", text),
+                                                           (SUCCEEDED, "Unknown", "Pending", text))},
+                           [("Warning", Reason.FAILED_CREATE.value, text)])
     if (unschedulable := _unschedulable(pods)) is not None:
         conditions = merge_conditions(status, ("Scheduled", "False", "Unschedulable", unschedulable),
                                       (SUCCEEDED, "Unknown", "Pending", unschedulable))
@@ -260,13 +280,18 @@ def without_job(status: TrainingStatus) -> Observation:
                  f"the training's Job{named} was deleted before the training finished")
 
 
-def observe(job: dict[str, Any] | None, pods: list[dict[str, Any]], status: TrainingStatus) -> Observation:
-    """Derive the operator's status fields from a Job and its Pods; the patch is empty when nothing changed."""
+def observe(job: dict[str, Any] | None, pods: list[dict[str, Any]], status: TrainingStatus,
+            refused: str | None = None) -> Observation:
+    """Derive the operator's status fields from a Job and its Pods; the patch is empty when nothing changed.
+
+    ``refused`` is the Job controller's latest ``FailedCreate`` message on the Job, read only when
+    :func:`creation_may_fail`.
+    """
     if finished(status):
         return retold(status)
     if job is None:
         return without_job(status) if job_was_made(status) else Observation({})
-    found = _verdict(job, pods, status) or _waiting_for(job, pods, status) or _running(job, pods, status)
+    found = _verdict(job, pods, status) or _waiting_for(job, pods, status, refused) or _running(job, pods, status)
     if found is None:
         if _finishing(job) or status.phase == Phase.RUNNING:
             return Observation({})  # pods counted before the verdict, or one attempt replaced by the next
