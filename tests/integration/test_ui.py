@@ -3,12 +3,20 @@
 * A real ultralytics training: followed live to success, curves and final metrics drawn.
 * 50 unfinished trainings at once (fast stand-in trainers, tests/standin.py) in one tab: every row keeps
   moving to the end over ONE event stream; filters, paging past 100, local times, cancel, a deep link.
+* A finished training's artifacts: listed (size, sha256) and downloaded through the page with its bearer
+  token, from the API (local files) or from a presigned URL (object storage, a real SeaweedFS); the section
+  stays away from running and failed trainings.
 * /docs renders with every request outside the API refused (no CDN), and / leads to /ui.
 
-Screenshots go to ``test-output/`` (ui-dashboard.png, ui-50-live.png, ui-deep-link.png, ui-docs.png).
+Screenshots go to ``test-output/`` (ui-dashboard.png, ui-50-live.png, ui-deep-link.png, ui-artifacts.png,
+ui-docs.png).
 """
 
+import hashlib
 import os
+import re
+import secrets
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +25,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
-from fakes import AUTH, TOKEN
+from fakes import AUTH, TOKEN, MemoryBackend
+from s3server import S3Server
 from serving import serve
 from standin import standin_python
 from yolo_api.app import create_app
@@ -177,6 +186,104 @@ def test_fifty_live_trainings_in_one_tab(tmp_path: Path, monkeypatch: pytest.Mon
         expect(deep.get_by_test_id("detail-state")).to_have_text("success")
         expect(deep.get_by_test_id("final")).to_contain_text("f1_score")
         screenshot(deep, "ui-deep-link.png")
+        assert errors == []
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_finished_trainings_artifacts_are_listed_and_downloaded(tmp_path: Path, dataset3: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch,
+                                                                   browser: Browser) -> None:
+    """best.pt and the rest, from the run directory: the API streams them to the page's token-carrying fetch
+    (a plain link would download the 401's JSON under the name best.pt, and the sha256 would not match)."""
+    monkeypatch.setenv("YOLO_TRAINER_REPORT_INTERVAL", "0.2")
+    settings = ApiSettings(backend="local", state_dir=tmp_path / "state", auth_token=TOKEN, poll_interval=0.2,
+                           sse_poll_interval=0.2, allowed_roots=[dataset3.parent, tmp_path], local_gpus=0)
+    body = {"model": "yolov8n.yaml", "data": str(dataset3), "epochs": 1, "imgsz": 64, "batch": 16,
+            "name": "ui-artifacts", "hyperparameters": {"workers": 0, "seed": 0}}
+    with serve(create_app(settings)) as url:
+        task = httpx.post(f"{url}/train", json=body, headers=AUTH).json()["data"]["task_id"]
+        errors: list[str] = []
+        page = open_page(browser, errors)
+        page.goto(f"{url}/ui#token={TOKEN}&task={task}")
+        expect(page.get_by_test_id("detail-state")).to_have_text("success", timeout=240_000)
+        listed = {item["name"]: item for item in
+                  httpx.get(f"{url}/tasks/{task}/artifacts", headers=AUTH).json()["data"]["artifacts"]}
+        assert "best.pt" in listed
+        rows = page.get_by_test_id("artifacts").locator("tr[data-testid=artifact]")
+        expect(rows).to_have_count(len(listed))
+        best = page.locator('tr[data-testid=artifact][data-name="best.pt"]')
+        expect(best.locator("td").first).to_have_text("best.pt")
+        expect(best.locator("td").nth(1)).to_have_text(re.compile(r"^\d+\.\d (KiB|MiB)$"))
+        sha = best.locator("code.sha256")
+        expect(sha).to_have_attribute("title", f"sha256 {listed['best.pt']['sha256']}")
+        expect(sha).to_have_text(listed["best.pt"]["sha256"])  # selecting it copies the whole value...
+        assert sha.evaluate("el => el.scrollWidth > el.clientWidth")  # ...while the cell shows its start
+        link = best.get_by_test_id("artifact-download")
+        expect(link).to_have_attribute("href", f"/tasks/{task}/artifacts/best.pt")
+        with page.expect_download() as downloading:
+            link.click()
+        download = downloading.value
+        assert download.suggested_filename == "best.pt"
+        assert sha256_of(Path(download.path())) == listed["best.pt"]["sha256"]
+        expect(page.get_by_test_id("artifacts-error")).to_be_hidden()
+        screenshot(page, "ui-artifacts.png")
+        assert errors == []
+
+
+def test_artifacts_in_object_storage_and_unfinished_trainings(tmp_path: Path, s3_server: S3Server,
+                                                              monkeypatch: pytest.MonkeyPatch,
+                                                              browser: Browser) -> None:
+    """An artifact in a bucket downloads from its presigned URL (the page's CSP keeps fetch on the API, so it
+    asks the API for the URL and navigates there); one on a volume the API cannot read says why; running,
+    failed and artifact-less trainings show no rows."""
+    for key, value in s3_server.env().items():
+        monkeypatch.setenv(key, value)
+    bucket = s3_server.make_bucket(f"ui-{secrets.token_hex(4)}")
+    stored, weights = str(uuid.uuid4()), secrets.token_bytes(200_000)
+    s3_server.client().put_object(Bucket=bucket, Key=f"runs/{stored}/best.pt", Body=weights)
+    digest = hashlib.sha256(weights).hexdigest()
+    backend = MemoryBackend()
+    done = {"phase": "Succeeded", "stage": "completed", "progress": 100.0, "finalMetrics": {
+        "mAP50": 0.5, "mAP50-95": 0.3, "precision": 0.6, "recall": 0.5, "f1_score": 0.5455}}
+    backend.put({**done, "artifacts": [{"name": "best.pt", "uri": f"s3://{bucket}/runs/{stored}/best.pt",
+                                        "size": len(weights), "sha256": digest}]},
+                task_id=stored, spec={"output": f"s3://{bucket}/runs"})
+    on_volume = backend.put({**done, "artifacts": [{"name": "best.pt", "uri": "/outputs/x/weights/best.pt",
+                                                    "size": 7, "sha256": "0" * 64}]})
+    empty = backend.put(done)
+    running = backend.put({"phase": "Running", "stage": "training", "currentEpoch": 1, "totalEpochs": 20,
+                           "artifacts": [{"name": "last.pt", "uri": "/outputs/r/last.pt", "size": 7, "sha256": "1" * 64}]})
+    failed = backend.put({"phase": "Failed", "stage": "failed", "reason": "DatasetInvalid", "message": "bad label",
+                          "trainingFailure": {"reason": "DatasetInvalid", "message": "bad label"}})
+    settings = ApiSettings(backend="local", state_dir=tmp_path / "state", auth_token=TOKEN, sse_poll_interval=0.2,
+                           local_gpus=0)
+    with serve(create_app(settings, backend=backend)) as url:
+        errors: list[str] = []
+        page = open_page(browser, errors)
+        page.goto(f"{url}/ui#token={TOKEN}")
+        artifacts = page.get_by_test_id("artifacts")
+        page.locator(f'tr[data-task="{stored}"]').click()
+        row = artifacts.locator('tr[data-testid=artifact][data-name="best.pt"]')
+        expect(row.locator("td").nth(1)).to_have_text("195.3 KiB")
+        with page.expect_download() as downloading:
+            row.get_by_test_id("artifact-download").click()
+        download = downloading.value
+        assert download.url.startswith(f"{s3_server.endpoint}/{bucket}/runs/{stored}/best.pt?")
+        assert download.suggested_filename == "best.pt"
+        assert sha256_of(Path(download.path())) == digest
+        page.locator(f'tr[data-task="{on_volume}"]').click()
+        artifacts.get_by_test_id("artifact-download").click()
+        expect(page.get_by_test_id("artifacts-error")).to_contain_text("object storage")
+        page.locator(f'tr[data-task="{empty}"]').click()
+        expect(artifacts).to_have_text(re.compile("no artifacts"))
+        expect(page.get_by_test_id("artifacts-error")).to_be_hidden()
+        for task, shown in ((running, "running"), (failed, "failed")):
+            page.locator(f'tr[data-task="{task}"]').click()
+            expect(page.get_by_test_id("detail-state")).to_have_text(shown)
+            expect(artifacts).to_be_hidden()  # hidden by the same render that wrote the state
         assert errors == []
 
 

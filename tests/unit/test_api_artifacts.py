@@ -1,5 +1,6 @@
 """``GET /tasks/{id}/artifacts`` and ``/artifacts/{name}`` over an in-memory backend: the list, a streamed local
-file, a 307 to a presigned URL (signed offline, for the public endpoint), and every refusal."""
+file, a 307 to a presigned URL (signed offline, for the public endpoint) or that URL as JSON
+(``?redirect=false``), and every refusal."""
 
 import uuid
 from collections.abc import Iterator
@@ -60,6 +61,25 @@ def test_an_artifact_in_object_storage_is_a_307_to_a_short_lived_presigned_url(h
     assert (where.scheme, where.netloc, where.path) == ("https", "s3.example.com", f"/models/r/{task}/best.pt")
     assert query["X-Amz-Expires"] == ["120"] and "X-Amz-Signature" in query
     assert "unit-secret" not in answer.headers["location"]
+
+
+def test_redirect_false_answers_the_presigned_url_as_json(http: TestClient, backend: MemoryBackend,
+                                                          tmp_path: Path) -> None:
+    """For the dashboard: fetch follows a 307 itself, into its page's CSP; it asks for the URL instead."""
+    task = finished(backend, {"name": "best.pt", "uri": "s3://models/r/{task}/best.pt", "size": 7, "sha256": SHA},
+                    output="s3://models/r")
+    answer = http.get(f"/tasks/{task}/artifacts/best.pt", params={"redirect": "false"})
+    assert answer.status_code == 200 and answer.headers["cache-control"] == "no-store"
+    data = answer.json()["data"]
+    where = urlsplit(data["url"])
+    assert (where.netloc, where.path) == ("s3.example.com", f"/models/r/{task}/best.pt")
+    assert (data["name"], data["expires_in"]) == ("best.pt", 120) and "X-Amz-Signature" in where.query
+    weights = tmp_path / "best.pt"
+    weights.write_bytes(b"weights")
+    local = finished(backend, {"name": "best.pt", "uri": str(weights), "size": 7, "sha256": SHA})
+    backend.files[str(weights)] = weights
+    streamed = http.get(f"/tasks/{local}/artifacts/best.pt", params={"redirect": "false"})
+    assert streamed.status_code == 200 and streamed.content == b"weights"  # the bytes are the answer anyway
 
 
 @pytest.mark.parametrize(("output", "uri"), [

@@ -8,13 +8,17 @@ trainer writes status, and a user may choose the trainer's image) gets 404, neve
 An artifact in object storage is answered with a 307 redirect to a short-lived presigned URL, so the bytes
 never pass through the API; a file the API can read itself (the local backend's run directory) is
 streamed. The list gives each artifact's size and sha256, which ``yoloctl download`` checks.
+
+``?redirect=false`` answers the presigned URL as JSON instead of the 307, for clients that cannot read a
+redirect's target: a browser's ``fetch`` follows it itself, where the dashboard's CSP (``connect-src 'self'``)
+and most buckets' CORS rules stop it, so the dashboard asks for the URL and navigates to it.
 """
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
 from yolo_api.backends import TaskRecord
 from yolo_api.deps import get_backend
@@ -27,6 +31,9 @@ from yolo_crd.status import Artifact
 
 router = APIRouter()
 Name = Annotated[str, Path(max_length=255, description="an artifact's name: best.pt, last.pt, results.csv, ...")]
+Redirect = Annotated[bool, Query(description="false: an artifact in object storage is answered with its "
+                                             "presigned URL as JSON (data.url) instead of a 307 to it; a file is "
+                                             "streamed anyway")]
 
 
 def _artifacts(record: TaskRecord) -> list[Artifact]:
@@ -46,8 +53,10 @@ async def list_artifacts(task_id: TaskId, request: Request) -> dict[str, Any]:
 @router.get("/tasks/{task_id}/artifacts/{name}", summary="Download one artifact (307 to object storage, or the bytes)",
             response_class=Response, status_code=200,
             responses={307: {"description": "a presigned URL in object storage (Location)"},
+                       200: {"description": "the bytes, or with redirect=false and object storage: "
+                                            "{code: 0, data: {name, url, expires_in}}"},
                        404: {"description": "unknown task or artifact, or a file this API cannot reach"}})
-async def download_artifact(task_id: TaskId, name: Name, request: Request) -> Response:
+async def download_artifact(task_id: TaskId, name: Name, request: Request, redirect: Redirect = True) -> Response:
     """Redirect to the artifact in object storage, or stream it from the local run directory."""
     record = await readable(request, task_id)
     artifact = next((a for a in _artifacts(record) if a.name == name), None)
@@ -64,6 +73,10 @@ async def download_artifact(task_id: TaskId, name: Name, request: Request) -> Re
                                 public_endpoint=settings.s3_public_endpoint, filename=artifact.name)
         except StorageError as exc:
             raise ApiError(503, "unavailable", {"task_id": record.task_id, "name": name}, detail=str(exc)) from None
+        if not redirect:
+            return JSONResponse({"code": 0, "message": "ok", "data": {
+                "name": artifact.name, "url": url, "expires_in": settings.artifact_url_seconds}},
+                headers={"Cache-Control": "no-store"})
         return RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"})
     path = await run_in_threadpool((await get_backend(request)).artifact_file, record.task_id, artifact.uri)
     if path is None:

@@ -1,8 +1,8 @@
 """``/ui``: the training dashboard, static files served by the API itself (no CDN, no build step).
 
-The page holds no data: it reads ``/tasks``, ``/tasks/{id}/metrics`` and the events endpoint with the
-user's bearer token, so serving it needs no authentication. The token reaches the page in the URL
-fragment (``/ui#token=...``), which browsers never send to a server, or through its form.
+The page holds no data: it reads ``/tasks``, ``/tasks/{id}/metrics``, ``/tasks/{id}/artifacts`` and the
+events endpoint with the user's bearer token, so serving it needs no authentication. The token reaches the
+page in the URL fragment (``/ui#token=...``), which browsers never send to a server, or through its form.
 """
 
 from importlib import resources

@@ -45,6 +45,36 @@ const Api = {
 
   onUnauthenticated() {},
 
+  // Save one artifact (GET /tasks/{id}/artifacts/{name}) as a file. A plain <a href> cannot send the bearer
+  // token (and a token in a URL ends up in logs and history), so the request goes through fetch with the
+  // header, as every other call does. ?redirect=false: an artifact in object storage is answered with its
+  // presigned URL as JSON rather than a 307, which fetch would follow itself and this page's CSP
+  // (connect-src 'self') would stop, and most buckets' CORS rules too; the page then navigates to the signed
+  // URL, which needs no token and downloads (Content-Disposition: attachment), so those bytes never pass
+  // through the page. A file the API streams (local mode) arrives as bytes and is saved from a blob: URL
+  // (held in memory until saved: fine for YOLO weights, megabytes to a few hundred).
+  async download(path, name) {
+    const response = await fetch(`${path}?redirect=false`, { headers: this.headers() });
+    if (response.status === 401) {
+      this.onUnauthenticated();
+      throw new Error("unauthenticated");
+    }
+    const json = (response.headers.get("Content-Type") || "").startsWith("application/json");
+    if (!response.ok) {
+      const body = json ? await response.json() : {};
+      throw new Error(body.detail || body.message || `HTTP ${response.status}`);
+    }
+    const blob = json ? null : await response.blob();
+    const link = document.createElement("a");
+    link.href = json ? (await response.json()).data.url : URL.createObjectURL(blob);
+    link.download = name;
+    link.hidden = true;
+    document.body.appendChild(link);
+    link.click();
+    link.remove();
+    if (blob) setTimeout(() => URL.revokeObjectURL(link.href), 60_000);  // once the download has surely begun
+  },
+
   // Follow /tasks/events for as long as the page lives: onEvent(name, data) for each event.
   async stream(onEvent, onState) {
     let lastId = null;

@@ -1,16 +1,29 @@
 // The training dashboard: a page of trainings (filter by state, page through all of them) and, above it,
 // the detail of the selected one (deep link: /ui#task=<id>): its paths, hyperparameters, why it stopped or
-// failed, final metrics as a table and per-epoch curves. Everything stays live through one event stream.
+// failed, final metrics as a table, per-epoch curves and, once it succeeded, its artifacts to download.
+// Everything stays live through one event stream.
 "use strict";
 
 const PAGE = 50;
 const LABELS = { pending: "pending", progress: "running", success: "success", failure: "failed", cancelled: "cancelled" };
-const state = { rows: new Map(), offset: 0, total: 0, filter: "", selected: null, epochsDrawn: -1, refetch: null };
+const state = { rows: new Map(), offset: 0, total: 0, filter: "", selected: null, epochsDrawn: -1, refetch: null,
+  artifactsOf: null };
 
 const $ = (id) => document.getElementById(id);
 const fmt = (value, digits = 3) => (value === null || value === undefined ? "" : Number(value).toFixed(digits));
 const localTime = (iso) => (iso ? new Date(iso).toLocaleString() : "");
 const label = (row) => LABELS[row.state || row.status] || row.status;
+const UNITS = ["B", "KiB", "MiB", "GiB", "TiB"];
+
+function size(bytes) {  // 6.2 MiB, 812 B
+  let value = Number(bytes) || 0;
+  let unit = 0;
+  while (value >= 1024 && unit < UNITS.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return unit ? `${value.toFixed(1)} ${UNITS[unit]}` : `${value} B`;
+}
 
 function setConnection(text) {
   $("connection").textContent = text;
@@ -142,6 +155,53 @@ function showDetail(row) {
     state.epochsDrawn = row.current_epoch;
     drawCurves(row.task_id).catch((error) => console.warn(error));
   }
+  if (row.status !== "success") {  // running, failed, cancelled: no section (a success never changes again)
+    state.artifactsOf = null;
+    $("artifacts").hidden = true;
+  } else if (state.artifactsOf !== row.task_id) {
+    state.artifactsOf = row.task_id;
+    $("artifacts").hidden = true;  // until this training's list has come
+    listArtifacts(row.task_id).catch((error) => console.warn(error));
+  }
+}
+
+async function listArtifacts(taskId) {
+  const body = await Api.get(`/tasks/${encodeURIComponent(taskId)}/artifacts`);
+  if (state.artifactsOf !== taskId) return;
+  const rows = $("artifacts").querySelector("tbody");
+  rows.innerHTML = "";
+  $("artifacts-error").hidden = true;
+  for (const item of body.data.artifacts || []) {
+    const tr = rows.insertRow();
+    tr.dataset.testid = "artifact";
+    tr.dataset.name = item.name;
+    tr.insertCell().textContent = item.name;
+    const bytes = tr.insertCell();
+    bytes.textContent = size(item.size);
+    bytes.title = `${item.size} bytes`;
+    const sha = document.createElement("code");  // the whole value, cut short by CSS: selecting copies it all
+    sha.className = "sha256";
+    sha.textContent = item.sha256;
+    sha.title = `sha256 ${item.sha256}`;
+    tr.insertCell().appendChild(sha);
+    const path = `/tasks/${encodeURIComponent(taskId)}/artifacts/${encodeURIComponent(item.name)}`;
+    const link = document.createElement("a");
+    link.href = path;
+    link.download = item.name;
+    link.textContent = "download";
+    link.dataset.testid = "artifact-download";
+    link.addEventListener("click", (event) => {  // with the token: see Api.download
+      event.preventDefault();
+      $("artifacts-error").hidden = true;
+      Api.download(path, item.name).catch((error) => {
+        $("artifacts-error").textContent = `${item.name}: ${error.message}`;
+        $("artifacts-error").hidden = false;
+      });
+    });
+    tr.insertCell().appendChild(link);
+  }
+  if (!rows.rows.length) rows.insertRow().insertCell().textContent = "no artifacts";
+  $("artifacts").hidden = false;
 }
 
 async function drawCurves(taskId) {
@@ -154,6 +214,7 @@ async function drawCurves(taskId) {
 async function select(taskId) {
   state.selected = taskId;
   state.epochsDrawn = -1;
+  state.artifactsOf = null;
   history.replaceState(null, "", `#task=${taskId}`);
   document.querySelectorAll("#tasks tbody tr").forEach((tr) => tr.classList.toggle("selected", tr.dataset.task === taskId));
   const row = state.rows.get(taskId) || (await Api.get(`/tasks/${encodeURIComponent(taskId)}`)).data;
@@ -179,6 +240,7 @@ function wire() {
   $("next").addEventListener("click", () => { state.offset += PAGE; loadPage(); });
   $("detail-close").addEventListener("click", () => {
     state.selected = null;
+    state.artifactsOf = null;
     $("detail").hidden = true;
     history.replaceState(null, "", location.pathname);
   });
