@@ -169,15 +169,19 @@ def test_storage_failures_have_their_reason_and_leak_no_credentials(
     assert "Traceback" not in log
 
 
+@pytest.mark.parametrize("follow", ["false", "true"], ids=["callbacks", "results-csv-as-in-ddp"])
 def test_a_run_resumes_from_last_pt_in_s3_without_its_run_directory(s3_env: S3Server, dataset3: Path,
-                                                                    tmp_path: Path) -> None:
-    """A pod that lands on another node has no run directory: the trainer restores last.pt from the output."""
+                                                                    tmp_path: Path, follow: str) -> None:
+    """A pod that lands on another node has no run directory: the trainer restores last.pt from the output.
+
+    ``results-csv-as-in-ddp`` runs the multi-GPU path on one CPU: no callback of ours runs in ultralytics,
+    the results.csv follower reports and takes the checkpoints (they used to be uploaded only at the end)."""
     output = f"s3://{s3_env.make_bucket(f'resume-{secrets.token_hex(4)}')}/runs"
     spec = json.dumps({"model": "yolov8n.yaml", "data": str(dataset3), "epochs": 4, "imgsz": 64, "batch": 16,
                        "gpus": 0, "hyperparameters": {"workers": 0}, "output": output})
     env = {**os.environ, "YOLO_TRAINER_SPEC": spec, "YOLO_TRAINER_SINK": "local", "YOLO_TRAINER_TASK_ID": "resume-1",
            "YOLO_TRAINER_STATE_DB": str(tmp_path / "state.db"), "YOLO_TRAINER_OUTPUT_DIR": str(tmp_path / "out"),
-           "YOLO_TRAINER_REPORT_INTERVAL": "0.1"}
+           "YOLO_TRAINER_REPORT_INTERVAL": "0.1", "YOLO_TRAINER_FOLLOW_RESULTS_CSV": follow}
     with (tmp_path / "first.log").open("wb") as log:
         trainer = subprocess.Popen([sys.executable, "-m", "yolo_trainer"], env=env, stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)
@@ -189,6 +193,10 @@ def test_a_run_resumes_from_last_pt_in_s3_without_its_run_directory(s3_env: S3Se
     finally:
         os.killpg(trainer.pid, signal.SIGKILL)
         trainer.wait()
+    from yolo_trainer.training import checkpoint_epoch
+
+    client.download_file(bucket, "runs/resume-1/last.pt", str(tmp_path / "uploaded-last.pt"))
+    assert (checkpoint_epoch(tmp_path / "uploaded-last.pt") or 0) >= 1  # taken during training, not at its end
     # best.pt came with last.pt (a resume writes a new one only if an epoch beats the old best), and the history
     uploaded = {o["Key"] for o in client.list_objects_v2(Bucket=bucket, Prefix="runs/resume-1/")["Contents"]}
     assert {f"runs/resume-1/{name}" for name in ("best.pt", "last.pt", "results.csv", "args.yaml")} <= uploaded

@@ -3,12 +3,14 @@
 The artifacts are ``best.pt``, ``last.pt``, ``results.csv``, ``args.yaml`` and the data YAML used (as
 ``data.yaml``), each with its size and sha256 in ``status.artifacts``. With an output in object storage:
 
-* during training, every ``every`` epochs, ultralytics' ``on_model_save`` callback snapshots the run's
-  state and uploads it off the training thread: ``best.pt`` (when it changed), ``results.csv``,
-  ``args.yaml``, then ``last.pt`` (last: its presence says the rest is there). The newest snapshot wins; a
-  failed upload is logged and retried at the next checkpoint. A pod that lands on another node restores
-  all of it (:func:`restore_run`) and resumes without a PVC: ``best.pt`` must come back with ``last.pt``,
-  since after a resume ultralytics writes a new one only when an epoch beats the old best;
+* during training, every ``every`` epochs, ultralytics' ``on_model_save`` callback (or, in multi-GPU DDP
+  runs, where ultralytics runs no callback of ours, :meth:`Uploader.on_results_row` from the results.csv
+  follower) snapshots the run's state and uploads it off the training thread: ``best.pt`` (when it
+  changed), ``results.csv``, ``args.yaml``, then ``last.pt`` (last: its presence says the rest is there).
+  The newest snapshot wins; a failed upload is logged and retried at the next checkpoint. A pod that
+  lands on another node restores all of it (:func:`restore_run`) and resumes without a PVC: ``best.pt``
+  must come back with ``last.pt``, since after a resume ultralytics writes a new one only when an epoch
+  beats the old best;
 * at the end, every artifact is uploaded, each retried with backoff (:class:`~yolo_trainer.storage.ObjectStore`);
   an upload that still fails raises, and the training is not reported as a success.
 """
@@ -16,6 +18,8 @@ The artifacts are ``best.pt``, ``last.pt``, ``results.csv``, ``args.yaml`` and t
 import logging
 import shutil
 import threading
+import time
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -57,6 +61,7 @@ class Uploader:
         self._snapshots: Path | None = None
         self._best_saved = 0  # mtime of the best.pt last queued
         self._closing = False
+        self.settle_seconds = 60.0  # DDP: how long a checkpoint may take to appear after its results row
         self._thread = threading.Thread(target=self._run, name="checkpoint-uploader", daemon=True)
         self._thread.start()
 
@@ -75,31 +80,63 @@ class Uploader:
     def on_model_save(self, trainer: Any) -> None:
         """Ultralytics callback: every ``every`` epochs, snapshot the run's state and queue it. Never raises."""
         try:
-            epoch = int(trainer.epoch) + 1
-            if epoch % self._every:
-                return
-            save_dir = Path(trainer.save_dir)
-            files = {RESULTS: save_dir / RESULTS, ARGS: save_dir / ARGS}
-            best = Path(trainer.best)
-            if best.is_file() and best.stat().st_mtime_ns != self._best_saved:
-                files[BEST] = best
-                self._best_saved = best.stat().st_mtime_ns
-            files[LAST] = Path(trainer.last)  # last: restore_run takes last.pt's presence as "the rest is there"
-            self._snapshots = save_dir / ".upload"
-            pending = self._snapshots / "pending"
-            shutil.rmtree(pending, ignore_errors=True)
-            pending.mkdir(parents=True)
-            order = [name for name, path in files.items() if path.is_file()]
-            for name in order:
-                shutil.copyfile(files[name], pending / name)
-            with self._wake:
-                queued = self._snapshots / "queued"
-                shutil.rmtree(queued, ignore_errors=True)
-                pending.replace(queued)  # under the lock: never replaced while the uploader takes it
-                self._queued = [(name, queued / name) for name in order]
-                self._wake.notify()
+            if (int(trainer.epoch) + 1) % self._every == 0:
+                self._snapshot(Path(trainer.save_dir), Path(trainer.best), Path(trainer.last), verify=False)
         except Exception:
             log.exception("could not queue the checkpoint for upload; training continues")
+
+    def on_results_row(self, epoch: int, save_dir: Path) -> None:
+        """The DDP path: called by the results.csv follower for each epoch's row (in the launching process).
+
+        Rank 0 appends the row, then writes ``last.pt``: every ``every`` epochs, wait (at most
+        ``settle_seconds``) for a ``last.pt`` written after the row, and queue a copy that was not being
+        rewritten while it was taken and reads as a whole checkpoint (torch's zip format, every CRC checked).
+        A checkpoint that does not settle is skipped with a warning: the next one retries. Never raises.
+        """
+        try:
+            if epoch % self._every:
+                return
+            weights = save_dir / "weights"
+            row_written = (save_dir / RESULTS).stat().st_mtime_ns
+            deadline = time.monotonic() + self.settle_seconds
+            while time.monotonic() < deadline:
+                last = weights / LAST
+                if last.is_file() and last.stat().st_mtime_ns >= row_written and \
+                        self._snapshot(save_dir, weights / BEST, last, verify=True):
+                    return
+                time.sleep(0.2)
+            log.warning("epoch %d: no complete last.pt within %ss of its results row; the next checkpoint retries",
+                        epoch, self.settle_seconds)
+        except Exception:
+            log.exception("could not queue the checkpoint for upload; training continues")
+
+    def _snapshot(self, save_dir: Path, best: Path, last: Path, *, verify: bool) -> bool:
+        """Copy the run's state aside and queue it for upload; with ``verify``, False (nothing queued) when
+        ``last.pt`` changed during the copy or the copy is not a whole checkpoint."""
+        files = {RESULTS: save_dir / RESULTS, ARGS: save_dir / ARGS}
+        best_saved = self._best_saved
+        if best.is_file() and best.stat().st_mtime_ns != self._best_saved:
+            files[BEST] = best
+            best_saved = best.stat().st_mtime_ns
+        files[LAST] = last  # last: restore_run takes last.pt's presence as "the rest is there"
+        self._snapshots = save_dir / ".upload"
+        pending = self._snapshots / "pending"
+        shutil.rmtree(pending, ignore_errors=True)
+        pending.mkdir(parents=True)
+        order = [name for name, path in files.items() if path.is_file()]
+        before = (last.stat().st_mtime_ns, last.stat().st_size)
+        for name in order:
+            shutil.copyfile(files[name], pending / name)
+        if verify and ((last.stat().st_mtime_ns, last.stat().st_size) != before or not _whole(pending / LAST)):
+            return False
+        self._best_saved = best_saved
+        with self._wake:
+            queued = self._snapshots / "queued"
+            shutil.rmtree(queued, ignore_errors=True)
+            pending.replace(queued)  # under the lock: never replaced while the uploader takes it
+            self._queued = [(name, queued / name) for name in order]
+            self._wake.notify()
+        return True
 
     def _run(self) -> None:
         while True:
@@ -139,6 +176,15 @@ class Uploader:
             self.upload(name, path)
         with self._lock:
             return list(self._manifest.values())
+
+
+def _whole(checkpoint: Path) -> bool:
+    """Whether a checkpoint file is complete: torch.save's zip archive, every member's CRC intact."""
+    try:
+        with zipfile.ZipFile(checkpoint) as archive:
+            return archive.testzip() is None
+    except (zipfile.BadZipFile, OSError):
+        return False
 
 
 def restore_run(store: ObjectStore, prefix: S3Uri, run_dir: Path) -> bool:

@@ -85,7 +85,8 @@ def run(settings: TrainerSettings, spec: YoloTrainingSpec, sink: StatusSink | No
         if uploader is not None:
             callbacks["on_model_save"] = uploader.on_model_save
         outcome = run_training(spec.model_copy(update={"model": inputs.model}), data, run_dir, tracker, reporter,
-                               follow_results_csv=follow_csv, callbacks=callbacks)
+                               follow_results_csv=follow_csv, callbacks=callbacks,
+                               on_results_row=uploader.on_results_row if uploader is not None else None)
         # a run whose artifacts could not be stored is not a success: an upload failure raises here
         artifacts = uploader.finish(run_dir, data) if uploader is not None else local_artifacts(run_dir, data)
         weights, project = str(outcome.weights), str(outcome.project)

@@ -127,11 +127,14 @@ def run_training(
     *,
     follow_results_csv: bool,
     callbacks: dict[str, Callable[[Any], None]] | None = None,
+    on_results_row: Callable[[int, Path], None] | None = None,
 ) -> Outcome:
     """Train (or resume, or only re-validate a finished run) and return the final metrics of best.pt.
 
     ``callbacks`` are more ultralytics callbacks by event (the checkpoint uploader's ``on_model_save``); like
     the progress callbacks they run only where ultralytics runs callbacks (not in multi-GPU DDP workers).
+    When following results.csv instead (DDP), ``on_results_row(epoch, run_dir)`` is called after each new
+    row is reported (the checkpoint uploader's DDP path).
     """
     from ultralytics import YOLO
 
@@ -161,7 +164,12 @@ def run_training(
         if follow_results_csv:
             history = read_results(run_dir / "results.csv") if done else []
             reporter.update(tracker.started(done or 0, spec.epochs, history))
-            follower = ResultsFollower(run_dir / "results.csv", lambda m: _on_row(tracker, reporter, m, spec))
+            def row(metrics: Any) -> None:
+                _on_row(tracker, reporter, metrics, spec)
+                if on_results_row is not None:
+                    on_results_row(int(metrics.epoch), run_dir)
+
+            follower = ResultsFollower(run_dir / "results.csv", row)
             follower.start(already_seen=len(history))
         else:
             for event, callback in {**ProgressCallbacks(tracker, reporter).as_dict(), **(callbacks or {})}.items():
