@@ -10,35 +10,50 @@
 #
 # Steps, each only as far as needed: dangling images; temporary copies left by killed builds (only while no
 # podman runs); then every image no container uses, which costs the layer cache, not correctness.
-# NEED_GB (default 24) is the free space asked for; ENGINE (default podman).
+# NEED_GB (default 24, in 10^9 bytes) is the free space asked for; ENGINE (default podman).
 set -euo pipefail
 engine="${ENGINE:-podman}"
 need_gb="${NEED_GB:-24}"
-tmp_dir="${IMAGE_COPY_TMP_DIR:-/var/tmp}"
+# where podman keeps its temporary copies: containers.conf's image_copy_tmp_dir, else $TMPDIR, else /var/tmp
+tmp_dir="$("$engine" info --format '{{.Store.ImageCopyTmpDir}}' 2>/dev/null || true)"
+[ -d "$tmp_dir" ] || tmp_dir="${TMPDIR:-/var/tmp}"
 store="$("$engine" info --format '{{.Store.GraphRoot}}' 2>/dev/null || true)"
 [ -d "$store" ] || store=/
 
+avail_bytes() {
+  local bytes
+  bytes=$(df -B1 --output=avail "$1" | tail -1 | tr -dc 0-9)
+  if [ -z "$bytes" ]; then
+    echo "cannot read the free space of $1 with df" >&2
+    exit 2
+  fi
+  echo "$bytes"
+}
+
 free_gb() {
-  # the smaller free space of the image store and the temporary directory (they are often one filesystem)
+  # the smaller free space (10^9 bytes) of the image store and the temporary directory (often one filesystem)
   local a b
-  a=$(df -BG --output=avail "$store" | tail -1 | tr -dc 0-9)
-  b=$(df -BG --output=avail "$tmp_dir" | tail -1 | tr -dc 0-9)
-  echo $((a < b ? a : b))
+  a=$(avail_bytes "$store") || exit 2
+  b=$(avail_bytes "$tmp_dir") || exit 2
+  echo $(((a < b ? a : b) / 1000000000))
 }
 
 report() {
-  echo "disk: $(free_gb) GB free for image builds (store $store, temporary copies in $tmp_dir; need $need_gb GB)"
+  echo "disk: $1 GB free for image builds (store $store, temporary copies in $tmp_dir; need $need_gb GB)"
 }
 
-report
-[ "$(free_gb)" -ge "$need_gb" ] && exit 0
+# Each check assigns at the top level, so that set -e stops the script when df cannot be read.
+free=$(free_gb); report "$free"
+[ "$free" -ge "$need_gb" ] && exit 0
 
 echo "reclaiming: dangling images of earlier builds"
 "$engine" image prune --force >/dev/null
-report
-[ "$(free_gb)" -ge "$need_gb" ] && exit 0
+free=$(free_gb); report "$free"
+[ "$free" -ge "$need_gb" ] && exit 0
 
-if pgrep -x podman >/dev/null || pgrep -x buildah >/dev/null; then
+if ! command -v pgrep >/dev/null; then
+  echo "pgrep is missing (Debian's procps): cannot tell whether a build runs, so $tmp_dir is left alone"
+elif pgrep -x podman >/dev/null || pgrep -x buildah >/dev/null; then
   echo "a podman or buildah process is running: its temporary copies in $tmp_dir are left alone"
 else
   stale=$(find "$tmp_dir" -maxdepth 1 -mindepth 1 -type d \( -name 'buildah*' -o -name 'storage*' \) -print)
@@ -46,16 +61,16 @@ else
     echo "reclaiming: temporary copies left by killed builds: $(echo "$stale" | tr '\n' ' ')"
     # shellcheck disable=SC2086
     rm -rf $stale
-    report
-    [ "$(free_gb)" -ge "$need_gb" ] && exit 0
+    free=$(free_gb); report "$free"
+    [ "$free" -ge "$need_gb" ] && exit 0
   fi
 fi
 
 echo "reclaiming: every image no container uses (the next builds start without a layer cache)"
 "$engine" image prune --all --force >/dev/null
-report
-if [ "$(free_gb)" -lt "$need_gb" ]; then
-  echo "not enough disk for the trainer image: $(free_gb) GB free, about $need_gb GB needed at the build's peak;" \
+free=$(free_gb); report "$free"
+if [ "$free" -lt "$need_gb" ]; then
+  echo "not enough disk for the trainer image: $free GB free, about $need_gb GB needed at the build's peak;" \
     "free space on the filesystem of $store and $tmp_dir, or set image_copy_tmp_dir in CONTAINERS_CONF" >&2
   exit 1
 fi

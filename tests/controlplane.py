@@ -30,7 +30,8 @@ Not emulated: parallelism and completions above 1, the backoff delay between ret
 subresource, as kube-scheduler does: only to a node whose labels match the pod's ``nodeSelector`` and
 whose NoSchedule/NoExecute taints the pod tolerates; when none fits, the pod gets ``PodScheduled=False``
 with reason Unschedulable. No resource fitting (our test nodes are big enough) and no affinity.
-:class:`ControlPlane` runs both in a thread.
+:class:`QuotaControllerStandIn` writes ResourceQuota status (``hard``, ``used``), without which admission
+refuses every pod. :class:`ControlPlane` runs the three in a thread.
 """
 
 from __future__ import annotations
@@ -283,12 +284,36 @@ def _fits(pod: Any, node: Any) -> bool:
     return True
 
 
+class QuotaControllerStandIn:
+    """Writes each ResourceQuota's status as kube-controller-manager's quota controller does: ``hard`` from
+    the spec and ``used`` by the namespace's pods that have not ended. Until it has, admission refuses
+    every pod with "status unknown for quota" (tests/emulator_rules.py, as kube-apiserver)."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self._core = client.CoreV1Api(api)
+        self._sanitize = api.sanitize_for_serialization
+
+    def step(self) -> None:
+        """Bring every quota's status up to date."""
+        from emulator_rules import pod_usage
+
+        for quota in [self._sanitize(q) for q in self._core.list_resource_quota_for_all_namespaces().items]:
+            meta, hard = quota["metadata"], (quota.get("spec") or {}).get("hard") or {}
+            pods = [self._sanitize(p) for p in self._core.list_namespaced_pod(meta["namespace"]).items
+                    if (p.status.phase if p.status else None) not in ("Succeeded", "Failed")]
+            used = {key: str(int(sum(pod_usage(p, key) for p in pods))) for key in hard}
+            if (quota.get("status") or {}) != {"hard": hard, "used": used}:
+                self._core.patch_namespaced_resource_quota_status(meta["name"], meta["namespace"],
+                                                                  {"status": {"hard": hard, "used": used}})
+
+
 class ControlPlane:
-    """The Job controller and the scheduler stand-ins, polled in a thread of their own."""
+    """The Job controller, scheduler and quota controller stand-ins, polled in a thread of their own."""
 
     def __init__(self, api: client.ApiClient, poll: float = 0.2) -> None:
         self.jobs = JobControllerStandIn(api)
         self.scheduler = SchedulerStandIn(api)
+        self.quotas = QuotaControllerStandIn(api)
         self._poll = poll
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="control-plane", daemon=True)
@@ -303,6 +328,7 @@ class ControlPlane:
 
     def step(self) -> None:
         """One pass of each controller."""
+        self.quotas.step()
         self.jobs.step()
         self.scheduler.step()
 

@@ -43,10 +43,12 @@ CRD's structural schema. Each semantic, as a test may rely on it:
 * pods: ``binding`` (the scheduler's: sets ``spec.nodeName``, 409 when already bound) and ``eviction``
   (adds the ``DisruptionTarget`` condition, then deletes, finalizers honoured) subresources; Nodes and
   Leases are stored like any object.
-* ResourceQuota admission: creating a pod whose ``pods``/``count/pods``, ``requests.*``/``limits.*``
-  (or bare ``cpu``/``memory``) would exceed a ResourceQuota's ``spec.hard`` in its namespace, counting
-  the pods that have not ended, is 403 Forbidden with kube-apiserver's message ("exceeded quota: NAME,
-  requested: ..., used: ..., limited: ..."), naming a generateName's prefix as the real one does. No quota controller: ``status.used`` is never written.
+* ResourceQuota admission, 403 Forbidden with kube-apiserver's messages (naming a generateName's prefix
+  as the real one does): every pod while a quota's ``status.hard`` differs from its ``spec.hard`` ("status
+  unknown for quota": the quota controller, ``tests/controlplane.py``, has not written it); a pod whose
+  containers do not say the cpu or memory a quota constrains ("must specify"); a pod whose ``pods``,
+  ``count/pods``, ``requests.*``/``limits.*`` (or bare ``cpu``/``memory``) would exceed ``spec.hard``,
+  counting the pods that have not ended ("exceeded quota: NAME, requested: ..., used: ..., limited: ...").
 
 * TokenReview and SubjectAccessReview: ``tokens`` maps a bearer token to (user, groups); ``grants`` is a
   minimal RBAC authorizer: a grant gives a user or group some verbs on yolotrainings in one namespace (or

@@ -175,7 +175,7 @@ def quantity(value: Any) -> float:
     return float(text)
 
 
-def _pod_usage(pod: dict[str, Any], resource: str) -> float:
+def pod_usage(pod: dict[str, Any], resource: str) -> float:
     """What a pod counts toward one quota key: pods, count/pods, requests.X, limits.X or bare cpu/memory."""
     if resource in ("pods", "count/pods"):
         return 1.0
@@ -190,6 +190,20 @@ def _pod_usage(pod: dict[str, Any], resource: str) -> float:
     return total
 
 
+def _unspecified(pod: dict[str, Any], key: str) -> list[str]:
+    """Containers that do not say ``key`` (a compute resource a quota constrains), which the quota requires."""
+    kind, _, name = key.partition(".") if key.startswith(("requests.", "limits.")) else ("requests", "", key)
+    if name not in ("cpu", "memory", "ephemeral-storage"):
+        return []  # extended resources (nvidia.com/gpu) simply count zero when absent
+    missing = []
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        resources = container.get("resources") or {}
+        said = resources.get(kind) or {}
+        if name not in said and not (kind == "requests" and name in (resources.get("limits") or {})):
+            missing.append(str(container.get("name")))
+    return missing
+
+
 def _shown(value: float) -> str:
     return str(int(value)) if value == int(value) else f"{int(value * 1000)}m"
 
@@ -197,18 +211,25 @@ def _shown(value: float) -> str:
 def quota_refusal(name: str, pod: dict[str, Any], quotas: list[dict[str, Any]], pods: list[dict[str, Any]]) -> str | None:
     """The ResourceQuota admission's verdict on a new pod: None, or the message of its 403 Forbidden.
 
-    Usage counts the namespace's pods that have not ended (Succeeded and Failed pods count for nothing),
-    as the quota controller computes it; the message is kube-apiserver's, word for word, with ``name`` the
-    pod's name or, for a ``generateName``, its prefix (as admission errors show it).
+    As kube-apiserver's: a quota whose status the quota controller has not written yet refuses every pod
+    ("status unknown"); a quota on cpu or memory refuses a pod whose containers do not say theirs ("must
+    specify"); then usage, counting the namespace's pods that have not ended, must stay within ``hard``.
+    Messages are the server's, with ``name`` the pod's name or, for a ``generateName``, its prefix.
     """
     live = [p for p in pods if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
     for quota in sorted(quotas, key=lambda q: q["metadata"]["name"]):
+        quota_name = quota["metadata"]["name"]
         hard = (quota.get("spec") or {}).get("hard") or {}
-        over = [(key, _pod_usage(pod, key), sum(_pod_usage(p, key) for p in live), quantity(limit))
+        if ((quota.get("status") or {}).get("hard") or {}) != hard:
+            return f'pods "{name}" is forbidden: status unknown for quota: {quota_name}, resources: {",".join(sorted(hard))}'
+        missing = [f"{key} for: {','.join(containers)}" for key in sorted(hard) if (containers := _unspecified(pod, key))]
+        if missing:
+            return f'pods "{name}" is forbidden: failed quota: {quota_name}: must specify {"; ".join(missing)}'
+        over = [(key, pod_usage(pod, key), sum(pod_usage(p, key) for p in live), quantity(limit))
                 for key, limit in sorted(hard.items())]
         over = [item for item in over if item[1] and item[1] + item[2] > item[3]]
         if over:
             requested, used, limited = (",".join(f"{item[0]}={_shown(item[i])}" for item in over) for i in (1, 2, 3))
-            return (f'pods "{name}" is forbidden: exceeded quota: {quota["metadata"]["name"]}, '
+            return (f'pods "{name}" is forbidden: exceeded quota: {quota_name}, '
                     f"requested: {requested}, used: {used}, limited: {limited}")
     return None

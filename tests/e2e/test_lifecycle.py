@@ -44,9 +44,9 @@ def test_a_pod_a_quota_refuses_says_why(kube: client.ApiClient, namespace: str, 
     client.CoreV1Api(kube).create_namespaced_resource_quota(
         namespace, {"metadata": {"name": "no-pods"}, "spec": {"hard": {"pods": "0"}}})
     create(kube, namespace, "over-quota", gpus=0, imgsz=64, **kubelet.placement())
-    waiting = eventually(lambda: status(kube, namespace, "over-quota").get("reason") == "FailedCreate"
+    waiting = eventually(lambda: "exceeded quota: no-pods" in str(status(kube, namespace, "over-quota").get("message"))
                          and status(kube, namespace, "over-quota"), timeout=120, interval=0.5)
-    assert waiting["phase"] == "Pending" and "exceeded quota: no-pods" in waiting["message"]
+    assert waiting["phase"] == "Pending" and waiting["reason"] == "FailedCreate"
 
 
 def test_cancel_before_the_first_reconcile(kube: client.ApiClient, namespace: str) -> None:

@@ -7,6 +7,7 @@ import os
 import threading
 from pathlib import Path
 
+import pytest
 import torch
 
 from waiting import eventually
@@ -26,9 +27,11 @@ class Store:
             self.uploaded.append((uri.name, path.read_bytes()))
 
 
-def checkpoint(epoch: int) -> bytes:
+def checkpoint(epoch: int, *, best: bool = False) -> bytes:
+    """A checkpoint as ultralytics saves one (torch's zip format); ``best``: this epoch was the best so far."""
     buffer = io.BytesIO()
-    torch.save({"epoch": epoch, "model": torch.zeros(2048)}, buffer)
+    torch.save({"epoch": epoch, "model": torch.zeros(2048), "best_fitness": 0.5,
+                "train_metrics": {"fitness": 0.5 if best else 0.4}}, buffer)
     return buffer.getvalue()
 
 
@@ -62,16 +65,30 @@ def test_a_whole_last_pt_written_after_the_row_is_uploaded(tmp_path: Path) -> No
     assert dict(store.uploaded)["last.pt"] == whole
 
 
-def test_a_torn_or_stale_last_pt_is_never_uploaded(tmp_path: Path) -> None:
+def given_up(caplog: pytest.LogCaptureFixture) -> bool:
+    """The uploader's thread gave up on the wanted checkpoint (its settle time passed)."""
+    return any("no whole last.pt" in record.getMessage() for record in caplog.records)
+
+
+def test_a_torn_last_pt_is_never_uploaded(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store, save_dir = Store(), run_dir(tmp_path)
+    (save_dir / "weights" / "last.pt").write_bytes(checkpoint(1)[:-200])  # rank 0 is still writing it
+    up = uploader(store)
+    up.on_results_row(1, save_dir)
+    eventually(lambda: given_up(caplog), timeout=10)
+    up.close()
+    assert names(store) == []
+
+
+def test_a_last_pt_older_than_the_row_is_never_uploaded(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     store, save_dir = Store(), run_dir(tmp_path)
     last = save_dir / "weights" / "last.pt"
-    last.write_bytes(checkpoint(1)[:-200])  # rank 0 is still writing it
-    up = uploader(store)
-    up.on_results_row(1, save_dir)  # waits settle_seconds, then gives up: the next checkpoint retries
-    last.write_bytes(checkpoint(1))
+    last.write_bytes(checkpoint(0))
     stale = (save_dir / "results.csv").stat().st_mtime_ns - 10**9
     os.utime(last, ns=(stale, stale))  # the previous epoch's, written before the row
+    up = uploader(store)
     up.on_results_row(1, save_dir)
+    eventually(lambda: given_up(caplog), timeout=10)
     up.close()
     assert names(store) == []
 
@@ -96,3 +113,46 @@ def test_best_pt_goes_with_last_pt_when_it_changed(tmp_path: Path) -> None:
     assert names(store) == ["results.csv", "args.yaml", "best.pt", "last.pt"]
 
 
+
+
+def test_the_follower_is_never_blocked_and_a_later_last_pt_is_taken(tmp_path: Path) -> None:
+    """The bug: the follower thread waited up to a minute for last.pt (delaying progress and the failure
+    report of a crashed run); now the uploader's own thread looks for it."""
+    store, save_dir = Store(), run_dir(tmp_path)
+    up = uploader(store)
+    up.settle_seconds = 60.0
+    up.on_results_row(1, save_dir)  # returns at once: last.pt is not written yet
+    (save_dir / "weights" / "last.pt").write_bytes(checkpoint(1))
+    eventually(lambda: "last.pt" in names(store), timeout=10)
+    up.close()
+
+
+def test_a_torn_best_pt_is_never_uploaded(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The bug: only last.pt was checked; ultralytics rewrites best.pt in place right after it."""
+    store, save_dir = Store(), run_dir(tmp_path)
+    (save_dir / "weights" / "last.pt").write_bytes(checkpoint(1, best=True))
+    best = save_dir / "weights" / "best.pt"
+    best.write_bytes(checkpoint(1, best=True)[: 4096])  # being written
+    up = uploader(store)
+    up.on_results_row(1, save_dir)
+    eventually(lambda: given_up(caplog), timeout=10)
+    up.close()
+    assert names(store) == []
+
+
+def test_a_best_epoch_waits_for_its_best_pt(tmp_path: Path) -> None:
+    """last.pt says this epoch was the best: an older best.pt must not go with it."""
+    store, save_dir = Store(), run_dir(tmp_path)
+    best = save_dir / "weights" / "best.pt"
+    best.write_bytes(checkpoint(0, best=True))
+    old = (save_dir / "results.csv").stat().st_mtime_ns - 10**9
+    os.utime(best, ns=(old, old))  # the previous best
+    (save_dir / "weights" / "last.pt").write_bytes(checkpoint(1, best=True))
+    up = uploader(store)
+    up.settle_seconds = 60.0
+    up.on_results_row(1, save_dir)
+    newest = checkpoint(1, best=True)
+    best.write_bytes(newest)  # ultralytics writes it right after last.pt
+    eventually(lambda: "last.pt" in names(store), timeout=10)
+    up.close()
+    assert dict(store.uploaded)["best.pt"] == newest

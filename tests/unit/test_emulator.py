@@ -211,10 +211,14 @@ def test_field_selectors_only_on_the_labels_the_real_server_indexes(api: client.
 
 def test_a_resource_quota_refuses_pods_as_kube_apiserver_does(api: client.ApiClient) -> None:
     core = client.CoreV1Api(api)
-    core.create_namespaced_resource_quota("default", {"metadata": {"name": "gpus"},
-                                                      "spec": {"hard": {"requests.nvidia.com/gpu": "1"}}})
+    hard = {"requests.nvidia.com/gpu": "1"}
+    core.create_namespaced_resource_quota("default", {"metadata": {"name": "gpus"}, "spec": {"hard": hard}})
     gpu_pod = {"metadata": {"generateName": "train-"}, "spec": {"containers": [
         {"name": "t", "image": "i", "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}}
+    with pytest.raises(ApiException) as unknown:  # the quota controller has not written its status yet
+        core.create_namespaced_pod("default", gpu_pod)
+    assert unknown.value.status == 403 and "status unknown for quota: gpus" in unknown.value.body
+    core.patch_namespaced_resource_quota_status("gpus", "default", {"status": {"hard": hard, "used": {}}})
     core.create_namespaced_pod("default", gpu_pod)  # within the quota (a request defaults to the limit)
     with pytest.raises(ApiException) as refused:
         core.create_namespaced_pod("default", gpu_pod)
@@ -224,3 +228,17 @@ def test_a_resource_quota_refuses_pods_as_kube_apiserver_does(api: client.ApiCli
         "used: requests.nvidia.com/gpu=1, limited: requests.nvidia.com/gpu=1")
     core.create_namespaced_pod("default", {"metadata": {"name": "cpu-only"},
                                            "spec": {"containers": [{"name": "t", "image": "i"}]}})  # not counted
+
+
+def test_a_quota_on_cpu_refuses_a_pod_that_does_not_say_its_cpu(api: client.ApiClient) -> None:
+    core = client.CoreV1Api(api)
+    hard = {"requests.cpu": "4"}
+    core.create_namespaced_resource_quota("default", {"metadata": {"name": "compute"}, "spec": {"hard": hard}})
+    core.patch_namespaced_resource_quota_status("compute", "default", {"status": {"hard": hard}})
+    with pytest.raises(ApiException) as refused:
+        core.create_namespaced_pod("default", {"metadata": {"name": "p"}, "spec": {"containers": [
+            {"name": "trainer", "image": "i"}]}})
+    assert json.loads(refused.value.body)["message"] == (
+        'pods "p" is forbidden: failed quota: compute: must specify requests.cpu for: trainer')
+    core.create_namespaced_pod("default", {"metadata": {"name": "p"}, "spec": {"containers": [
+        {"name": "trainer", "image": "i", "resources": {"limits": {"cpu": "2"}}}]}})  # a request defaults to it

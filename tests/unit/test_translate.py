@@ -317,7 +317,7 @@ def test_a_pod_the_api_server_refuses_says_why() -> None:
 
 
 def test_a_failed_create_is_read_only_for_a_job_that_should_have_a_pod() -> None:
-    from yolo_operator.translate import creation_may_fail
+    from yolo_operator.job_state import creation_may_fail
     assert creation_may_fail(job(), [])
     assert not creation_may_fail(job(), [pod()])
     assert not creation_may_fail(job(suspend=True), [])
@@ -345,11 +345,42 @@ def test_the_sync_reads_failed_create_events_only_when_a_pod_is_missing() -> Non
         def list_pods(self, namespace: str, uid: str) -> list[dict[str, Any]]:
             return []
 
-        def failed_creations(self, namespace: str, job_uid: str) -> list[str]:
+        def failed_creations(self, namespace: str, job_uid: str) -> list[tuple[str, str]]:
             self.asked.append(job_uid)
-            return ["Error creating: an older refusal", QUOTA]
+            return [("2026-01-01T00:00:01Z", "Error creating: an older refusal"), ("2026-01-01T00:00:09Z", QUOTA)]
 
     meta = {"name": "t", "namespace": "team-a", "uid": "5b8f0c4e-0000", "generation": 1}
     gateway = Quota()
     found = Synchronizer(gateway).observe({"metadata": meta}, status(phase="Pending"), 1)  # type: ignore[arg-type]
     assert gateway.asked == ["job-uid"] and QUOTA in found.patch["message"]
+
+    class Made(Quota):
+        def list_pods(self, namespace: str, uid: str) -> list[dict[str, Any]]:
+            return [pod(scheduled={"status": "True"})]
+
+    made = Made()
+    Synchronizer(made).observe({"metadata": meta}, status(phase="Pending"), 1)  # type: ignore[arg-type]
+    assert made.asked == []  # a live pod: no Event is read
+
+
+def test_a_retry_the_quota_refuses_says_why() -> None:
+    """The bug: after a failed attempt its ended pod remains, so a refused retry (the GPUs taken meanwhile)
+    left the training Running with no pod until its deadline."""
+    from yolo_operator.job_state import creation_may_fail, latest_refusal
+
+    failed = pod("Failed", terminated={"exitCode": 1, "reason": "Error"})  # made 2026-01-01T00:00:00Z
+    retrying = job(failed=1, startTime="2026-01-01T00:00:00Z")
+    assert creation_may_fail(retrying, [failed])
+    refusal = latest_refusal([("2026-01-01T00:05:00Z", QUOTA)], [failed])
+    result = observe(retrying, [failed], status(phase="Running", stage="training"), refusal)
+    assert result.patch["phase"] == "Pending" and result.patch["reason"] == "FailedCreate"
+
+
+def test_a_refusal_from_before_the_newest_pod_is_no_longer_news() -> None:
+    from yolo_operator.job_state import latest_refusal
+
+    made = pod("Failed")  # made 2026-01-01T00:00:00Z
+    assert latest_refusal([("2025-12-31T23:59:00Z", QUOTA)], [made]) is None
+    assert latest_refusal([("2025-12-31T23:59:00Z", "old"), ("2026-01-01T00:00:00.5Z", QUOTA)], [made]) == QUOTA
+    assert latest_refusal([("2025-12-31T23:59:00Z", QUOTA)], []) == QUOTA  # no pod yet: every refusal counts
+    assert latest_refusal([], []) is None

@@ -97,13 +97,14 @@ class KubeGateway:
         found = [self._dict(pod) for pod in pods]
         return sorted(found, key=lambda pod: str((pod.get("metadata") or {}).get("creationTimestamp") or ""))
 
-    def failed_creations(self, namespace: str, job_uid: str) -> list[str]:
-        """The Job controller's ``FailedCreate`` Event messages on one Job (a pod it could not make: a
-        ResourceQuota, a LimitRange, an admission policy), the latest last."""
+    def failed_creations(self, namespace: str, job_uid: str) -> list[tuple[str, str]]:
+        """The Job controller's ``FailedCreate`` Events on one Job (a pod it could not make: a ResourceQuota,
+        a LimitRange, an admission policy), as (time, message), the latest last."""
         selector = f"involvedObject.uid={job_uid},reason=FailedCreate"
         events = [self._dict(e) for e in self._core.list_namespaced_event(namespace, field_selector=selector).items]
-        events.sort(key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or e.get("firstTimestamp") or ""))
-        return [str(e.get("message") or "") for e in events]
+        found = [(str(e.get("lastTimestamp") or e.get("eventTime") or e.get("firstTimestamp") or ""),
+                  str(e.get("message") or "")) for e in events]
+        return sorted(found)
 
     def patch_status(self, namespace: str, name: str, patch: dict[str, Any], resource_version: str) -> None:
         """Merge-patch operator-owned status fields, if the object is still at ``resource_version`` (else 409)."""

@@ -21,7 +21,8 @@ from yolo_crd.status import TrainingStatus
 from yolo_operator import metrics
 from yolo_operator.builders import child_name
 from yolo_operator.gateway import KubeGateway
-from yolo_operator.translate import Observation, creation_may_fail, observe, observed
+from yolo_operator.job_state import creation_may_fail, latest_refusal
+from yolo_operator.translate import Observation, observe, observed
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class Synchronizer:
         self._requests: dict[Key, _Request] = {}
         self._initial_backoff = initial_backoff
         self._max_backoff = max_backoff
+        self._told_no_events = False
 
     def _lock(self, key: Key) -> asyncio.Lock:
         lock = self._locks.get(key)
@@ -100,12 +102,27 @@ class Synchronizer:
         pods = self.gateway.list_pods(meta["namespace"], meta["uid"]) if job else []
         refused = None
         if job is not None and creation_may_fail(job, pods):
-            messages = self.gateway.failed_creations(meta["namespace"], job["metadata"]["uid"])
-            refused = messages[-1] if messages else None
+            refused = latest_refusal(self._refusals(meta["namespace"], job["metadata"]["uid"]), pods)
         found = observe(job, pods, status, refused)
         if job is not None and status.job_name != job_name:
             found.patch["jobName"] = job_name
         return observed(found, status, generation)
+
+    def _refusals(self, namespace: str, job_uid: str) -> list[tuple[str, str]]:
+        """The Job's FailedCreate Events; none when this operator may not read Events (a chart older than the
+        operator: said once in the log), so the rest of the status is still told."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            return self.gateway.failed_creations(namespace, job_uid)
+        except ApiException as exc:
+            if exc.status != 403:
+                raise
+            if not self._told_no_events:
+                self._told_no_events = True
+                log.warning("cannot list Events in %s (403): a trainer pod the API server refuses shows as waiting; "
+                            "give the operator list and watch on events (the chart does)", namespace)
+            return []
 
     def request(self, namespace: str, name: str) -> None:
         """Sync soon, in the background, retried until it succeeds; coalesced with a sync already queued."""

@@ -13,9 +13,17 @@ from typing import Any, Final
 
 from yolo_crd.outcome import NO_FINAL_METRICS, TaskState, finished, task_state
 from yolo_crd.status import Phase, Reason, TrainingStatus, utc_now
+from yolo_operator.job_state import (
+    creation_may_fail,
+    finishing,
+    job_condition,
+    last_message,
+    live,
+    oom_killed,
+    unschedulable,
+    waiting,
+)
 
-_IMAGE_ERRORS: Final = frozenset({"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull"})
-_CONFIG_ERRORS: Final = frozenset({"CreateContainerConfigError", "CreateContainerError"})
 #: The summary condition, Knative's convention for run-to-completion resources: Unknown while pending or
 #: running, True on success, False on failure. ``kubectl wait --for=condition=Succeeded`` waits for it.
 SUCCEEDED: Final = "Succeeded"
@@ -29,69 +37,6 @@ class Observation:
 
     patch: dict[str, Any]
     events: list[Event] = field(default_factory=list)
-
-
-def _job_condition(job: dict[str, Any], *kinds: str) -> dict[str, Any] | None:
-    for condition in (job.get("status") or {}).get("conditions") or []:
-        if condition.get("type") in kinds and condition.get("status") == "True":
-            return dict(condition)
-    return None
-
-
-def _container_states(pod: dict[str, Any]) -> list[dict[str, Any]]:
-    return list((pod.get("status") or {}).get("containerStatuses") or [])
-
-
-def _unschedulable(pods: list[dict[str, Any]]) -> str | None:
-    for pod in pods:
-        for condition in (pod.get("status") or {}).get("conditions") or []:
-            if condition.get("type") == "PodScheduled" and condition.get("reason") == "Unschedulable":
-                return str(condition.get("message") or "no node can run the trainer")
-    return None
-
-
-def _waiting(pods: list[dict[str, Any]]) -> tuple[str, str] | None:
-    for pod in pods:
-        for state in _container_states(pod):
-            waiting = (state.get("state") or {}).get("waiting") or {}
-            if waiting.get("reason") in _IMAGE_ERRORS:
-                detail = waiting.get("message") or waiting["reason"]
-                return Reason.IMAGE_PULL_BACK_OFF.value, f"image {state.get('image', '')} cannot be pulled: {detail}"
-            if waiting.get("reason") == "CrashLoopBackOff":
-                return Reason.CRASH_LOOP_BACK_OFF.value, str(waiting.get("message") or "the trainer keeps crashing")
-            if waiting.get("reason") in _CONFIG_ERRORS:  # e.g. the object-storage Secret or one of its keys
-                detail = waiting.get("message") or waiting["reason"]
-                return Reason.CONTAINER_CONFIG_ERROR.value, f"the trainer container cannot be created: {detail}"
-    return None
-
-
-def _oom_killed(pod: dict[str, Any]) -> bool:
-    return any(((state.get(key) or {}).get("terminated") or {}).get("reason") == "OOMKilled"
-               for state in _container_states(pod) for key in ("state", "lastState"))
-
-
-def _last_message(pods: list[dict[str, Any]]) -> str:
-    for pod in reversed(pods):
-        for state in _container_states(pod):
-            terminated = (state.get("state") or {}).get("terminated") or {}
-            if terminated.get("message"):
-                return " ".join(str(terminated["message"]).split())[-300:]
-    return ""
-
-
-def _finishing(job: dict[str, Any]) -> bool:
-    """Pods have ended and the Job controller is still counting them: the Job is about to conclude."""
-    job_status = job.get("status") or {}
-    uncounted = job_status.get("uncountedTerminatedPods") or {}
-    return bool(job_status.get("succeeded") or uncounted.get("succeeded") or uncounted.get("failed"))
-
-
-def creation_may_fail(job: dict[str, Any], pods: list[dict[str, Any]]) -> bool:
-    """A Job that should have a pod and has none (not suspended, not decided, none counted): the one case
-    where the reason lives only in the Job controller's ``FailedCreate`` Events, worth reading them."""
-    job_status = job.get("status") or {}
-    return not pods and not (job.get("spec") or {}).get("suspend") and not job_status.get("active") \
-        and _job_condition(job, "Complete", "Failed", "SuccessCriteriaMet", "FailureTarget") is None
 
 
 def merge_conditions(status: TrainingStatus, *updates: tuple[str, str, str, str]) -> list[dict[str, Any]]:
@@ -110,20 +55,20 @@ def merge_conditions(status: TrainingStatus, *updates: tuple[str, str, str, str]
 
 def failure_cause(job: dict[str, Any], pods: list[dict[str, Any]], status: TrainingStatus) -> tuple[str, str]:
     """Why a failed Job failed: a deadline or an OOM kill the trainer could not see, else the trainer's word."""
-    failed = _job_condition(job, "Failed", "FailureTarget") or {}
+    failed = job_condition(job, "Failed", "FailureTarget") or {}
     if failed.get("reason") == "DeadlineExceeded":
         deadline = (job.get("spec") or {}).get("activeDeadlineSeconds")
-        if status.reason == Reason.FAILED_CREATE and not pods:
+        if status.reason == Reason.FAILED_CREATE and not live(pods):
             return (Reason.DEADLINE_EXCEEDED.value,
                     f"no trainer pod could be made before activeDeadlineSeconds ({deadline}s) passed: {status.message}")
         return (Reason.DEADLINE_EXCEEDED.value,
                 f"training ran longer than activeDeadlineSeconds ({deadline}s) and was stopped")
     if status.training_failure is not None:
         return status.training_failure.reason, status.training_failure.message
-    if pods and _oom_killed(pods[-1]):
+    if pods and oom_killed(pods[-1]):
         return (Reason.OOM_KILLED.value, "the trainer was killed for using more memory than its limit: "
                 "raise resources.limits.memory or lower batch, imgsz or workers")
-    detail = _last_message(pods)
+    detail = last_message(pods)
     suffix = f": {detail}" if detail else ""
     if failed.get("reason") == "PodFailurePolicy":
         return Reason.INVALID_INPUT.value, f"the trainer rejected its input{suffix}"
@@ -178,12 +123,12 @@ def retold(status: TrainingStatus) -> Observation:
 
 def _verdict(job: dict[str, Any], pods: list[dict[str, Any]], status: TrainingStatus) -> Observation | None:
     """Succeeded or Failed, once the Job controller has decided (its final or its intermediate condition)."""
-    if _job_condition(job, "Complete", "SuccessCriteriaMet"):
+    if job_condition(job, "Complete", "SuccessCriteriaMet"):
         found = _succeeded(status) if status.final_metrics is not None else \
             ended(status, Phase.FAILED, Reason.TRAINING_ERROR.value, NO_FINAL_METRICS)
         found.patch["completionTime"] = (job.get("status") or {}).get("completionTime") or utc_now()
         return found
-    if _job_condition(job, "Failed", "FailureTarget"):
+    if job_condition(job, "Failed", "FailureTarget"):
         return ended(status, Phase.FAILED, *failure_cause(job, pods, status))
     if (job.get("spec") or {}).get("suspend") and task_state(status) is TaskState.SUCCESS:
         return _succeeded(status)  # suspended (a late cancel or suspend) after the weights were stored
@@ -212,14 +157,14 @@ def _waiting_for(job: dict[str, Any], pods: list[dict[str, Any]], status: Traini
                             "conditions": merge_conditions(status, ("Running", "False", "FailedCreate", text),
                                                            (SUCCEEDED, "Unknown", "Pending", text))},
                            [("Warning", Reason.FAILED_CREATE.value, text)])
-    if (unschedulable := _unschedulable(pods)) is not None:
-        conditions = merge_conditions(status, ("Scheduled", "False", "Unschedulable", unschedulable),
-                                      (SUCCEEDED, "Unknown", "Pending", unschedulable))
+    if (no_node := unschedulable(pods)) is not None:
+        conditions = merge_conditions(status, ("Scheduled", "False", "Unschedulable", no_node),
+                                      (SUCCEEDED, "Unknown", "Pending", no_node))
         return Observation({"phase": Phase.PENDING.value, "reason": Reason.UNSCHEDULABLE.value,
-                            "message": unschedulable, "conditions": conditions},
-                           [("Warning", "Unschedulable", unschedulable)])
-    if (waiting := _waiting(pods)) is not None:
-        reason, text = waiting
+                            "message": no_node, "conditions": conditions},
+                           [("Warning", "Unschedulable", no_node)])
+    if (pulling := waiting(pods)) is not None:
+        reason, text = pulling
         return Observation({"phase": Phase.PENDING.value, "reason": reason, "message": text,
                             "conditions": merge_conditions(status, ("Running", "False", reason, text),
                                                            (SUCCEEDED, "Unknown", "Pending", text))},
@@ -293,7 +238,7 @@ def observe(job: dict[str, Any] | None, pods: list[dict[str, Any]], status: Trai
         return without_job(status) if job_was_made(status) else Observation({})
     found = _verdict(job, pods, status) or _waiting_for(job, pods, status, refused) or _running(job, pods, status)
     if found is None:
-        if _finishing(job) or status.phase == Phase.RUNNING:
+        if finishing(job) or status.phase == Phase.RUNNING:
             return Observation({})  # pods counted before the verdict, or one attempt replaced by the next
         text = "waiting for the trainer pod"
         found = Observation({"phase": Phase.PENDING.value, "reason": None, "message": text,

@@ -58,6 +58,7 @@ class Uploader:
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._queued: list[tuple[str, Path]] | None = None  # the newest checkpoint not yet taken for upload
+        self._wanted: tuple[int, Path, int, float] | None = None  # DDP: (epoch, run dir, row mtime, deadline)
         self._snapshots: Path | None = None
         self._best_saved = 0  # mtime of the best.pt last queued
         self._closing = False
@@ -88,31 +89,48 @@ class Uploader:
     def on_results_row(self, epoch: int, save_dir: Path) -> None:
         """The DDP path: called by the results.csv follower for each epoch's row (in the launching process).
 
-        Rank 0 appends the row, then writes ``last.pt``: every ``every`` epochs, wait (at most
-        ``settle_seconds``) for a ``last.pt`` written after the row, and queue a copy that was not being
-        rewritten while it was taken and reads as a whole checkpoint (torch's zip format, every CRC checked).
-        A checkpoint that does not settle is skipped with a warning: the next one retries. Never raises.
+        Rank 0 appends the row, then writes ``last.pt`` (and ``best.pt`` when the epoch is the best): every
+        ``every`` epochs, the uploader's thread looks for that checkpoint, for at most ``settle_seconds``,
+        and queues a copy only when it is whole (see :meth:`_snapshot`). One that does not settle is skipped
+        with a warning: the next one retries. Returns at once and never raises.
         """
         try:
-            if epoch % self._every:
-                return
-            weights = save_dir / "weights"
-            row_written = (save_dir / RESULTS).stat().st_mtime_ns
-            deadline = time.monotonic() + self.settle_seconds
-            while time.monotonic() < deadline:
-                last = weights / LAST
-                if last.is_file() and last.stat().st_mtime_ns >= row_written and \
-                        self._snapshot(save_dir, weights / BEST, last, verify=True):
-                    return
-                time.sleep(0.2)
-            log.warning("epoch %d: no complete last.pt within %ss of its results row; the next checkpoint retries",
-                        epoch, self.settle_seconds)
+            if epoch % self._every == 0:
+                row_written = (save_dir / RESULTS).stat().st_mtime_ns
+                with self._wake:
+                    self._wanted = (epoch, save_dir, row_written, time.monotonic() + self.settle_seconds)
+                    self._wake.notify()
         except Exception:
-            log.exception("could not queue the checkpoint for upload; training continues")
+            log.exception("could not ask for the checkpoint's upload; training continues")
+
+    def _settle(self, wanted: tuple[int, Path, int, float]) -> None:
+        """One look for the wanted DDP checkpoint; queued when whole, dropped past its deadline."""
+        epoch, save_dir, row_written, deadline = wanted
+        weights = save_dir / "weights"
+        last = weights / LAST
+        try:
+            taken = last.is_file() and last.stat().st_mtime_ns >= row_written and \
+                self._snapshot(save_dir, weights / BEST, last, verify=True)
+        except Exception:
+            log.exception("epoch %d: could not take the checkpoint", epoch)
+            taken = False
+        with self._wake:
+            if taken or time.monotonic() >= deadline:
+                if not taken:
+                    log.warning("epoch %d: no whole last.pt within %ss of its results row; the next checkpoint "
+                                "retries", epoch, self.settle_seconds)
+                if self._wanted is wanted:
+                    self._wanted = None
+            else:
+                self._wake.wait(0.2)  # close() or a newer row wakes it early
 
     def _snapshot(self, save_dir: Path, best: Path, last: Path, *, verify: bool) -> bool:
-        """Copy the run's state aside and queue it for upload; with ``verify``, False (nothing queued) when
-        ``last.pt`` changed during the copy or the copy is not a whole checkpoint."""
+        """Copy the run's state aside and queue it for upload.
+
+        With ``verify`` (DDP: the files are written by another process, in place), nothing is queued and the
+        answer is False unless ``last.pt`` and ``best.pt`` did not change while they were copied, both copies
+        are whole checkpoints, and a ``best.pt`` that this epoch made is already written.
+        """
         files = {RESULTS: save_dir / RESULTS, ARGS: save_dir / ARGS}
         best_saved = self._best_saved
         if best.is_file() and best.stat().st_mtime_ns != self._best_saved:
@@ -124,10 +142,13 @@ class Uploader:
         shutil.rmtree(pending, ignore_errors=True)
         pending.mkdir(parents=True)
         order = [name for name, path in files.items() if path.is_file()]
-        before = (last.stat().st_mtime_ns, last.stat().st_size)
+        before = {name: _stamp(files[name]) for name in (LAST, BEST) if name in order}
         for name in order:
             shutil.copyfile(files[name], pending / name)
-        if verify and ((last.stat().st_mtime_ns, last.stat().st_size) != before or not _whole(pending / LAST)):
+        if verify and (any(_stamp(files[name]) != stamp for name, stamp in before.items())
+                       or not all(_whole(pending / name) for name in before)
+                       or (_made_best(pending / LAST) and best.is_file()
+                           and best.stat().st_mtime_ns < before[LAST][0])):
             return False
         self._best_saved = best_saved
         with self._wake:
@@ -141,15 +162,21 @@ class Uploader:
     def _run(self) -> None:
         while True:
             with self._wake:
-                while self._queued is None and not self._closing:
+                while self._queued is None and self._wanted is None and not self._closing:
                     self._wake.wait()
-                if self._queued is None:
+                if self._closing:
                     return
                 batch, self._queued = self._queued, None
-                assert self._snapshots is not None
-                sending = self._snapshots / "sending"
-                shutil.rmtree(sending, ignore_errors=True)
-                (self._snapshots / "queued").replace(sending)
+                wanted = self._wanted
+                if batch is not None:
+                    assert self._snapshots is not None
+                    sending = self._snapshots / "sending"
+                    shutil.rmtree(sending, ignore_errors=True)
+                    (self._snapshots / "queued").replace(sending)
+            if batch is None:
+                assert wanted is not None
+                self._settle(wanted)
+                continue
             try:
                 for name, _ in batch:
                     self.upload(name, sending / name)
@@ -163,7 +190,7 @@ class Uploader:
         """Stop taking checkpoints; wait for an upload in flight; remove the snapshots."""
         with self._wake:
             self._closing = True
-            self._queued = None
+            self._queued = self._wanted = None
             self._wake.notify()
         self._thread.join()
         if self._snapshots is not None:
@@ -176,6 +203,20 @@ class Uploader:
             self.upload(name, path)
         with self._lock:
             return list(self._manifest.values())
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    status = path.stat()
+    return status.st_mtime_ns, status.st_size
+
+
+def _made_best(checkpoint: Path) -> bool:
+    """Whether the epoch saved in ``last.pt`` was the best so far (ultralytics then writes best.pt after it)."""
+    import torch
+
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    fitness = (saved.get("train_metrics") or {}).get("fitness")
+    return fitness is not None and saved.get("best_fitness") == fitness
 
 
 def _whole(checkpoint: Path) -> bool:
