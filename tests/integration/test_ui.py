@@ -61,15 +61,25 @@ def screenshot(page: Page, name: str) -> None:
     page.screenshot(path=str(OUTPUT / name), full_page=True)
 
 
+def local_settings(tmp_path: Path, dataset3: Path) -> ApiSettings:
+    """The local backend with token auth, polling fast, trainers on the CPU."""
+    return ApiSettings(backend="local", state_dir=tmp_path / "state", auth_token=TOKEN, poll_interval=0.2,
+                       sse_poll_interval=0.2, allowed_roots=[dataset3.parent, tmp_path], local_gpus=0)
+
+
+def train(url: str, dataset3: Path, name: str, *, epochs: int) -> str:
+    """POST /train a small real training on the CPU; its task id."""
+    body = {"model": "yolov8n.yaml", "data": str(dataset3), "epochs": epochs, "imgsz": 64, "batch": 16,
+            "name": name, "hyperparameters": {"workers": 0, "seed": 0}}
+    return str(httpx.post(f"{url}/train", json=body, headers=AUTH).json()["data"]["task_id"])
+
+
 def test_dashboard_follows_a_real_training(tmp_path: Path, dataset3: Path, monkeypatch: pytest.MonkeyPatch,
                                            browser: Browser) -> None:
     monkeypatch.setenv("YOLO_TRAINER_REPORT_INTERVAL", "0.2")
-    settings = ApiSettings(backend="local", state_dir=tmp_path / "state", auth_token=TOKEN, poll_interval=0.2,
-                           sse_poll_interval=0.2, allowed_roots=[dataset3.parent, tmp_path], local_gpus=0)
-    body = {"model": "yolov8n.yaml", "data": str(dataset3), "epochs": 4, "imgsz": 64, "batch": 16,
-            "name": "ui-shapes", "hyperparameters": {"workers": 0, "seed": 0}}
+    settings = local_settings(tmp_path, dataset3)
     with serve(create_app(settings)) as url:
-        task = httpx.post(f"{url}/train", json=body, headers=AUTH).json()["data"]["task_id"]
+        task = train(url, dataset3, "ui-shapes", epochs=4)
         errors: list[str] = []
         page = open_page(browser, errors)
         page.goto(f"{url}/ui#token={TOKEN}")
@@ -199,12 +209,9 @@ def test_a_finished_trainings_artifacts_are_listed_and_downloaded(tmp_path: Path
     """best.pt and the rest, from the run directory: the API streams them to the page's token-carrying fetch
     (a plain link would download the 401's JSON under the name best.pt, and the sha256 would not match)."""
     monkeypatch.setenv("YOLO_TRAINER_REPORT_INTERVAL", "0.2")
-    settings = ApiSettings(backend="local", state_dir=tmp_path / "state", auth_token=TOKEN, poll_interval=0.2,
-                           sse_poll_interval=0.2, allowed_roots=[dataset3.parent, tmp_path], local_gpus=0)
-    body = {"model": "yolov8n.yaml", "data": str(dataset3), "epochs": 1, "imgsz": 64, "batch": 16,
-            "name": "ui-artifacts", "hyperparameters": {"workers": 0, "seed": 0}}
+    settings = local_settings(tmp_path, dataset3)
     with serve(create_app(settings)) as url:
-        task = httpx.post(f"{url}/train", json=body, headers=AUTH).json()["data"]["task_id"]
+        task = train(url, dataset3, "ui-artifacts", epochs=1)
         errors: list[str] = []
         page = open_page(browser, errors)
         page.goto(f"{url}/ui#token={TOKEN}&task={task}")
