@@ -41,14 +41,14 @@ def waiting(pods: list[dict[str, Any]]) -> tuple[str, str] | None:
     its configuration (a Secret or one of its keys)."""
     for pod in pods:
         for state in container_states(pod):
-            waiting = (state.get("state") or {}).get("waiting") or {}
-            if waiting.get("reason") in _IMAGE_ERRORS:
-                detail = waiting.get("message") or waiting["reason"]
+            waits = (state.get("state") or {}).get("waiting") or {}
+            if waits.get("reason") in _IMAGE_ERRORS:
+                detail = waits.get("message") or waits["reason"]
                 return Reason.IMAGE_PULL_BACK_OFF.value, f"image {state.get('image', '')} cannot be pulled: {detail}"
-            if waiting.get("reason") == "CrashLoopBackOff":
-                return Reason.CRASH_LOOP_BACK_OFF.value, str(waiting.get("message") or "the trainer keeps crashing")
-            if waiting.get("reason") in _CONFIG_ERRORS:  # e.g. the object-storage Secret or one of its keys
-                detail = waiting.get("message") or waiting["reason"]
+            if waits.get("reason") == "CrashLoopBackOff":
+                return Reason.CRASH_LOOP_BACK_OFF.value, str(waits.get("message") or "the trainer keeps crashing")
+            if waits.get("reason") in _CONFIG_ERRORS:  # e.g. the object-storage Secret or one of its keys
+                detail = waits.get("message") or waits["reason"]
                 return Reason.CONTAINER_CONFIG_ERROR.value, f"the trainer container cannot be created: {detail}"
     return None
 

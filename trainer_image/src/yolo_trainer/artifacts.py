@@ -86,22 +86,26 @@ class Uploader:
         except Exception:
             log.exception("could not queue the checkpoint for upload; training continues")
 
-    def on_results_row(self, epoch: int, save_dir: Path) -> None:
+    def on_results_row(self, epoch: int, save_dir: Path) -> bool:
         """The DDP path: called by the results.csv follower for each epoch's row (in the launching process).
 
         Rank 0 appends the row, then writes ``last.pt`` (and ``best.pt`` when the epoch is the best): every
         ``every`` epochs, the uploader's thread looks for that checkpoint, for at most ``settle_seconds``,
         and queues a copy only when it is whole (see :meth:`_snapshot`). One that does not settle is skipped
-        with a warning: the next one retries. Returns at once and never raises.
+        with a warning: the next one retries. Returns at once, True when this epoch's checkpoint was asked
+        for, and never raises.
         """
         try:
-            if epoch % self._every == 0:
-                row_written = (save_dir / RESULTS).stat().st_mtime_ns
-                with self._wake:
-                    self._wanted = (epoch, save_dir, row_written, time.monotonic() + self.settle_seconds)
-                    self._wake.notify()
+            if epoch % self._every:
+                return False
+            row_written = (save_dir / RESULTS).stat().st_mtime_ns
+            with self._wake:
+                self._wanted = (epoch, save_dir, row_written, time.monotonic() + self.settle_seconds)
+                self._wake.notify()
+            return True
         except Exception:
             log.exception("could not ask for the checkpoint's upload; training continues")
+            return False
 
     def _settle(self, wanted: tuple[int, Path, int, float]) -> None:
         """One look for the wanted DDP checkpoint; queued when whole, dropped past its deadline."""

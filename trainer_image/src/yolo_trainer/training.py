@@ -127,7 +127,7 @@ def run_training(
     *,
     follow_results_csv: bool,
     callbacks: dict[str, Callable[[Any], None]] | None = None,
-    on_results_row: Callable[[int, Path], None] | None = None,
+    on_results_row: Callable[[int, Path], object] | None = None,
 ) -> Outcome:
     """Train (or resume, or only re-validate a finished run) and return the final metrics of best.pt.
 
