@@ -10,7 +10,7 @@ from typing import Any
 
 from yolo_api.backends import History, TaskRecord, filter_state
 from yolo_crd.spec import YoloTrainingSpec
-from yolo_crd.status import TrainingStatus
+from yolo_crd.status import Phase, Reason, TrainingStatus
 
 TOKEN = "test-token-0123456789abcdef"  # the static API token of route and local tests
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -87,9 +87,14 @@ class MemoryBackend:
         record = self.records.get(task_id)
         if record is None or record.state().value in ("success", "failure"):
             return record
-        self.version += 1
-        self.records[task_id] = dataclasses.replace(record, cancelled=True, version=self.version)
+        self.version += 1  # concluded at once, as the local backend does (a cluster's operator takes a moment)
+        status = (record.status or TrainingStatus()).model_copy(
+            update={"phase": Phase.FAILED, "reason": Reason.CANCELLED.value, "message": "cancelled"})
+        self.records[task_id] = dataclasses.replace(record, cancelled=True, status=status, version=self.version)
         return self.records[task_id]
+
+    def reaped(self, task_id: str) -> None:
+        return None
 
     def artifact_file(self, task_id: str, uri: str) -> Path | None:
         return self.files.get(uri)

@@ -61,7 +61,7 @@ def test_users_get_exactly_their_kubectl_rights(http: TestClient, api_server: Ap
     assert http.post("/train", json={**BODY, "namespace": "team-b"}, headers=bearer("alice")).status_code == 403
     assert http.delete(f"/tasks/{theirs}", headers=bearer("bob")).status_code == 403  # may read, not cancel
     assert http.delete(f"/tasks/{theirs}", headers=bearer("alice")).status_code == 404
-    assert http.delete(f"/tasks/{mine}", headers=bearer("alice")).status_code == 200
+    assert http.delete(f"/tasks/{mine}", headers=bearer("alice")).status_code == 202  # the operator concludes
     assert http.get("/task_status/x", headers={"Authorization": "Bearer not-a-real-token-000000"}).status_code == 401
     assert http.get("/metrics", headers=bearer("alice")).status_code == 403
     assert http.get("/metrics", headers=bearer("prometheus")).status_code == 200

@@ -147,3 +147,35 @@ def test_kubernetes_index_pushes_without_polling(api_server: ApiServer, tmp_path
             eventually(lambda: not backend.index._listeners)  # an ended stream leaves no listener behind
     assert [e for _, e, _ in events] == ["status", "status", "status", "status", "end"]
     assert time.monotonic() - started < 10  # woken by the watch, not by the 60 s re-read period
+
+
+def test_the_stream_ends_only_on_a_final_verdict(api_server: ApiServer, tmp_path: Path) -> None:
+    """The bug: a cancel asked for (the annotation) and a trainer saying ``completed`` without final metrics
+    each ended the stream as a failure, though neither is a verdict: the trainer may have stored its weights
+    (a success), and only the operator concludes."""
+    with config.new_client_from_config(str(api_server.write_kubeconfig(tmp_path / "kubeconfig"))) as kube:
+        settings = ApiSettings(backend="kubernetes", default_namespace="team-a", sse_poll_interval=60)
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        with serve(create_app(settings, KubernetesBackend(settings, kube))) as url:
+            body = {"model": "yolov8n.yaml", "data": "/d.yaml", "epochs": 2, "gpus": 1}
+            task = httpx.post(f"{url}/train", json=body, headers=headers).json()["data"]["task_id"]
+            name = api_server.emulator.find("yolotrainings")[0]["metadata"]["name"]
+            seen: list[tuple[str, dict[str, Any]]] = []
+
+            def follow() -> None:
+                seen.extend((kind, json.loads(data)) for _, kind, data in read_events(url, task, headers))
+
+            reader = threading.Thread(target=follow, daemon=True)
+            reader.start()
+            eventually(lambda: seen)
+            assert httpx.delete(f"{url}/tasks/{task}", headers=headers).status_code == 202
+            api_server.call(api_server.emulator.patch_status("yolotrainings", "team-a", name, {
+                "phase": "Running", "stage": "completed", "currentEpoch": 2, "totalEpochs": 2, "progress": 100.0}))
+            eventually(lambda: any(kind == "status" and event["data"]["status"] == "progress" for kind, event in seen))
+            assert [kind for kind, _ in seen if kind == "end"] == []
+            api_server.call(api_server.emulator.patch_status("yolotrainings", "team-a", name, {
+                "phase": "Failed", "reason": "Cancelled", "message": "cancelled"}))
+            reader.join(timeout=30)
+    kinds = [kind for kind, _ in seen]
+    assert kinds[-1] == "end" and kinds.count("end") == 1 and seen[-1][1]["status"] == "failure"
+    assert seen[-2][1]["data"]["status"] == "failure" and seen[-2][1]["data"]["error"] == "cancelled"

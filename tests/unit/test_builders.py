@@ -91,7 +91,12 @@ def test_shm_and_volumes() -> None:
 def test_job_policy_fields() -> None:
     built = job(activeDeadlineSeconds=3600, backoffLimit=5, ttlSecondsAfterFinished=600)
     spec = built["spec"]
-    assert (spec["activeDeadlineSeconds"], spec["backoffLimit"], spec["ttlSecondsAfterFinished"]) == (3600, 5, 600)
+    assert (spec["activeDeadlineSeconds"], spec["backoffLimit"]) == (3600, 5)
+    # the training's TTL deletes the training (its Job with it); the Job's own TTL is the operator's setting
+    assert "ttlSecondsAfterFinished" not in spec
+    with_default = build_training_job(META, YoloTrainingSpec.model_validate({"model": "m.yaml", "data": "d.yaml"}),
+                                      OperatorSettings(default_ttl_seconds_after_finished=60))
+    assert with_default["spec"]["ttlSecondsAfterFinished"] == 60
     assert spec["template"]["spec"]["restartPolicy"] == "Never" and spec["suspend"] is False
     rules = spec["podFailurePolicy"]["rules"]
     assert rules[0] == {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}

@@ -113,6 +113,28 @@ def test_a_finished_phase_is_final_on_the_server() -> None:
     assert "oldSelf.phase" in rule["rule"] and "Succeeded" in rule["rule"] and "Failed" in rule["rule"]
 
 
+def test_every_spec_field_but_suspend_is_immutable_on_the_server() -> None:
+    """The Job made from a spec cannot follow an edit, and the API speaks of the spec it was made from: one
+    CEL rule per field refuses the change and names the field (checked on kube-apiserver in tests/e2e)."""
+    spec = openapi_schema()["properties"]["spec"]
+    guarded = {rule["message"].split()[0].removeprefix("spec.") for rule in spec["x-kubernetes-validations"]}
+    assert guarded == set(spec["properties"]) - {"suspend"}
+    for rule in spec["x-kubernetes-validations"]:
+        field = rule["message"].split()[0].removeprefix("spec.")
+        assert rule["rule"] == (f"has(self.{field}) == has(oldSelf.{field}) && "
+                                f"(!has(self.{field}) || self.{field} == oldSelf.{field})")
+
+
+def test_the_emulator_refuses_a_spec_change_as_the_server_does() -> None:
+    schema = StructuralSchema("YoloTraining", openapi_schema())
+    old = schema.admit({"spec": {"model": "m.yaml", "data": "d.yaml", "epochs": 3}}, None)
+    schema.admit({"spec": {**old["spec"], "suspend": True}}, old)
+    with pytest.raises(SchemaError, match=r"spec\.epochs cannot change"):
+        schema.admit({"spec": {**old["spec"], "epochs": 4}}, old)
+    with pytest.raises(SchemaError, match=r"spec\.image cannot change"):
+        schema.admit({"spec": {**old["spec"], "image": "x/y:1"}}, old)
+
+
 @pytest.mark.parametrize("field", [
     {"resources": {"limits": {"memory": "8Gi"}, "requests": {"cpu": "500m", "nvidia.com/mig-1g.10gb": 1}}},
     {"resources": {"limits": {"memory": "8 GB"}}}, {"resources": {"requests": {"cpu": -1}}},

@@ -91,7 +91,8 @@ def test_the_failure_tells_the_true_reason(operator: dict[str, str], reason: str
     ({"stage": "failed", "trainingFailure": {"reason": "TrainingError", "message": "x"}}, TaskState.PROGRESS),
     ({"phase": "Failed", "reason": "OOMKilled", "message": "killed"}, TaskState.FAILURE),
     ({"phase": "Succeeded"}, TaskState.FAILURE),  # completed without final metrics is not a success
-    ({"stage": "completed"}, TaskState.FAILURE),
+    ({"stage": "completed"}, TaskState.PROGRESS),  # no final metrics: not over until the verdict says so
+        ({"stage": "completed", "phase": "Failed", "reason": "TrainingError"}, TaskState.FAILURE),
 ])
 def test_states(wire: dict[str, Any], state: TaskState) -> None:
     assert task_state(TrainingStatus.model_validate(wire)) is state

@@ -384,3 +384,30 @@ def test_a_refusal_from_before_the_newest_pod_is_no_longer_news() -> None:
     assert latest_refusal([("2025-12-31T23:59:00Z", "old"), ("2026-01-01T00:00:00.5Z", QUOTA)], [made]) == QUOTA
     assert latest_refusal([("2025-12-31T23:59:00Z", QUOTA)], []) == QUOTA  # no pod yet: every refusal counts
     assert latest_refusal([], []) is None
+
+
+def test_a_deadline_after_the_final_report_is_recorded_not_a_failure() -> None:
+    """The bug (reproduced on a real control plane): the Job's activeDeadlineSeconds expired between the
+    trainer's final report and its pod's exit, and an answered success became Failed/DeadlineExceeded."""
+    reported = status(phase="Running", stage="completed", finalMetrics=FINAL, jobName="t-5b8f0c4e")
+    result = observe(job([condition("Failed", "DeadlineExceeded")]), [pod("Failed")], reported)
+    assert result.patch["phase"] == "Succeeded" and result.patch.get("reason") is None
+    assert conditions_of(result.patch)["Succeeded"] == ("True", "Completed")
+    assert conditions_of(result.patch)["JobComplete"] == ("False", "DeadlineExceeded")
+    assert ("Warning", "JobFailedAfterSuccess") in [event[:2] for event in result.events]
+
+
+def test_the_final_report_concludes_at_once_and_the_jobs_end_is_recorded_later() -> None:
+    reported = status(phase="Running", stage="completed", finalMetrics=FINAL, jobName="t-5b8f0c4e")
+    now = observe(job(active=1), [pod("Running")], reported)
+    assert now.patch["phase"] == "Succeeded"
+    assert conditions_of(now.patch)["JobComplete"] == ("Unknown", "Finishing")
+    succeeded = after(reported, now.patch)
+    assert observe(job(active=1), [pod("Running")], succeeded).patch == {}
+    late = observe(job([condition("Failed", "DeadlineExceeded")]), [pod("Failed")], succeeded)
+    assert set(late.patch) == {"conditions"} and conditions_of(late.patch)["JobComplete"][0] == "False"
+    assert conditions_of(late.patch)["Succeeded"] == ("True", "Completed")
+    recorded = after(succeeded, late.patch)
+    assert observe(job([condition("Failed", "DeadlineExceeded")]), [], recorded).patch == {}
+    completed = observe(job([condition("Complete", "CompletionsReached")]), [], succeeded)
+    assert conditions_of(completed.patch)["JobComplete"] == ("True", "Completed") and completed.events == []

@@ -17,7 +17,7 @@ from pydantic_settings import SettingsError
 from yolo_api.settings import ApiSettings, default_state_dir
 
 app = typer.Typer(add_completion=False, help="Serve the YOLO training API (and its dashboard at /ui).")
-_FLAGS = {"backend", "host", "port", "state_dir", "namespace", "max_parallel"}
+_FLAGS = {"backend", "host", "port", "state_dir", "namespace", "max_parallel", "retain_days"}
 
 
 def fail(text: str, code: int = 1) -> typer.Exit:
@@ -59,6 +59,9 @@ def serve(
                                                   show_default="all namespaces")] = None,
     max_parallel: Annotated[int | None, typer.Option(help="local backend: trainings run at once",
                                                      show_default="1")] = None,
+    retain_days: Annotated[float | None, typer.Option(
+        help="local backend: delete finished tasks (row, run directory with its weights, log) this many days after "
+             "they finish", show_default="kept")] = None,
 ) -> None:
     """Run the API until Ctrl+C. Flags override ``YOLO_API_*`` environment variables (e.g.
     ``YOLO_API_ALLOWED_ROOTS=/data:/models``). On Ctrl+C, local trainings keep running and the next start
@@ -70,7 +73,7 @@ def serve(
 
     overrides: dict[str, Any] = {k: v for k, v in {
         "backend": backend, "host": host, "port": port, "state_dir": state_dir, "namespace": namespace,
-        "max_parallel": max_parallel}.items() if v is not None}
+        "max_parallel": max_parallel, "retain_days": retain_days}.items() if v is not None}
     settings = load_settings(overrides)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -9,6 +9,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import HTTPConnection
 
 from yolo_crd.envelope import MESSAGES, message
+from yolo_crd.retention import Reaped
 
 #: Answers of the HTTP layer itself (no such route, wrong method, body too large), in the envelope's languages.
 HTTP_MESSAGES: dict[int, dict[str, str]] = {
@@ -65,6 +66,12 @@ def unavailable(detail: str) -> ApiError:
 def task_not_found(task_id: str) -> ApiError:
     """The spec's unknown-task answer: 404 with code 1 (never pending, never 500)."""
     return ApiError(404, "not_found", {"task_id": task_id[:200]})
+
+
+def task_reaped(gone: Reaped) -> ApiError:
+    """404 for a finished training that was deleted (its TTL, or by hand): it existed, and its artifacts stay."""
+    return ApiError(404, "reaped", {"task_id": gone.task_id, "reason": "Reaped", "finished_at": gone.finished_at,
+                                    "deleted_at": gone.deleted_at}, detail=gone.explain())
 
 
 def invalid(errors: list[dict[str, Any]]) -> ApiError:

@@ -44,6 +44,11 @@ class TrainRequest(BaseModel):
         default=None, description="Kubernetes backend: the Secret with the AWS_* variables ({\"secretRef\": {\"name\": "
                                   "...}}, the CRD's spec.objectStorage); default: the chart's objectStorage.secretName")
 
+    ttl_seconds_after_finished: int | None = Field(
+        default=None, ge=0, description="seconds after the training finishes before it is deleted (the CRD's "
+        "spec.ttlSecondsAfterFinished; locally its row, run and log); artifacts in object storage stay. Default: "
+        "the chart's trainings.ttlSecondsAfterFinished, locally --retain-days; unset there: kept")
+
     _spec: YoloTrainingSpec = PrivateAttr()
 
     @model_validator(mode="after")
@@ -55,6 +60,7 @@ class TrainRequest(BaseModel):
             "model": self.model, "data": self.data, "epochs": self.epochs, "imgsz": self.imgsz,
             "batch": self.batch, "gpus": gpus, "device": self.device, "hyperparameters": self.hyperparameters,
             "storage": self.storage, "output": self.output, "object_storage": self.object_storage,
+            "ttl_seconds_after_finished": self.ttl_seconds_after_finished,
         }
         self._spec = YoloTrainingSpec.model_validate(fields)
         return self

@@ -48,6 +48,9 @@ class ApiSettings(BaseSettings):
     # local backend
     state_dir: Path = Field(default_factory=default_state_dir, description="SQLite state, logs and run outputs (local)")
     max_parallel: int = Field(default=1, ge=1, le=64, description="trainings run at once (local)")
+    retain_days: float | None = Field(
+        default=None, gt=0, description="local: finished tasks are deleted this many days after they finish, with "
+                                        "their run directory (weights included) and log; unset keeps them")
     allowed_roots: Annotated[list[Path], NoDecode] = Field(
         default_factory=list, description="where model and data paths may point (local), as a path list "
                                           "(/data:/models) or JSON; default: the working directory and the state dir")
@@ -73,6 +76,19 @@ class ApiSettings(BaseSettings):
         default=None, description="volumes (PVCs) mounted into trainings whose POST /train names none, as JSON "
                                   "in the CRD's camelCase, e.g. {\"volumes\": [{\"name\": \"data\", \"claimName\": "
                                   "\"datasets\", \"mountPath\": \"/data\"}], \"outputVolume\": \"data\"}")
+    reaped_retention_seconds: float = Field(
+        default=86400, ge=0, description="how long the API still answers the task id of a training the operator "
+                                         "deleted after its TTL (the chart's trainings.ttlSecondsAfterFinished)")
+    # what POST /train may reference (yolo_crd.admission; the chart sets them as the operator's): None is unchecked
+    allowed_images: list[str] | None = Field(
+        default=None, description="image prefixes a training's image may use (a prefix ending in / allows every "
+                                  "image under it, any other one repository with any :tag or @digest); None: any")
+    allowed_secrets: list[str] | None = Field(
+        default=None, description="Secrets object_storage.secretRef may name (an entry ending in * is a name "
+                                  "prefix); an empty list allows none; None: any")
+    allowed_priority_classes: list[str] | None = Field(
+        default=None, description="PriorityClasses a training may name (an entry ending in * is a name prefix); "
+                                  "None or an empty list: any")
     # object storage (docs/storage.md); credentials are boto3's own AWS_* variables, never a YOLO_API_ setting
     default_output: str | None = Field(
         default=None, description="s3://bucket/prefix for the artifacts of trainings whose POST /train names no "

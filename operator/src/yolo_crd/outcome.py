@@ -9,6 +9,7 @@ reason and Events, the dashboard): a training failure outlives the Job controlle
 and a failure the trainer could not see coming (a deadline, an OOM kill, a cancel) keeps its own reason.
 """
 
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
@@ -39,19 +40,88 @@ def finished(status: TrainingStatus | None) -> bool:
     return status is not None and status.phase in FINISHED_PHASES
 
 
-def task_state(status: TrainingStatus | None) -> TaskState:
-    """Classify a status into the spec's four states.
+def reported_success(status: TrainingStatus | None) -> bool:
+    """The trainer's final report arrived: stage completed with final metrics (its weights are stored).
 
-    Failure is the operator's verdict (phase Failed): a trainer that reported a failure may still be
-    retried by its Job. Success is the trainer's final report (stage completed with final metrics), which
-    the operator then confirms. Once the trainer has started, a training never goes back to pending.
+    From that moment the training has succeeded, whatever happens to its Job or process afterwards.
+    """
+    return status is not None and status.stage == Stage.COMPLETED and status.final_metrics is not None
+
+
+def final(status: TrainingStatus | None) -> bool:
+    """Whether the training's outcome can no longer change: a verdict was written, or the trainer's success
+    was accepted (which every later verdict confirms). Streams end, and clients stop polling, only then."""
+    return finished(status) or reported_success(status)
+
+
+@dataclass(frozen=True)
+class RunEnd:
+    """How the infrastructure saw a trainer's run end: the Job's verdict, the local trainer process's exit,
+    a cancel, a Job that vanished, a spec refused before any run.
+
+    ``reason``/``message`` are the infrastructure's account (DeadlineExceeded, OOMKilled, BackoffLimitExceeded,
+    InvalidInput, TrainerExited, JobDeleted, Cancelled, InvalidSpec...); unused when ``succeeded``.
+    """
+
+    succeeded: bool
+    reason: str | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A training's terminal outcome: the operator's (or local backend's) phase, reason and message."""
+
+    phase: Phase
+    reason: str | None = None
+    message: str | None = None
+
+
+def verdict(status: TrainingStatus | None, end: RunEnd | None) -> Verdict | None:
+    """The one decision of whether a training is over and how; None while it is not.
+
+    * A verdict already written is final (the CRD's CEL rule, and the local store's, refuse to change it).
+    * The trainer's accepted success (:func:`reported_success`) is final too: a Job that fails afterwards
+      (its deadline expiring between the final report and the pod's exit), a cancel that comes too late or
+      a trainer process that exits badly after reporting never turn it into a failure.
+    * Otherwise nothing is over until the infrastructure says the run ended (``end``). Then a cancel is
+      Cancelled; a run that ended well without final metrics is a TrainingError; a failure the trainer
+      reported explains the run's end, unless the trainer was stopped from outside and could not know
+      (:data:`OUTSIDE_CAUSES`: a deadline, an OOM kill, a cancel).
+    """
+    if status is not None and finished(status):
+        assert status.phase is not None
+        return Verdict(status.phase, status.reason, status.message)
+    if reported_success(status):
+        return Verdict(Phase.SUCCEEDED)
+    if end is None:
+        return None
+    if end.succeeded:
+        return Verdict(Phase.FAILED, Reason.TRAINING_ERROR.value, NO_FINAL_METRICS)
+    trainer = status.training_failure if status is not None else None
+    if trainer is not None and end.reason not in OUTSIDE_CAUSES:
+        return Verdict(Phase.FAILED, trainer.reason, trainer.message)
+    reason = end.reason or Reason.TRAINING_ERROR.value
+    return Verdict(Phase.FAILED, reason, end.message or reason)
+
+
+def task_state(status: TrainingStatus | None) -> TaskState:
+    """Classify a status into the spec's four states, as :func:`verdict` decides.
+
+    Failure is the written verdict (phase Failed): a trainer that reported a failure may still be retried
+    by its Job. Success is the trainer's final report (stage completed with final metrics), final from
+    then on, which the verdict then confirms. A trainer that says it completed without final metrics is
+    still in progress until the verdict (a TrainingError). Once the trainer has started, a training never
+    goes back to pending.
     """
     if status is None:
         return TaskState.PENDING
     if status.phase == Phase.FAILED:
         return TaskState.FAILURE
-    if status.stage == Stage.COMPLETED or status.phase == Phase.SUCCEEDED:
+    if status.phase == Phase.SUCCEEDED:  # without final metrics only from an older operator: not a success
         return TaskState.SUCCESS if status.final_metrics is not None else TaskState.FAILURE
+    if reported_success(status):
+        return TaskState.SUCCESS
     if status.stage is not None or status.phase == Phase.RUNNING:
         return TaskState.PROGRESS
     return TaskState.PENDING
@@ -64,7 +134,7 @@ def failure(status: TrainingStatus | None) -> tuple[str | None, str | None]:
     trainer = status.training_failure
     if trainer is not None and status.reason not in OUTSIDE_CAUSES:
         return trainer.reason, trainer.message
-    if status.final_metrics is None and (status.stage == Stage.COMPLETED or status.phase == Phase.SUCCEEDED):
+    if status.final_metrics is None and status.phase == Phase.SUCCEEDED:
         return Reason.TRAINING_ERROR.value, NO_FINAL_METRICS
     return status.reason, status.message or status.reason
 

@@ -184,8 +184,8 @@ def build_training_job(meta: dict[str, Any], spec: YoloTrainingSpec, settings: O
         ]},
         "template": {"metadata": {"labels": {**labels(meta), **extra}}, "spec": pod_spec},
     }
-    ttl = spec.ttl_seconds_after_finished if spec.ttl_seconds_after_finished is not None else (
-        settings.default_ttl_seconds_after_finished)
-    optional_job = {"activeDeadlineSeconds": spec.active_deadline_seconds, "ttlSecondsAfterFinished": ttl}
+    # spec.ttlSecondsAfterFinished deletes the training itself (and so this Job): yolo_operator.retention
+    optional_job = {"activeDeadlineSeconds": spec.active_deadline_seconds,
+                    "ttlSecondsAfterFinished": settings.default_ttl_seconds_after_finished}
     job_spec.update({key: value for key, value in optional_job.items() if value is not None})
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": _child_meta(meta, name, extra), "spec": job_spec}

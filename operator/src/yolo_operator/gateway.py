@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 #: (apiGroup, resource, verbs) of each call below: the source of the operator's RBAC in the chart.
 PERMISSIONS: Final = (
-    (GROUP, PLURAL, ("get", "list", "watch", "patch")),
+    (GROUP, PLURAL, ("get", "list", "watch", "patch", "delete")),
     (GROUP, f"{PLURAL}/status", ("get", "patch")),
     ("batch", "jobs", ("get", "list", "watch", "create", "patch")),
     ("", "pods", ("get", "list", "watch")),
@@ -112,6 +112,22 @@ class KubeGateway:
         body = {"metadata": {"resourceVersion": resource_version}, "status": patch}
         self._custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, PLURAL, name, body,
                                                            _content_type="application/merge-patch+json")
+
+    def delete_training(self, namespace: str, name: str, uid: str) -> bool:
+        """Delete the training with ``uid`` (a precondition: never a new one of the same name), its children
+        following in the background. False when it is already gone or is another training now."""
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+
+        options = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid),
+                                         propagation_policy="Background")
+        try:
+            self._custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, body=options)
+        except ApiException as exc:
+            if exc.status in (404, 409):
+                return False
+            raise
+        return True
 
     def label_training(self, namespace: str, name: str, labels: dict[str, str]) -> None:
         """Merge labels into a training (its task id, by which any API replica can look it up)."""

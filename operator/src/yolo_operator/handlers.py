@@ -27,12 +27,13 @@ from yolo_crd.names import (
     PLURAL,
     VERSION,
 )
-from yolo_crd.outcome import finished
+from yolo_crd.outcome import finished, reported_success
 from yolo_crd.sources import SourceError
 from yolo_crd.spec import YoloTrainingSpec
-from yolo_crd.status import Phase, Reason, TrainingStatus
-from yolo_operator import children, metrics, translate
+from yolo_crd.status import Reason, TrainingStatus
+from yolo_operator import children, metrics, policy, translate
 from yolo_operator.gateway import KubeGateway
+from yolo_operator.retention import Reaper
 from yolo_operator.settings import OperatorSettings
 from yolo_operator.sync import Synchronizer
 
@@ -47,7 +48,8 @@ FAILED_CREATE_SELECTOR = "involvedObject.kind=Job,reason=FailedCreate"
 
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    """Tune kopf once, build the gateway and the synchronizer, start the metrics server and the resync."""
+    """Tune kopf once, build the gateway, the synchronizer and the reaper, start the metrics server and the
+    resync."""
     config = OperatorSettings()
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP, key="last-handled")
@@ -62,6 +64,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.config = config
     memo.gateway = KubeGateway(load_api_client())
     memo.syncer = Synchronizer(memo.gateway)
+    memo.reaper = Reaper(memo.gateway, config.training_ttl_seconds)
     metrics.TRAININGS.clear()
     memo.metrics_server = metrics.serve(config.metrics_port) if config.metrics_port else None
     memo.resync = asyncio.create_task(resync_forever(memo.syncer, config.resync_seconds), name="resync")
@@ -91,6 +94,9 @@ async def shutdown(memo: kopf.Memo, **_: Any) -> None:
     syncer: Synchronizer | None = getattr(memo, "syncer", None)
     if syncer is not None:
         await syncer.close()
+    reaper: Reaper | None = getattr(memo, "reaper", None)
+    if reaper is not None:
+        await reaper.close()
     server = getattr(memo, "metrics_server", None)
     if server is not None:
         server.shutdown()
@@ -99,20 +105,30 @@ async def shutdown(memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def training_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    """Keep the table of trainings (metrics, resync) from the watch itself; let a late trainer report tell why."""
+    """Keep the table of trainings (metrics, resync) and the reaper's schedule from the watch itself; let the
+    trainer's success be concluded at once, and a late trainer report tell why."""
     obj = event["object"]
+    if hasattr(memo, "reaper"):
+        memo.reaper.observe(str(event.get("type") or "ADDED"), obj)
     meta, raw_status, spec = obj.get("metadata") or {}, obj.get("status") or {}, obj.get("spec") or {}
     namespace, name = meta.get("namespace", ""), meta.get("name", "")
     gpus = spec.get("gpus")
     metrics.TRAININGS.observe(str(event.get("type") or "ADDED"), namespace, name, raw_status.get("phase"),
                               raw_status.get("reason"), gpus if isinstance(gpus, int) else 0)
-    if event.get("type") != "DELETED" and raw_status.get("trainingFailure") and hasattr(memo, "syncer"):
-        try:
-            late = translate.retold(TrainingStatus.model_validate(raw_status)).patch
-        except ValidationError:
-            late = {}
-        if late:
-            memo.syncer.request(namespace, name)
+    if event.get("type") != "DELETED" and hasattr(memo, "syncer") and _news_for_the_verdict(raw_status):
+        memo.syncer.request(namespace, name)
+
+
+def _news_for_the_verdict(raw: dict[str, Any]) -> bool:
+    """The trainer's own report changes the verdict: its success (concluded at once, as the API answers it),
+    or its failure arriving after the Job's verdict (it then tells why)."""
+    if not raw.get("trainingFailure") and raw.get("stage") != "completed":
+        return False
+    try:
+        status = TrainingStatus.model_validate(raw)
+    except ValidationError:
+        return False
+    return (reported_success(status) and not finished(status)) or bool(translate.retold(status).patch)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=CHILDREN)
@@ -229,12 +245,15 @@ async def _reconcile(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, memo
                            lambda _t, now: translate.observed(translate.cancelled(now), now, generation))
         return
     if not await _job_was_made(gateway, namespace, name, current):  # (made just before a crash: 409 finds it)
+        refused_here = policy.refusal(parsed, memo.config)
+        if refused_here is not None:  # an image, Secret or PriorityClass outside the chart's allow-lists: no Job
+            denied: str = refused_here
+            await fail(lambda now: translate.invalid(now, denied), denied)
         try:
             source = await asyncio.to_thread(children.source_for_new_job, gateway, owner, parsed)
         except SourceError as exc:
             unusable = str(exc)
-            await fail(lambda now: translate.ended(now, Phase.FAILED, Reason.MODEL_NOT_FOUND.value, unusable),
-                       unusable)
+            await fail(lambda now: translate.invalid(now, unusable, Reason.MODEL_NOT_FOUND), unusable)
         try:
             await asyncio.to_thread(children.ensure, gateway, owner, parsed, memo.config, source)
         except children.Refused as exc:  # the API server refuses what the spec makes: retrying cannot help

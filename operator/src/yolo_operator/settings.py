@@ -25,6 +25,19 @@ class OperatorSettings(BaseSettings):
     checkpoint_upload_epochs: int = Field(
         default=1, ge=1, description="trainings with an output in object storage upload last.pt every this many epochs")
     run_as_user: int = 1000
+    # what a training may reference (yolo_crd.admission; the chart always sets the first two): None is unchecked
+    allowed_images: list[str] | None = Field(
+        default=None, description="image prefixes a spec.image may use (a prefix ending in / allows every image "
+                                  "under it, any other one repository with any :tag or @digest); None: any")
+    allowed_secrets: list[str] | None = Field(
+        default=None, description="Secrets a spec.objectStorage.secretRef may name (an entry ending in * is a name "
+                                  "prefix); an empty list allows none; None: any")
+    allowed_priority_classes: list[str] | None = Field(
+        default=None, description="PriorityClasses a spec.priorityClassName may name (an entry ending in * is a "
+                                  "name prefix); None or an empty list: any")
+    training_ttl_seconds: int | None = Field(
+        default=None, ge=0, description="seconds after a YoloTraining finishes before the operator deletes it, with "
+                                        "its Job and pods; artifacts stay. None: never")
     metrics_port: int = Field(default=0, ge=0, le=65535, description="Prometheus /metrics port (0: off)")
     # kopf tuning
     watch_server_timeout: int = Field(default=300, ge=1, description="seconds before a watch is renewed")

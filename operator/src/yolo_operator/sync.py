@@ -22,7 +22,7 @@ from yolo_operator import metrics
 from yolo_operator.builders import child_name
 from yolo_operator.gateway import KubeGateway
 from yolo_operator.job_state import creation_may_fail, latest_refusal
-from yolo_operator.translate import Observation, observe, observed
+from yolo_operator.translate import Observation, awaits_job, observe, observed
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,8 @@ class Synchronizer:
         if meta.get("deletionTimestamp"):  # being deleted (foreground: its Job goes first): nothing to tell
             return Observation({})
         job_name = child_name(meta)
-        job = None if finished(status) else self.gateway.get_job(meta["namespace"], job_name)
+        wanted = not finished(status) or awaits_job(status)  # a finished training's Job is read only to record its end
+        job = self.gateway.get_job(meta["namespace"], job_name) if wanted else None
         pods = self.gateway.list_pods(meta["namespace"], meta["uid"]) if job else []
         refused = None
         if job is not None and creation_may_fail(job, pods):

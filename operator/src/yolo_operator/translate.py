@@ -11,7 +11,7 @@ as the decision they announce, and never moves a finished training.
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from yolo_crd.outcome import NO_FINAL_METRICS, TaskState, finished, task_state
+from yolo_crd.outcome import RunEnd, finished, reported_success, verdict
 from yolo_crd.status import Phase, Reason, TrainingStatus, utc_now
 from yolo_operator.job_state import (
     creation_may_fail,
@@ -27,6 +27,9 @@ from yolo_operator.job_state import (
 #: The summary condition, Knative's convention for run-to-completion resources: Unknown while pending or
 #: running, True on success, False on failure. ``kubectl wait --for=condition=Succeeded`` waits for it.
 SUCCEEDED: Final = "Succeeded"
+#: For a training that succeeded on its trainer's final report: Unknown while its Job still finishes, then
+#: True (the Job completed) or False with the Job's reason (it failed afterwards: the training stands).
+JOB_COMPLETE: Final = "JobComplete"
 
 Event = tuple[str, str, str]  # (type, reason, message)
 
@@ -54,7 +57,10 @@ def merge_conditions(status: TrainingStatus, *updates: tuple[str, str, str, str]
 
 
 def failure_cause(job: dict[str, Any], pods: list[dict[str, Any]], status: TrainingStatus) -> tuple[str, str]:
-    """Why a failed Job failed: a deadline or an OOM kill the trainer could not see, else the trainer's word."""
+    """The Job's account of why it failed: a deadline, an OOM kill, input the trainer rejected, retries spent.
+
+    Whether the trainer's own report outranks it is :func:`yolo_crd.outcome.verdict`'s decision.
+    """
     failed = job_condition(job, "Failed", "FailureTarget") or {}
     if failed.get("reason") == "DeadlineExceeded":
         deadline = (job.get("spec") or {}).get("activeDeadlineSeconds")
@@ -63,8 +69,6 @@ def failure_cause(job: dict[str, Any], pods: list[dict[str, Any]], status: Train
                     f"no trainer pod could be made before activeDeadlineSeconds ({deadline}s) passed: {status.message}")
         return (Reason.DEADLINE_EXCEEDED.value,
                 f"training ran longer than activeDeadlineSeconds ({deadline}s) and was stopped")
-    if status.training_failure is not None:
-        return status.training_failure.reason, status.training_failure.message
     if pods and oom_killed(pods[-1]):
         return (Reason.OOM_KILLED.value, "the trainer was killed for using more memory than its limit: "
                 "raise resources.limits.memory or lower batch, imgsz or workers")
@@ -76,14 +80,15 @@ def failure_cause(job: dict[str, Any], pods: list[dict[str, Any]], status: Train
     return Reason.BACKOFF_LIMIT_EXCEEDED.value, f"the trainer failed {limit} retries{suffix}"
 
 
-def ended(status: TrainingStatus, phase: Phase, reason: str | None, message: str | None) -> Observation:
-    """The patch and Event that finish a training (Succeeded, or Failed with a reason)."""
+def ended(status: TrainingStatus, phase: Phase, reason: str | None, message: str | None,
+          *more: tuple[str, str, str, str]) -> Observation:
+    """The patch and Event that finish a training (Succeeded, or Failed with a reason); ``more`` conditions."""
     success = phase == Phase.SUCCEEDED
     summary = reason or "Completed"
     text = message or ("training completed" if success else summary)
     patch = {"phase": phase.value, "reason": reason, "message": message, "completionTime": utc_now(),
              "conditions": merge_conditions(status, (SUCCEEDED, "True" if success else "False", summary, text),
-                                            ("Running", "False", summary, text))}
+                                            ("Running", "False", summary, text), *more)}
     return Observation(patch, [("Normal" if success else "Warning", "Succeeded" if success else summary, text)])
 
 
@@ -94,19 +99,72 @@ def observed(found: Observation, status: TrainingStatus, generation: int | None)
     return found
 
 
+def conclude(status: TrainingStatus, end: RunEnd | None, job: dict[str, Any] | None = None) -> Observation | None:
+    """Write the contract's :func:`~yolo_crd.outcome.verdict` (None while the training is not over).
+
+    A success concluded from the trainer's final report records what its Job did or does next
+    (:data:`JOB_COMPLETE`), so a Job that fails afterwards is told, never turned into a failure.
+    """
+    if finished(status):
+        return None
+    found = verdict(status, end)
+    if found is None:
+        return None
+    if found.phase == Phase.FAILED:
+        return ended(status, found.phase, found.reason, found.message)
+    condition, events = job_outcome(end)
+    result = _succeeded(status, condition)
+    result.events += events
+    if end is not None and end.succeeded and job is not None:
+        result.patch["completionTime"] = (job.get("status") or {}).get("completionTime") or utc_now()
+    return result
+
+
+def job_outcome(end: RunEnd | None) -> tuple[tuple[str, str, str, str], list[Event]]:
+    """The :data:`JOB_COMPLETE` condition (and Event) of a succeeded training, given how its Job ended."""
+    if end is None:
+        return (JOB_COMPLETE, "Unknown", "Finishing", "the trainer reported its success; its Job is finishing"), []
+    if end.succeeded:
+        return (JOB_COMPLETE, "True", "Completed", "the Job completed"), []
+    text = (f"the Job failed after the trainer had stored its weights and final metrics ({end.message or end.reason}); "
+            "the training stands as succeeded")
+    return (JOB_COMPLETE, "False", end.reason or "Failed", text), [("Warning", "JobFailedAfterSuccess", text)]
+
+
+def awaits_job(status: TrainingStatus) -> bool:
+    """A training that succeeded on its trainer's report while its Job was still running: its Job's end is
+    still to be recorded (:data:`JOB_COMPLETE` Unknown)."""
+    condition = status.condition(JOB_COMPLETE)
+    return status.phase == Phase.SUCCEEDED and condition is not None and condition.status == "Unknown"
+
+
+def after_success(job: dict[str, Any] | None, pods: list[dict[str, Any]], status: TrainingStatus) -> Observation:
+    """Record how the Job of a training that already succeeded ended; the verdict itself never changes."""
+    if not awaits_job(status):
+        return Observation({})
+    end = RunEnd(False, Reason.JOB_DELETED.value, "the Job was deleted") if job is None else run_end(job, pods, status)
+    if end is None:
+        return Observation({})
+    condition, events = job_outcome(end)
+    return Observation({"conditions": merge_conditions(status, condition)}, events)
+
+
 def cancelled(status: TrainingStatus) -> Observation:
     """A cancel (the API's annotation) ends an unfinished training as Failed/Cancelled. A finished one stays,
-    and so does one whose trainer already reported success: its weights exist, the Job is completing."""
-    if finished(status) or task_state(status) is TaskState.SUCCESS:
+    and so does one whose trainer already reported success: its weights exist, the sync concludes it."""
+    if reported_success(status):
         return Observation({})
-    found = ended(status, Phase.FAILED, Reason.CANCELLED.value, "cancelled")
+    found = conclude(status, RunEnd(False, Reason.CANCELLED.value, "cancelled"))
+    if found is None:
+        return Observation({})
     found.events = [("Normal", Reason.CANCELLED.value, "training cancelled")]
     return found
 
 
-def invalid(status: TrainingStatus, error: str) -> Observation:
-    """A spec the schema let through but the contract refuses: Failed/InvalidSpec, naming each problem."""
-    return Observation({}) if finished(status) else ended(status, Phase.FAILED, Reason.INVALID_SPEC.value, error)
+def invalid(status: TrainingStatus, error: str, reason: Reason = Reason.INVALID_SPEC) -> Observation:
+    """A spec the schema let through but the contract (or the API server, or a source) refuses before any
+    run: Failed with ``reason`` (InvalidSpec, ModelNotFound), naming each problem."""
+    return conclude(status, RunEnd(False, reason.value, error)) or Observation({})
 
 
 def retold(status: TrainingStatus) -> Observation:
@@ -121,22 +179,17 @@ def retold(status: TrainingStatus) -> Observation:
                        [("Warning", trainer.reason, trainer.message)])
 
 
-def _verdict(job: dict[str, Any], pods: list[dict[str, Any]], status: TrainingStatus) -> Observation | None:
-    """Succeeded or Failed, once the Job controller has decided (its final or its intermediate condition)."""
+def run_end(job: dict[str, Any], pods: list[dict[str, Any]], status: TrainingStatus) -> RunEnd | None:
+    """How the Job ended, once its controller has decided (its final or its intermediate condition)."""
     if job_condition(job, "Complete", "SuccessCriteriaMet"):
-        found = _succeeded(status) if status.final_metrics is not None else \
-            ended(status, Phase.FAILED, Reason.TRAINING_ERROR.value, NO_FINAL_METRICS)
-        found.patch["completionTime"] = (job.get("status") or {}).get("completionTime") or utc_now()
-        return found
+        return RunEnd(True)
     if job_condition(job, "Failed", "FailureTarget"):
-        return ended(status, Phase.FAILED, *failure_cause(job, pods, status))
-    if (job.get("spec") or {}).get("suspend") and task_state(status) is TaskState.SUCCESS:
-        return _succeeded(status)  # suspended (a late cancel or suspend) after the weights were stored
+        return RunEnd(False, *failure_cause(job, pods, status))
     return None
 
 
-def _succeeded(status: TrainingStatus) -> Observation:
-    found = ended(status, Phase.SUCCEEDED, None, None)
+def _succeeded(status: TrainingStatus, *more: tuple[str, str, str, str]) -> Observation:
+    found = ended(status, Phase.SUCCEEDED, None, None, *more)
     metrics = status.final_metrics.wire() if status.final_metrics is not None else {}
     found.events = [("Normal", "Succeeded", f"training completed: {metrics}")]
     return found
@@ -216,13 +269,9 @@ def job_was_made(status: TrainingStatus) -> bool:
 def without_job(status: TrainingStatus) -> Observation:
     """The training's Job is gone before a verdict (deleted, or removed by its TTL while the operator was
     down): conclude from what the trainer said, never leave it running for ever."""
-    if task_state(status) is TaskState.SUCCESS:
-        return _succeeded(status)
-    if status.training_failure is not None:
-        return ended(status, Phase.FAILED, status.training_failure.reason, status.training_failure.message)
     named = f" {status.job_name}" if status.job_name else ""
-    return ended(status, Phase.FAILED, Reason.JOB_DELETED.value,
-                 f"the training's Job{named} was deleted before the training finished")
+    end = RunEnd(False, Reason.JOB_DELETED.value, f"the training's Job{named} was deleted before the training finished")
+    return conclude(status, end) or Observation({})
 
 
 def observe(job: dict[str, Any] | None, pods: list[dict[str, Any]], status: TrainingStatus,
@@ -233,10 +282,12 @@ def observe(job: dict[str, Any] | None, pods: list[dict[str, Any]], status: Trai
     :func:`creation_may_fail`.
     """
     if finished(status):
-        return retold(status)
+        told = retold(status)
+        return told if told.patch else changed(after_success(job, pods, status), status)
     if job is None:
         return without_job(status) if job_was_made(status) else Observation({})
-    found = _verdict(job, pods, status) or _waiting_for(job, pods, status, refused) or _running(job, pods, status)
+    found = (conclude(status, run_end(job, pods, status), job) or _waiting_for(job, pods, status, refused)
+             or _running(job, pods, status))
     if found is None:
         if finishing(job) or status.phase == Phase.RUNNING:
             return Observation({})  # pods counted before the verdict, or one attempt replaced by the next
@@ -244,8 +295,13 @@ def observe(job: dict[str, Any] | None, pods: list[dict[str, Any]], status: Trai
         found = Observation({"phase": Phase.PENDING.value, "reason": None, "message": text,
                              "conditions": merge_conditions(status, (SUCCEEDED, "Unknown", "Pending", text),
                                                             *_resumed(status))})
-    changed = changes(found.patch, status)
-    return Observation(changed, found.events if changed else [])
+    return changed(found, status)
+
+
+def changed(found: Observation, status: TrainingStatus) -> Observation:
+    """``found`` without the fields that already hold their value, and without its Events when none is left."""
+    patch = changes(found.patch, status)
+    return Observation(patch, found.events if patch else [])
 
 
 def changes(patch: dict[str, Any], status: TrainingStatus) -> dict[str, Any]:

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from yolo_crd.envelope import TaskState, artifacts_view, task_envelope, task_state
-from yolo_crd.outcome import display_stage, failure
+from yolo_crd.outcome import display_stage, failure, final
+from yolo_crd.retention import Reaped
 from yolo_crd.spec import YoloTrainingSpec
 from yolo_crd.status import EpochMetrics, Phase, Reason, TrainingStatus
 
@@ -34,6 +35,7 @@ class TaskRecord:
     spec: dict[str, Any]
     status: TrainingStatus | None
     created_at: str
+    #: a cancel was asked for (the annotation); the verdict, not this, says whether it took effect
     cancelled: bool = False
     #: increases with every change, across all tasks of a backend (local: the row's commit order; Kubernetes:
     #: resourceVersion): the id of its Server-Sent Events and the cursor of "what changed since"
@@ -42,19 +44,20 @@ class TaskRecord:
     _rendered: dict[str, tuple[int, bytes]] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def state(self) -> TaskState:
-        """pending, progress, success or failure; a cancellation not yet reflected in status is a failure."""
-        state = task_state(self.status)
-        if self.cancelled and state not in (TaskState.SUCCESS, TaskState.FAILURE):
-            return TaskState.FAILURE
-        return state
+        """pending, progress, success or failure, as the one verdict says (:func:`yolo_crd.outcome.task_state`).
+
+        A cancel that was asked for but not yet concluded is not a failure yet: the trainer may already have
+        stored its weights, and then the verdict is a success.
+        """
+        return task_state(self.status)
+
+    def final(self) -> bool:
+        """Whether this task's outcome can no longer change (streams end, pollers stop, only then)."""
+        return final(self.status)
 
     def envelope(self, lang: str = "zh") -> tuple[int, dict[str, Any]]:
         """The ``/task_status`` answer for this task."""
-        status = self.status
-        if self.cancelled and self.state() is TaskState.FAILURE and task_state(status) is not TaskState.FAILURE:
-            status = (status or TrainingStatus()).model_copy(
-                update={"phase": Phase.FAILED, "reason": Reason.CANCELLED.value, "message": "cancelled"})
-        return task_envelope(self.task_id, status, total_epochs_hint=int(self.spec.get("epochs", 0)), lang=lang)
+        return task_envelope(self.task_id, self.status, total_epochs_hint=int(self.spec.get("epochs", 0)), lang=lang)
 
     def rendered(self, lang: str = "zh") -> tuple[int, bytes]:
         """The envelope serialised once per record and language: polls of an unchanged task cost no work."""
@@ -67,8 +70,7 @@ class TaskRecord:
     def is_cancelled(self) -> bool:
         """Failed because a user cancelled it (not because training failed)."""
         status = self.status
-        return self.state() is TaskState.FAILURE and (
-            self.cancelled or (status is not None and status.reason == Reason.CANCELLED.value))
+        return self.state() is TaskState.FAILURE and status is not None and status.reason == Reason.CANCELLED.value
 
     def display_state(self) -> str:
         """The spec's state, except that a cancelled training reads ``cancelled`` (the filter of /tasks)."""
@@ -168,6 +170,9 @@ class TaskBackend(Protocol):
 
     def cancel(self, task_id: str) -> TaskRecord | None:
         """Stop a training; None when no such task exists."""
+
+    def reaped(self, task_id: str) -> Reaped | None:
+        """The tombstone of a finished task that was deleted (its retention passed), while it is remembered."""
 
     def artifact_file(self, task_id: str, uri: str) -> Path | None:
         """The local file of an artifact that is not in object storage, if this API can read it; else None."""

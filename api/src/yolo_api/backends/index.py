@@ -18,17 +18,20 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
+from cachetools import TTLCache
 from pydantic import ValidationError
 
 from yolo_api.backends import TaskRecord
 from yolo_crd.names import ANNOTATION_CANCEL
-from yolo_crd.status import TrainingStatus
+from yolo_crd.retention import Reaped, tombstone
+from yolo_crd.status import TrainingStatus, utc_now
 
 log = logging.getLogger(__name__)
 
 #: Status fields the index leaves out: large, and read only on demand (``/tasks/{id}/metrics``).
 HEAVY_FIELDS: Final = ("history", "conditions")
 CHANGE_LOG: Final = 20_000
+REAPED_LIMIT: Final = 100_000
 
 
 def version_of(obj: dict[str, Any]) -> int:
@@ -61,8 +64,11 @@ def record_from_object(obj: dict[str, Any]) -> TaskRecord | None:
 class TrainingIndex:
     """Task records by uid; see the module docstring."""
 
-    def __init__(self) -> None:
+    def __init__(self, reaped_retention: float = 86_400.0) -> None:
         self._records: dict[str, TaskRecord] = {}
+        #: finished trainings seen deleted (reaped by their TTL, or by hand), remembered for ``reaped_retention``
+        #: seconds so that their task id answers "deleted", not "never existed"
+        self._reaped: TTLCache[str, Reaped] = TTLCache(maxsize=REAPED_LIMIT, ttl=reaped_retention)
         self._lock = threading.Lock()
         self.ready = threading.Event()
         self.relists = 0
@@ -96,6 +102,9 @@ class TrainingIndex:
                 return held  # older than what we have (the watch is behind a consistent read): keep ours
             if event_type == "DELETED":
                 self._records.pop(record.task_id, None)
+                gone = tombstone(record.task_id, record.name, record.namespace, record.spec, record.status, utc_now())
+                if gone is not None:
+                    self._reaped[record.task_id] = gone
             else:
                 self._records[record.task_id] = record
             if from_watch:
@@ -146,6 +155,11 @@ class TrainingIndex:
     def get(self, task_id: str) -> TaskRecord | None:
         """One record, without locking (a dict read is atomic)."""
         return self._records.get(task_id)
+
+    def reaped(self, task_id: str) -> Reaped | None:
+        """The tombstone of a finished training this replica saw deleted (within the retention), else None."""
+        with self._lock:
+            return self._reaped.get(task_id)
 
     def all(self) -> list[TaskRecord]:
         """A snapshot of every record."""

@@ -27,6 +27,7 @@ from yolo_crd.history import parse_results
 from yolo_crd.kubeclient import load_api_client
 from yolo_crd.locations import RESULTS, SourceRef, owned_uri
 from yolo_crd.names import ANNOTATION_CANCEL, API_VERSION, GROUP, KIND, LABEL_TASK_ID, PLURAL, VERSION
+from yolo_crd.retention import Reaped
 from yolo_crd.spec import YoloTrainingSpec
 from yolo_crd.status import TrainingStatus
 
@@ -43,7 +44,7 @@ class KubernetesBackend:
         from kubernetes import client
 
         self.settings = settings
-        self.index = TrainingIndex()
+        self.index = TrainingIndex(settings.reaped_retention_seconds)
         self.api_client = api_client or load_api_client()
         self._api = client.CustomObjectsApi(self.api_client)
         self.watch = TrainingWatch(self._api, settings, self.index)
@@ -188,6 +189,10 @@ class KubernetesBackend:
     def artifact_file(self, task_id: str, uri: str) -> None:
         """Never: artifacts outside object storage lie on the trainers' volumes, which the API does not mount."""
         return None
+
+    def reaped(self, task_id: str) -> Reaped | None:
+        """A finished training this replica's watch saw deleted, for ``reaped_retention_seconds``."""
+        return self.index.reaped(task_id)
 
     def cancel(self, task_id: str) -> TaskRecord | None:
         """Mark the training cancelled and suspend its Job; the operator fails it with reason Cancelled."""

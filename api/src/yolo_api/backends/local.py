@@ -14,11 +14,11 @@ import json
 import logging
 import threading
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
-from yolo_api.backends import History, TaskRecord, filter_state
+from yolo_api.backends import History, TaskRecord, filter_state, local_retention
 from yolo_api.backends.local_host import StateLock, cuda_devices
 from yolo_api.backends.local_trainers import Running, TrainerProcesses
 from yolo_api.backends.paths import confine_spec_paths
@@ -28,8 +28,10 @@ from yolo_api.sources import check_source
 from yolo_crd import local_store, ownership
 from yolo_crd.history import read_results
 from yolo_crd.locations import SourceRef
+from yolo_crd.outcome import RunEnd, finished, verdict
+from yolo_crd.retention import Reaped
 from yolo_crd.spec import YoloTrainingSpec
-from yolo_crd.status import Phase, Reason, TrainingStatus, utc_now
+from yolo_crd.status import Phase, Reason, TrainingStatus
 
 log = logging.getLogger(__name__)
 
@@ -188,22 +190,33 @@ class LocalBackend(TrainerProcesses):
     def _lookup(self, ref: SourceRef) -> TaskRecord | None:
         return self.get(ref.value) if ref.kind == "task" else None
 
+    def reaped(self, task_id: str) -> Reaped | None:
+        """A finished task deleted by ``--retain-days``, remembered for ``reaped_retention_seconds``."""
+        with self._lock:
+            return local_retention.tombstone(self._conn, task_id, self.settings.reaped_retention_seconds)
+
+    def retire(self) -> Sequence[str]:
+        """Delete the finished tasks whose ``--retain-days`` have passed (row, run and log); their ids."""
+        days = self.settings.retain_days
+        with self._lock:
+            return local_retention.retire(self._conn, self.runs_dir, self.logs_dir, days * 86400 if days else None,
+                                          dt.datetime.now(dt.UTC))
+
     def artifact_file(self, task_id: str, uri: str) -> Path | None:
         """An artifact written under the task's own run directory (never a path outside it)."""
         path = Path(uri).resolve()
         return path if path.is_relative_to(self.runs_dir / task_id) and path.is_file() else None
 
     def cancel(self, task_id: str) -> TaskRecord | None:
-        """Stop the trainer (SIGTERM, then SIGKILL) and mark the task failed with error "cancelled"."""
-        record = self.get(task_id)
-        if record is None or record.state().value in ("success", "failure"):
-            return record
-        with self._lock:
-            running = self._running.get(task_id)
-            if running is not None:
-                running.cancelled = True
-            self._patch(task_id, {"phase": Phase.FAILED.value, "reason": Reason.CANCELLED.value, "message": "cancelled",
-                                  "completionTime": utc_now()})
+        """Cancel: the verdict is Failed/Cancelled and the trainer is stopped (SIGTERM, then SIGKILL). Too late
+        once the trainer reported its success or the task ended: the verdict stands (:func:`verdict`)."""
+        with self._lock:  # the reaper's _finish takes it too: whichever is first decides
+            record = self.get(task_id)
+            if record is None or finished(record.status):
+                return record
+            found = verdict(record.status, RunEnd(False, Reason.CANCELLED.value, "cancelled"))
+            self._conclude(task_id, found)
+            running = self._running.get(task_id) if found is not None and found.phase == Phase.FAILED else None
         if running is not None:
             self._terminate(running)
         return self.get(task_id)

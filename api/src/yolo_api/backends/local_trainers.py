@@ -14,7 +14,9 @@ import signal
 import sqlite3
 import subprocess
 import threading
-from dataclasses import dataclass, field
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +26,9 @@ from yolo_api.errors import ApiError
 from yolo_api.settings import ApiSettings
 from yolo_api.sources import check_source
 from yolo_crd.locations import SourceRef, source_ref
+from yolo_crd.outcome import RunEnd, Verdict, finished, verdict
 from yolo_crd.spec import YoloTrainingSpec
-from yolo_crd.status import Phase, Reason, Stage, utc_now
+from yolo_crd.status import Phase, Reason, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +42,6 @@ class Running:
     pid: int
     process: subprocess.Popen[bytes] | None  # None when re-attached after an API restart
     log_path: Path
-    cancelled: bool = field(default=False)
 
 
 def pid_alive(pid: int, task_id: str) -> bool:
@@ -77,6 +79,10 @@ class TrainerProcesses:
     def _lookup(self, ref: SourceRef) -> TaskRecord | None:  # pragma: no cover - the backend's
         raise NotImplementedError
 
+    def retire(self) -> Sequence[str]:  # pragma: no cover - the backend's
+        """Delete the tasks whose retention passed (the backend's)."""
+        raise NotImplementedError
+
     def running_trainers(self) -> dict[str, int]:
         """Task id → trainer pid of every trainer this API is following."""
         return {task_id: running.pid for task_id, running in self._running.items()}
@@ -104,10 +110,14 @@ class TrainerProcesses:
                 self._finish(task_id, None, lost=True)
 
     def _loop(self) -> None:
+        next_retire = 0.0
         while not self._stopping.is_set():
             try:
                 self._reap()
                 self._launch()
+                if time.monotonic() >= next_retire:  # --retain-days: once a minute is on time enough
+                    next_retire = time.monotonic() + 60
+                    self.retire()
             except Exception:  # keep scheduling; the error is logged with its traceback
                 log.exception("local scheduler step failed")
             self._wake.wait(self.settings.poll_interval)
@@ -124,38 +134,39 @@ class TrainerProcesses:
             else:
                 code = None
             del self._running[task_id]
-            if not running.cancelled:
-                self._finish(task_id, code, log_path=running.log_path)
+            self._finish(task_id, code, log_path=running.log_path)
 
     def _finish(self, task_id: str, code: int | None, *, lost: bool = False, log_path: Path | None = None) -> None:
-        """Set the phase from what the trainer reported; explain a trainer that died without reporting.
+        """Write the verdict on a trainer that ended (:func:`yolo_crd.outcome.verdict`): its own report
+        decides, and one that died without a word is explained with where its log is.
 
-        Under the backend's lock, like a cancel: one of the two decides, never both in turn.
+        Under the backend's lock, like a cancel: whichever comes first decides, the other finds it final.
         """
         with self._lock:
-            self._finish_locked(task_id, code, lost=lost, log_path=log_path)
-
-    def _finish_locked(self, task_id: str, code: int | None, *, lost: bool, log_path: Path | None) -> None:
-        record = self.get(task_id)
-        status = record.status if record else None
-        done = utc_now()
-        if status is not None and status.stage == Stage.COMPLETED and status.final_metrics is not None:
-            self._patch(task_id, {"phase": Phase.SUCCEEDED.value, "completionTime": done})
-            return
-        patch: dict[str, Any] = {"phase": Phase.FAILED.value, "completionTime": done}
-        if status is not None and status.training_failure is not None:
-            patch.update(reason=status.training_failure.reason, message=status.training_failure.message)
-        else:
+            record = self.get(task_id)
+            status = record.status if record else None
+            if record is None or finished(status):
+                return  # a cancel (or an earlier finish) already gave the verdict
             where = f"its log: {log_path or self.log_path(task_id)} (GET /tasks/{task_id}/logs)"
             if lost:
-                error = f"训练进程已中断 (the trainer process ended while the API was not running); {where}"
+                end = RunEnd(False, Reason.TRAINER_EXITED.value,
+                             f"训练进程已中断 (the trainer process ended while the API was not running); {where}")
+            elif code == 0:
+                end = RunEnd(True)
             elif code is not None and code < 0:
-                error = f"the trainer was killed by signal {signal_name(-code)}; {where}"
+                end = RunEnd(False, Reason.TRAINER_EXITED.value,
+                             f"the trainer was killed by signal {signal_name(-code)}; {where}")
             else:
                 last = tail(log_path) if log_path else ""
-                error = f"trainer exited with code {code}" + (f": {last}" if last else "") + f"; {where}"
-            patch.update(reason=Reason.TRAINER_EXITED.value, message=error)
-        self._patch(task_id, patch)
+                end = RunEnd(False, Reason.TRAINER_EXITED.value,
+                             f"trainer exited with code {code}" + (f": {last}" if last else "") + f"; {where}")
+            self._conclude(task_id, verdict(status, end))
+
+    def _conclude(self, task_id: str, found: Verdict | None) -> None:
+        """Write a verdict as the operator would: phase, reason, message and completion time."""
+        if found is not None:
+            self._patch(task_id, {"phase": found.phase.value, "reason": found.reason, "message": found.message,
+                                  "completionTime": utc_now()})
 
     def _launch(self) -> None:
         free = self.settings.max_parallel - len(self._running)
@@ -175,8 +186,9 @@ class TrainerProcesses:
             try:  # the source succeeded at submit, and a finished training never changes
                 source = check_source(YoloTrainingSpec.model_validate(raw), self._lookup, namespace=None, local=True)
             except ApiError as exc:
-                self._patch(task_id, {"phase": Phase.FAILED.value, "reason": Reason.MODEL_NOT_FOUND.value,
-                                      "message": str(exc.data["errors"][0]["msg"]), "completionTime": utc_now()})
+                record = self.get(task_id)
+                self._conclude(task_id, verdict(record.status if record else None, RunEnd(
+                    False, Reason.MODEL_NOT_FOUND.value, str(exc.data["errors"][0]["msg"]))))
                 return
         env = {
             **os.environ,

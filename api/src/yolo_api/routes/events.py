@@ -82,7 +82,7 @@ async def task_events(task_id: TaskId, request: Request) -> Response:
     terminal state. 204 when ``Last-Event-ID`` shows the client already has the end."""
     record = await readable(request, task_id)  # 401/404 before the stream starts
     last_id = last_event_id(request)
-    if last_id is not None and last_id % 2 == 1 and record.state() in TERMINAL:
+    if last_id is not None and last_id % 2 == 1 and record.final():
         return Response(status_code=204)  # its id says the client has the end
     since = None if last_id is None else last_id // 2
     backend = await get_backend(request)
@@ -117,7 +117,7 @@ async def _stream(backend: TaskBackend, task_id: str, lang: str, poll: float, si
                 last, seen = body, record.version if seen is None else max(seen, record.version)
                 yield ServerSentEvent(body.decode(), event="status", id=str(2 * seen), retry=retry)
                 retry = None
-            if record.state() in TERMINAL:
+            if record.final():  # only a verdict no later event can change ends the stream
                 end = {"task_id": task_id, "status": record.state().value}
                 yield ServerSentEvent(json.dumps(end), event="end", id=str(2 * max(seen or 0, record.version) + 1),
                                       retry=retry)

@@ -6,10 +6,11 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from yolo_api import admission
 from yolo_api.auth import CREATE, DELETE, GET, LIST
 from yolo_api.backends import TaskBackend, TaskRecord
 from yolo_api.deps import BackendDep, CallerDep, LangDep, get_backend, get_caller, may, require
-from yolo_api.errors import ApiError, request_lang, task_not_found
+from yolo_api.errors import ApiError, request_lang, task_not_found, task_reaped
 from yolo_api.models import TrainRequest
 from yolo_crd.envelope import epoch_metrics_view, message
 
@@ -25,11 +26,16 @@ async def readable(request: Request, task_id: str) -> TaskRecord:
     """The task, if it exists and the caller may read its namespace; else 404 (no existence oracle).
 
     A task the backend's index does not hold (yet: created a moment ago through another replica) is
-    looked up at its source before the answer is 404.
+    looked up at its source before the answer is 404; a finished one that was deleted (reaped by its TTL)
+    answers 404 saying so, to whoever may read its namespace.
     """
     who = await get_caller(request)
     backend = await get_backend(request)
     record = backend.get(task_id) or await run_in_threadpool(backend.lookup, task_id)
+    if record is None:
+        gone = backend.reaped(task_id)
+        if gone is not None and await may(request, who, GET, gone.namespace):
+            raise task_reaped(gone)
     if record is None or not await may(request, who, GET, record.namespace):
         raise task_not_found(task_id)
     return record
@@ -41,6 +47,7 @@ async def train(body: TrainRequest, backend: BackendDep, lang: LangDep, who: Cal
     """Create a training; answers ``{code: 0, message: 任务已提交, data: {task_id, status: pending}}``."""
     await require(request, who, CREATE, backend.namespace_for(body.namespace))
     spec = body.spec if body.names_gpus() else body.spec.model_copy(update={"gpus": backend.default_gpus()})
+    admission.check(spec, request.app.state.settings)  # 422 for a Secret (image, PriorityClass) not allowed
     record = await run_in_threadpool(backend.submit, spec, body.name, body.namespace)
     return {"code": 0, "message": message("submitted", lang), "data": {"task_id": record.task_id, "status": "pending"}}
 
@@ -121,12 +128,17 @@ async def task_logs(task_id: TaskId, request: Request,
 @router.delete("/tasks/{task_id}", summary="Cancel a training")
 async def cancel_task(task_id: TaskId, backend: BackendDep, lang: LangDep, who: CallerDep, request: Request
                       ) -> JSONResponse:
-    """Stop a training; a finished one is left as it is. Answers its envelope after cancelling."""
+    """Stop a training; a finished one is left as it is. Answers its envelope after cancelling: 200 with the
+    verdict (cancelled, or the success the cancel came too late for), or 202 while the operator has still
+    to conclude (message ``cancel requested``; the envelope shows where the training is)."""
     await require(request, who, DELETE, (await readable(request, task_id)).namespace)
     record = await run_in_threadpool(backend.cancel, task_id)
     if record is None:
         raise task_not_found(task_id)
     code, body = record.envelope(lang)
+    if not record.final():
+        body["message"] = message("cancel_requested", lang)
+        return JSONResponse(body, status_code=202)
     body["message"] = message("cancelled", lang) if body["data"].get("error") == "cancelled" else body["message"]
     return JSONResponse(body, status_code=200 if code == 500 else code)
 

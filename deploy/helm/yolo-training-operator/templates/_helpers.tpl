@@ -67,3 +67,61 @@ runAsGroup: 10001
 seccompProfile:
   type: RuntimeDefault
 {{- end }}
+
+{{/* Status fields the trainer writes: TRAINER_FIELDS of operator/src/yolo_crd/ownership.py (camelCase, as on the
+wire). tests/unit/test_policies.py renders the chart and holds both lists equal to that table. */}}
+{{- define "yolo.trainerStatusFields" -}}
+stage currentEpoch totalEpochs progress metrics bestEpoch history finalMetrics weightsPath projectPath stopReason
+resumedFromEpoch trainingFailure datasetSkipped artifacts lineage download lastUpdateTime
+{{- end }}
+
+{{/* Status fields the operator writes: OPERATOR_FIELDS of operator/src/yolo_crd/ownership.py. */}}
+{{- define "yolo.operatorStatusFields" -}}
+phase conditions reason message jobName observedGeneration startTime completionTime
+{{- end }}
+
+{{/* A field name as CEL reaches it in a typed object: Kubernetes' escaping of names that are not CEL
+identifiers (reserved words, '_' runs, '.', '-', '/'). */}}
+{{- define "yolo.celField" -}}
+{{- $reserved := list "true" "false" "null" "in" "as" "break" "const" "continue" "else" "for" "function" "if" "import" "let" "loop" "package" "namespace" "return" "var" "void" "while" }}
+{{- if has . $reserved }}__{{ . }}__
+{{- else }}{{ . | replace "__" "__underscores__" | replace "." "__dot__" | replace "-" "__dash__" | replace "/" "__slash__" }}
+{{- end }}
+{{- end }}
+
+{{/* CEL: the list of the named status fields (a space-separated list) that this request changes, set,
+or clears. */}}
+{{- define "yolo.celChangedFields" -}}
+{{- range $i, $field := splitList " " (. | replace "\n" " ") }}
+{{- $f := include "yolo.celField" $field }}
+{{- if $i }}
++ {{ end }}(((has(object.status) && has(object.status.{{ $f }})) ? !(has(oldObject.status) && has(oldObject.status.{{ $f }}) && object.status.{{ $f }} == oldObject.status.{{ $f }}) : (has(oldObject.status) && has(oldObject.status.{{ $f }}))) ? [{{ $field | quote }}] : [])
+{{- end }}
+{{- end }}
+
+{{/* The image prefixes trainings may use, as JSON: trainer.allowedImages, else the chart's own trainer repository. */}}
+{{- define "yolo.allowedImages" -}}
+{{- if .Values.trainer.allowedImages }}{{ toJson .Values.trainer.allowedImages }}
+{{- else }}{{ list .Values.trainer.image.repository | toJson }}
+{{- end }}
+{{- end }}
+
+{{/* The Secrets trainings may name, as JSON: objectStorage.allowedSecrets and the default objectStorage.secretName
+(which every training using s3:// gets anyway). */}}
+{{- define "yolo.allowedSecrets" -}}
+{{- $secrets := .Values.objectStorage.allowedSecrets | default list }}
+{{- with .Values.objectStorage.secretName }}{{ $secrets = append $secrets . }}{{ end }}
+{{- $secrets | uniq | toJson }}
+{{- end }}
+
+{{/* The matchResources of the policies' bindings: the watched namespaces, or every namespace. */}}
+{{- define "yolo.policyNamespaces" -}}
+{{- if .Values.operator.watchNamespaces }}
+matchResources:
+  namespaceSelector:
+    matchExpressions:
+      - key: kubernetes.io/metadata.name
+        operator: In
+        values: {{ toJson .Values.operator.watchNamespaces }}
+{{- end }}
+{{- end }}
