@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # Build the operator, API and trainer images from the repository root; see docs/images.md.
+# What a machine needs is detected here, in one place, and said on the first lines of the output:
+#   - podman on a machine whose cgroup layout crun refuses (CI's: hybrid, runc installed): the repository's
+#     .ci/containers.conf (runc, no default ulimits), unless CONTAINERS_CONF is set;
+#   - no container registry (the upstream python:3.11 slim bookworm neither present nor pullable): a Debian
+#     bookworm base made from Debian's packages (scripts/make-base-image.sh, localhost/yolo-base:bookworm);
+#   - podman with a host CA bundle: pip inside the builds trusts it (--volume it, PIP_CERT), on the host network.
 # Environment (all optional; `make images` passes its variables of the same names):
 #   ENGINE       podman or docker (default: podman where installed, else docker)
 #   TAG          image tag (default dev): yolo-operator:TAG, yolo-api:TAG, yolo-trainer:TAG
-#   BASE         base image of all three (default: each Dockerfile's upstream python:3.11 slim bookworm)
-#   BUILD_FLAGS  more flags for every build, e.g. CI's network and CA bundle (.ci/run)
+#   BASE         base image of all three (default: detected as above)
+#   BUILD_FLAGS  more flags for every build (default: detected as above)
 #   IMAGES       which of operator, api, trainer to build (default: all three)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,10 +19,36 @@ if [ -z "$engine" ]; then
   if command -v podman >/dev/null; then engine=podman; else engine=docker; fi
 fi
 tag=${TAG:-dev}
-read -r -a flags <<< "${BUILD_FLAGS:-}"
-if [ -n "${BASE:-}" ]; then
-  flags+=(--build-arg "BASE=$BASE")
+upstream=python:3.11.11-slim-bookworm
+if [ "$engine" = podman ] && [ -z "${CONTAINERS_CONF:-}" ]; then
+  conf=$(./scripts/containers-conf.sh)
+  if [ -n "$conf" ]; then
+    export CONTAINERS_CONF="$conf"
+    echo "images: hybrid cgroups: podman runs with $CONTAINERS_CONF (runc)"
+  fi
 fi
+base=${BASE:-}
+if [ -z "$base" ]; then
+  if "$engine" image inspect "$upstream" >/dev/null 2>&1 || timeout 120 "$engine" pull -q "$upstream" >/dev/null 2>&1; then
+    base=$upstream
+  else
+    base=localhost/yolo-base:bookworm
+    echo "images: $upstream cannot be had (no registry): building on $base, made from Debian's packages"
+    "$engine" image inspect "$base" >/dev/null 2>&1 || ENGINE="$engine" ./scripts/make-base-image.sh "$base"
+  fi
+fi
+if [ -n "${BUILD_FLAGS+set}" ]; then
+  read -r -a flags <<< "$BUILD_FLAGS"
+else
+  flags=()
+  ca=/etc/ssl/certs/ca-certificates.crt
+  if [ "$engine" = podman ] && [ -f "$ca" ]; then
+    flags=(--network host --volume "$ca:$ca:ro" --build-arg "PIP_CERT=$ca")
+    echo "images: pip in the builds trusts the host's CA bundle ($ca)"
+  fi
+fi
+flags+=(--build-arg "BASE=$base")
+echo "images: $engine, base $base, tag $tag"
 declare -A dockerfiles=([operator]=operator/Dockerfile [api]=api/Dockerfile [trainer]=trainer_image/Dockerfile)
 for name in ${IMAGES:-operator api trainer}; do
   dockerfile=${dockerfiles[$name]:?"unknown image $name (operator, api or trainer)"}

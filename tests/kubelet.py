@@ -7,14 +7,14 @@ done by whoever does it on a real cluster:
 * it registers a Node and keeps its Lease and Ready condition fresh, as a kubelet does; on a real
   cluster the Node is tainted ``yolo-operator.io/local-kubelet=true:NoSchedule`` and a training asks for
   it with :meth:`LocalKubelet.placement` (so no other pod lands here, and no trainer on a real node);
-* **on a real control plane** (kube-controller-manager and kube-scheduler hold their leader Leases) the
-  real scheduler binds our pods to it, the real Job controller creates and counts them, the real garbage
-  collector removes them;
+* **on a real control plane** (kube-controller-manager and kube-scheduler hold their leader Leases, or,
+  run without leader election, kube-system's ``default`` ServiceAccount exists) the real scheduler binds
+  our pods to it, the real Job controller creates and counts them, the real garbage collector removes them;
 * **on the emulator or a bare kube-apiserver** it also steps ``tests/controlplane.py``'s stand-ins for
   the Job controller and the scheduler (``controllers=True`` forces that, ``False`` forbids it).
 
 For each of our pods bound to its node it runs the container's command with the container's environment
-(``valueFrom.secretKeyRef`` read from the API server's Secrets, as a kubelet does: a missing Secret or key
+(``valueFrom.fieldRef`` resolved, ``valueFrom.secretKeyRef`` read from the API server's Secrets, as a kubelet does: a missing Secret or key
 that is not ``optional`` leaves the container waiting with CreateContainerConfigError; the test process's
 own ``AWS_*`` variables never leak into a pod), plus a kubeconfig, so the trainer's Kubernetes sink
 reaches the same API server, and writes the pod's
@@ -26,6 +26,8 @@ Eviction API, as a node drain does (the API server adds ``DisruptionTarget``).
 
 Simplifications: no image pulls, no resource accounting, volumes are not mounted (the trainer's output
 directory is mapped to a local folder per Job that persists across attempts, like a PVC would).
+``tests/podkubelet.py`` is the same node with a container runtime: it runs every pod bound to it from its
+image, with podman.
 """
 
 from __future__ import annotations
@@ -59,18 +61,42 @@ class _Attempt:
     job: str
     process: subprocess.Popen[bytes] | FakeProcess
     log_path: Path | None
+    ready: bool = True
+
+
+def _field(pod: dict[str, Any], path: str) -> str:
+    """A ``fieldRef`` value as a kubelet resolves it (the pod IP is the node's: pods share its network)."""
+    meta, spec = pod["metadata"], pod["spec"]
+    if path.startswith(("metadata.labels['", "metadata.annotations['")):
+        kind, key = path.removeprefix("metadata.").removesuffix("']").split("['")
+        return str((meta.get(kind) or {}).get(key, ""))
+    values = {"metadata.name": meta["name"], "metadata.namespace": meta["namespace"], "metadata.uid": meta["uid"],
+              "spec.nodeName": spec.get("nodeName", ""), "spec.serviceAccountName": spec.get("serviceAccountName", ""),
+              "status.podIP": "127.0.0.1", "status.hostIP": "127.0.0.1"}
+    return values[path]
 
 
 def _control_plane_runs_controllers(api: client.ApiClient) -> bool:
-    """True when kube-controller-manager and kube-scheduler hold fresh leader Leases (a real cluster)."""
+    """True when kube-controller-manager and kube-scheduler run (a real control plane).
+
+    They show it by their fresh leader Leases; run without leader election (as ``../shared/kube`` runs them)
+    they hold none, and the controller-manager shows it by the ``default`` ServiceAccount its ServiceAccount
+    controller makes in kube-system, which a bare kube-apiserver (or the emulator) never has. The scheduler
+    is then taken to run beside it.
+    """
     leases = client.CoordinationV1Api(api)
     try:
         for name in ("kube-controller-manager", "kube-scheduler"):
             renewed = leases.read_namespaced_lease(name, "kube-system").spec.renew_time
             if renewed is None or (dt.datetime.now(dt.UTC) - renewed).total_seconds() > 120:
                 return False
-    except client.ApiException:
-        return False
+    except client.ApiException as exc:
+        if exc.status != 404:
+            return False
+        try:
+            client.CoreV1Api(api).read_namespaced_service_account("default", "kube-system")
+        except client.ApiException:
+            return False
     return True
 
 
@@ -78,8 +104,10 @@ class LocalKubelet:
     """See the module docstring."""
 
     def __init__(self, api: client.ApiClient, kubeconfig: Path, workdir: Path, *, poll: float = 0.2,
-                 fake_trainer: bool = False, controllers: bool | None = None, heartbeat: float = 10.0) -> None:
+                 fake_trainer: bool = False, controllers: bool | None = None, heartbeat: float = 10.0,
+                 taint: bool | None = None) -> None:
         self._api = api
+        self._taint = taint
         self._fake = fake_trainer
         self._core = client.CoreV1Api(api)
         self._sanitize = api.sanitize_for_serialization
@@ -90,12 +118,14 @@ class LocalKubelet:
         if controllers is None:
             controllers = not _control_plane_runs_controllers(api)
         self._control = ControlPlane(api) if controllers else None
+        self.controllers = controllers  # whether it steps the stand-ins of the Job controller and scheduler
         self.node = f"local-kubelet-{uuid.uuid4().hex[:6]}"
         self._running: dict[tuple[str, str], _Attempt] = {}
         self._config_errors: dict[tuple[str, str], str] = {}  # pods waiting for a Secret: what was said
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="local-kubelet", daemon=True)
+        self._addresses: dict[str, Any] = {}  # podIP and hostIP, where the node has a network
         self.started: list[str] = []  # names of the Jobs whose pods were started, in order, one per attempt
         self.heartbeats = 0
 
@@ -135,11 +165,15 @@ class LocalKubelet:
                 if beat >= self._heartbeat_seconds:
                     self._heartbeat()
                     beat = 0.0
-                pods = [self._sanitize(p) for p in self._core.list_pod_for_all_namespaces(label_selector=MANAGED).items]
+                pods = self._list_pods()
                 with self._lock:
                     self._pods(pods)
             except Exception as exc:  # the API server is down: a kubelet keeps its pods and retries
                 log.warning("local kubelet: %s; retrying", exc)
+
+    def _list_pods(self) -> list[dict[str, Any]]:
+        """The pods this node looks at: ours (the trainers), wherever they are bound."""
+        return [self._sanitize(p) for p in self._core.list_pod_for_all_namespaces(label_selector=MANAGED).items]
 
     def _pods(self, pods: list[dict[str, Any]]) -> None:
         present = {(p["metadata"]["namespace"], p["metadata"]["name"]) for p in pods}
@@ -164,14 +198,22 @@ class LocalKubelet:
             elif attempt is not None and (code := attempt.process.poll()) is not None:
                 del self._running[key]
                 self._terminated(pod, code, "Completed" if code == 0 else "Error", self._tail(attempt))
+            elif attempt is not None and not attempt.ready and self._probe(pod):
+                attempt.ready = True
+                self._patch_ready(pod)
 
     # -- one pod -------------------------------------------------------------------------------------
 
-    def _env(self, namespace: str, container: dict[str, Any]) -> dict[str, str] | str:
+    def _env(self, pod: dict[str, Any], container: dict[str, Any]) -> dict[str, str] | str:
         """The container's environment, or why it cannot be made (CreateContainerConfigError's message)."""
+        namespace = pod["metadata"]["namespace"]
         env: dict[str, str] = {}
         for item in container.get("env", []):
-            ref = (item.get("valueFrom") or {}).get("secretKeyRef")
+            source = item.get("valueFrom") or {}
+            if "fieldRef" in source:
+                env[item["name"]] = _field(pod, source["fieldRef"]["fieldPath"])
+                continue
+            ref = source.get("secretKeyRef")
             if ref is None:
                 env[item["name"]] = item.get("value", "")
                 continue
@@ -191,7 +233,7 @@ class LocalKubelet:
     def _start(self, pod: dict[str, Any]) -> None:
         meta, container = pod["metadata"], pod["spec"]["containers"][0]
         namespace, job = meta["namespace"], meta["labels"].get("batch.kubernetes.io/job-name", meta["name"])
-        env = self._env(namespace, container)
+        env = self._env(pod, container)
         if isinstance(env, str):
             if self._config_errors.get((namespace, meta["name"])) != env:  # say it once; retried every poll
                 self._config_errors[(namespace, meta["name"])] = env
@@ -200,30 +242,50 @@ class LocalKubelet:
                      "restartCount": 0, "state": {"waiting": {"reason": "CreateContainerConfigError",
                                                               "message": env}}}]}})
             return
-        if self._fake:
-            process: subprocess.Popen[bytes] | FakeProcess = FakeProcess(env, self._api)
-            log_path = None
-        else:
-            env["YOLO_TRAINER_OUTPUT_DIR"] = str(self._workdir / namespace / job)
-            environ = {k: v for k, v in os.environ.items()
-                       if k != "KUBERNETES_SERVICE_HOST" and not k.startswith("AWS_")}
-            command = container["command"]
-            command = [sys.executable, *command[1:]] if command[0] == "python" else command
-            log_path = self._workdir / f"{meta['name']}.log"
-            with log_path.open("wb") as output:
-                process = subprocess.Popen(command, env={**environ, **env, "KUBECONFIG": str(self._kubeconfig)},
-                                           stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
-        self._running[(namespace, meta["name"])] = _Attempt(meta["name"], job, process, log_path)
+        process, log_path = self._launch(pod, container, env, job)
+        ready = "readinessProbe" not in container
+        self._running[(namespace, meta["name"])] = _Attempt(meta["name"], job, process, log_path, ready)
         self.started.append(job)
         now = utc_now()
-        ready = [{"type": kind, "status": "True", "lastTransitionTime": now}
-                 for kind in ("Initialized", "ContainersReady", "Ready")]
+        conditions = [{"type": kind, "status": "True" if ready or kind == "Initialized" else "False",
+                       "lastTransitionTime": now} for kind in ("Initialized", "ContainersReady", "Ready")]
         scheduled = [c for c in (pod.get("status") or {}).get("conditions") or [] if c.get("type") == "PodScheduled"]
         self._core.patch_namespaced_pod_status(meta["name"], namespace, {"status": {
-            "phase": "Running", "startTime": now, "conditions": scheduled + ready,
+            "phase": "Running", "startTime": now, **self._addresses, "conditions": scheduled + conditions,
             "containerStatuses": [{"name": container["name"], "image": container["image"], "imageID": "",
-                                   "ready": True, "restartCount": 0, "started": True,
+                                   "ready": ready, "restartCount": 0, "started": True,
                                    "state": {"running": {"startedAt": now}}}]}})
+
+    def _launch(self, pod: dict[str, Any], container: dict[str, Any], env: dict[str, str],
+                job: str) -> tuple[subprocess.Popen[bytes] | FakeProcess, Path | None]:
+        """Start the container's process: the trainer's command in this Python (or the fake trainer)."""
+        meta = pod["metadata"]
+        if self._fake:
+            return FakeProcess(env, self._api), None
+        env["YOLO_TRAINER_OUTPUT_DIR"] = str(self._workdir / meta["namespace"] / job)
+        environ = {k: v for k, v in os.environ.items() if k != "KUBERNETES_SERVICE_HOST" and not k.startswith("AWS_")}
+        command = container["command"]
+        command = [sys.executable, *command[1:]] if command[0] == "python" else command
+        log_path = self._workdir / f"{meta['name']}.log"
+        with log_path.open("wb") as output:
+            process = subprocess.Popen(command, env={**environ, **env, "KUBECONFIG": str(self._kubeconfig)},
+                                       stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+        return process, log_path
+
+    def _probe(self, pod: dict[str, Any]) -> bool:
+        """Whether a started container that has a readinessProbe passes it now (the podman node probes)."""
+        return True
+
+    def _patch_ready(self, pod: dict[str, Any]) -> None:
+        meta, container = pod["metadata"], pod["spec"]["containers"][0]
+        now = utc_now()
+        conditions = [c for c in (pod.get("status") or {}).get("conditions") or []
+                      if c.get("type") not in ("Ready", "ContainersReady")]
+        conditions += [{"type": kind, "status": "True", "lastTransitionTime": now}
+                       for kind in ("ContainersReady", "Ready")]
+        statuses = (pod.get("status") or {}).get("containerStatuses") or [{"name": container["name"]}]
+        self._core.patch_namespaced_pod_status(meta["name"], meta["namespace"], {"status": {
+            "conditions": conditions, "containerStatuses": [{**statuses[0], "ready": True}]}})
 
     def _terminated(self, pod: dict[str, Any], code: int, reason: str, message: str) -> None:
         meta, container = pod["metadata"], pod["spec"]["containers"][0]
@@ -243,8 +305,7 @@ class LocalKubelet:
             return ""
         return attempt.log_path.read_bytes()[-2048:].decode(errors="replace")
 
-    @staticmethod
-    def _kill(attempt: _Attempt) -> None:
+    def _kill(self, attempt: _Attempt) -> None:
         if isinstance(attempt.process, subprocess.Popen) and attempt.process.poll() is None:
             os.killpg(attempt.process.pid, signal.SIGKILL)
             attempt.process.wait()
@@ -261,7 +322,8 @@ class LocalKubelet:
                 "tolerations": [{"key": TAINT, "operator": "Equal", "value": "true", "effect": "NoSchedule"}]}
 
     def _register_node(self) -> None:
-        taints = [] if self._control is not None else [{"key": TAINT, "value": "true", "effect": "NoSchedule"}]
+        tainted = self._control is None if self._taint is None else self._taint
+        taints = [{"key": TAINT, "value": "true", "effect": "NoSchedule"}] if tainted else []
         self._core.create_node({"metadata": {"name": self.node, "labels": {"kubernetes.io/hostname": self.node}},
                                 "spec": {"taints": taints}})
         client.CoordinationV1Api(self._api).create_namespaced_lease("kube-node-lease", {

@@ -53,4 +53,6 @@ def kubelet(kube: client.ApiClient, request: pytest.FixtureRequest, tmp_path: Pa
     if not request.config.getoption("--local-kubelet"):
         pytest.skip("needs --local-kubelet (or GPU nodes that can pull the trainer image)")
     with LocalKubelet(kube, Path(os.environ["KUBECONFIG"]), tmp_path, poll=0.5) as node:
+        if os.environ.get("YOLO_E2E_CONTROLLERS") == "real":  # make e2e-local: only the node may be played
+            assert not node.controllers, "the stand-in node took this control plane for a bare kube-apiserver"
         yield node

@@ -56,8 +56,14 @@ def test_a_deadline_after_the_final_report_leaves_the_success_standing(kube: cli
 
 def test_the_spec_is_immutable_but_for_suspend(kube: client.ApiClient, namespace: str) -> None:
     custom = client.CustomObjectsApi(kube)
-    create(kube, namespace, "fixed", hyperparameters={"lr0": 0.01})
+    create(kube, namespace, "fixed", hyperparameters={"lr0": 0.01}, tolerations=[{"key": "a", "operator": "Exists"}],
+           affinity={"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+               {"matchExpressions": [{"key": "gpu", "operator": "In", "values": ["a100"]}]}]}}})
     for change in ({"epochs": 9}, {"model": "yolov8s.yaml"}, {"hyperparameters": {"lr0": 0.5}},
+                   {"hyperparameters": {"lr0": None, "optimizer": "SGD"}},  # a key swapped at the same size
+                   {"tolerations": [{"key": "a", "effect": "NoSchedule"}]},
+                   {"affinity": {"nodeAffinity": None, "podAffinity": {
+                       "requiredDuringSchedulingIgnoredDuringExecution": [{"topologyKey": "zone"}]}}},
                    {"image": "elsewhere/trainer:1"}, {"ttlSecondsAfterFinished": 5}):
         with pytest.raises(client.ApiException) as refused:
             custom.patch_namespaced_custom_object(G, V, namespace, P, "fixed", {"spec": change})

@@ -1,6 +1,5 @@
 """The local backend end to end: real trainer subprocesses behind /train and /task_status."""
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -9,6 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from fakes import AUTH, TOKEN
+from waiting import eventually
 from yolo_api.app import create_app
 from yolo_api.settings import ApiSettings
 
@@ -37,16 +37,16 @@ def body(dataset: Path, **extra: Any) -> dict[str, Any]:
 def poll(client: TestClient, task_id: str, timeout: float = 240) -> list[dict[str, Any]]:
     """Poll like a front end would, until a terminal state; return every envelope seen."""
     seen: list[dict[str, Any]] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def finished() -> bool:
         response = client.get(f"/task_status/{task_id}")
         envelope = response.json()
         assert response.status_code == (500 if envelope["data"]["status"] == "failure" else 200)
         seen.append(envelope)
-        if envelope["data"]["status"] in ("success", "failure"):
-            return seen
-        time.sleep(0.2)
-    raise AssertionError(f"task {task_id} did not finish: {seen[-1]}")
+        return envelope["data"]["status"] in ("success", "failure")
+
+    eventually(finished, timeout=timeout, interval=0.2)
+    return seen
 
 
 def test_train_walks_pending_progress_success(api: TestClient, dataset3: Path) -> None:
@@ -65,12 +65,13 @@ def test_train_walks_pending_progress_success(api: TestClient, dataset3: Path) -
     assert listed[0]["task_id"] == task_id and listed[0]["status"] == "success"
 
 
-def test_missing_model_fails_with_500_code_1_naming_the_file(api: TestClient, dataset3: Path, tmp_path: Path) -> None:
+def test_a_missing_model_is_refused_at_submit_naming_the_file(api: TestClient, dataset3: Path, tmp_path: Path) -> None:
     missing = tmp_path / "weights" / "missing.pt"
-    task_id = api.post("/train", json=body(dataset3, model=str(missing))).json()["data"]["task_id"]
-    final = poll(api, task_id, timeout=60)[-1]
-    assert final["code"] == 1 and final["message"] == "训练失败"
-    assert str(missing) in final["data"]["error"] and final["data"]["reason"] == "ModelNotFound"
+    response = api.post("/train", json=body(dataset3, model=str(missing)))
+    assert response.status_code == 422 and response.json()["code"] == 1
+    (error,) = response.json()["data"]["errors"]
+    assert error["loc"] == ["body", "model"] and error["msg"] == f"model file {missing} does not exist"
+    assert api.get("/tasks").json()["data"]["total"] == 0  # not a task that fails minutes later
 
 
 @pytest.mark.parametrize("field", ["data", "model"])
@@ -90,9 +91,8 @@ def test_storage_is_refused_locally(api: TestClient, dataset3: Path) -> None:
 def test_queue_and_cancel(api: TestClient, dataset3: Path) -> None:
     first = api.post("/train", json=body(dataset3, epochs=50)).json()["data"]["task_id"]
     second = api.post("/train", json=body(dataset3)).json()["data"]["task_id"]
-    deadline = time.monotonic() + 60
-    while api.get(f"/task_status/{first}").json()["data"]["status"] != "progress" and time.monotonic() < deadline:
-        time.sleep(0.2)
+    eventually(lambda: api.get(f"/task_status/{first}").json()["data"]["status"] == "progress", timeout=60,
+               interval=0.2)
     assert api.get(f"/task_status/{second}").json()["data"]["status"] == "pending"  # max_parallel = 1
     cancelled = api.delete(f"/tasks/{second}").json()
     assert cancelled["data"]["error"] == "cancelled"
@@ -100,8 +100,13 @@ def test_queue_and_cancel(api: TestClient, dataset3: Path) -> None:
     assert response.status_code == 200 and response.json()["data"]["status"] == "failure"
     final = poll(api, first, timeout=30)[-1]
     assert final["data"]["error"] == "cancelled" and final["data"]["reason"] == "Cancelled"
-    time.sleep(1.0)  # the scheduler must not start the cancelled second task
+    third = api.post("/train", json=body(dataset3, epochs=50)).json()["data"]["task_id"]
+    # the queue moved past the cancelled second task (queued before the third): it never got a trainer
+    eventually(lambda: api.get(f"/task_status/{third}").json()["data"]["status"] == "progress", timeout=60,
+               interval=0.2)
     assert api.get(f"/task_status/{second}").json()["data"]["error"] == "cancelled"
+    assert api.get(f"/tasks/{second}/logs").status_code == 404  # no trainer ever wrote its log
+    api.delete(f"/tasks/{third}")
 
 
 def test_api_restart_during_a_run_reattaches(tmp_path: Path, dataset3: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -109,17 +114,15 @@ def test_api_restart_during_a_run_reattaches(tmp_path: Path, dataset3: Path, mon
     config = settings(tmp_path, dataset3)
     with TestClient(create_app(config), headers=AUTH) as first:
         task_id = first.post("/train", json=body(dataset3, epochs=3)).json()["data"]["task_id"]
-        deadline = time.monotonic() + 60
-        while first.get(f"/task_status/{task_id}").json()["data"]["status"] != "progress":
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
+        eventually(lambda: first.get(f"/task_status/{task_id}").json()["data"]["status"] == "progress", timeout=60,
+                   interval=0.2)
     with TestClient(create_app(config), headers=AUTH) as second:  # a new API process over the same state directory
         seen = poll(second, task_id)
     assert seen[-1]["data"]["status"] == "success"
 
 
 def test_orphan_left_running_is_marked_failed_on_restart(tmp_path: Path, dataset3: Path) -> None:
-    from yolo_crd import local_store
+    from yolo_io import local_store
 
     config = settings(tmp_path, dataset3)
     conn = local_store.connect(config.state_dir / "state.db")

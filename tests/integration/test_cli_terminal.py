@@ -56,11 +56,11 @@ class Api:
     env: dict[str, str]
     process: subprocess.Popen[str] | None = None
 
-    def start(self) -> None:
+    def start(self, cwd: Path | None = None) -> None:
         port = self.url.rsplit(":", 1)[1]
         self.process = subprocess.Popen(
             [str(BIN / "yolo-api"), "--backend", "local", "--port", port, "--state-dir", str(self.state)],
-            env={**SPAWN_ENV, **self.env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            env={**SPAWN_ENV, **self.env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd)
         eventually(self.ready, timeout=60)
 
     def ready(self) -> bool:
@@ -159,8 +159,8 @@ def test_list_shows_full_ids_and_a_unique_prefix_finds_a_task(api: Api, tmp_path
     assert code == 4 and "the start of several task ids" in one_line(output)
     code, output = run([str(BIN / "yoloctl"), "status", "zzz"], env=api.client_env())
     assert code == 4 and "no training's id starts with 'zzz'" in one_line(output)
-    code, output = run([str(BIN / "yoloctl"), "cancel", ids[1][:8]], env=api.client_env())
-    assert code == 0 and "任务已取消" in output
+    code, output = run([str(BIN / "yoloctl"), "cancel", ids[1][:8]], env={**api.client_env(), "YOLO_LANG": "zh"})
+    assert code == 0 and "任务已取消" in output  # the spec's language, asked for
     code, output = run([str(BIN / "yoloctl"), "list", "--state", "cancelled"], env=api.client_env())
     assert ids[1] in output and ids[0] not in output
 
@@ -231,3 +231,17 @@ def test_help_says_what_is_printed_and_the_defaults() -> None:
 def test_the_trainer_without_arguments_says_what_it_needs() -> None:
     code, output = run([sys.executable, "-m", "yolo_trainer"])
     assert code == 2 and "nothing to train: give --model and --data" in one_line(output)
+
+
+def test_logs_show_what_the_terminal_showed_cut_at_a_whole_character(api: Api, tmp_path: Path) -> None:
+    """Colour codes removed, a carriage-return progress line as it ended, and a --max-bytes cut that falls
+    inside a character (the API reads bytes) starts at the next whole one."""
+    task_id = run([str(BIN / "yoloctl"), "submit", "yolov8n.yaml", str(tmp_path / "data" / "d.yaml"), "--epochs",
+                   "1"], env=api.client_env())[1].split()[0]
+    eventually(lambda: httpx.get(f"{api.url}/tasks/{task_id}", headers=api.headers).json()["data"]["status"]
+               == "success", timeout=60)
+    tail = "训练 started\n  1/1  50%|█████     |\r  1/1 100%|██████████|\r\n\x1b[32m\x1b[1mdone\x1b[0m\x1b[K\n"
+    (api.state / "logs" / f"{task_id}.log").write_bytes(b"earlier lines\n" + tail.encode())
+    cut = len(tail.encode()) - 1  # one byte into 训
+    code, output = run([str(BIN / "yoloctl"), "logs", task_id, "--max-bytes", str(cut)], env=api.client_env())
+    assert code == 0 and output.replace("\r\n", "\n") == "练 started\n  1/1 100%|██████████|\ndone\n", repr(output)

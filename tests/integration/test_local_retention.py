@@ -9,7 +9,7 @@ from fakes import AUTH, TOKEN
 from yolo_api.app import create_app
 from yolo_api.backends.local import LocalBackend
 from yolo_api.settings import ApiSettings
-from yolo_crd import local_store
+from yolo_io import local_store
 
 FINAL = {"mAP50": 0.5, "mAP50-95": 0.3, "precision": 0.6, "recall": 0.5, "f1_score": 0.5455}
 

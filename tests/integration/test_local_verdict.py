@@ -7,6 +7,7 @@ checked whether the task had already ended, so a Cancelled task became TrainerEx
 """
 
 import random
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 
 from yolo_api.backends.local import LocalBackend
 from yolo_api.settings import ApiSettings
-from yolo_crd import local_store
+from yolo_io import local_store
 
 FINAL = {"mAP50": 0.5, "mAP50-95": 0.3, "precision": 0.6, "recall": 0.5, "f1_score": 0.5455}
 REPORT = {"stage": "completed", "finalMetrics": FINAL, "weightsPath": "/runs/t/weights/best.pt"}
@@ -38,9 +39,10 @@ def race(backend: LocalBackend, task_id: str, code: int, reported: bool, trainer
         except BaseException as exc:
             errors.append(exc)
 
-    steps = [lambda: backend.cancel(task_id), lambda: backend._finish(task_id, code)]
+    steps = [lambda: backend.cancel(task_id), lambda: backend.trainers._finish(task_id, code)]
     if trainer_report_races:
-        steps.append(lambda: local_store.patch_status(backend._conn, task_id, REPORT))
+        trainer = local_store.connect(backend.state_dir / "state.db")  # a trainer is another process: its own connection
+        steps.append(lambda: local_store.patch_status(trainer, task_id, REPORT))
     elif reported:
         local_store.patch_status(backend._conn, task_id, REPORT)
     rng.shuffle(steps)  # the thread released last by the barrier tends to run first
@@ -74,7 +76,7 @@ def test_a_cancel_racing_a_finish_gives_one_verdict(backend: LocalBackend, train
             assert status.final_metrics is not None
         # the verdict is final: a late finish or cancel changes nothing
         before = backend.get(task_id)
-        backend._finish(task_id, 1)
+        backend.trainers._finish(task_id, 1)
         backend.cancel(task_id)
         after = backend.get(task_id)
         assert before is not None and after is not None and after.status == before.status
@@ -90,3 +92,29 @@ def test_the_store_refuses_to_move_a_finished_phase(backend: LocalBackend) -> No
         local_store.patch_status(backend._conn, "done", {"phase": "Succeeded"})
     assert local_store.patch_status(backend._conn, "done", {"stage": "completed"})
     assert local_store.read_status(backend._conn, "done")["phase"] == "Failed"
+
+
+def test_a_success_landing_between_a_cancels_read_and_write_stands(backend: LocalBackend,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The trainer is another process and writes its final report without the backend's lock: when it lands
+    after the cancel read the task but before it wrote, the store refuses Failed and the cancel decides again."""
+    import yolo_api.backends.local as local
+
+    local_store.insert_task(backend._conn, "late", "late", {"epochs": 1})
+    local_store.patch_status(backend._conn, "late", {"phase": "Running", "stage": "training"})
+    decide = local.verdict
+    seen: list[str] = []
+
+    def report_then_decide(status: object, end: object) -> object:
+        if not seen:  # the trainer's final report commits right after the cancel's read
+            local_store.patch_status(sqlite3.connect(backend.state_dir / "state.db", isolation_level=None),
+                                     "late", REPORT)
+            seen.append(backend.get("late").state().value)  # type: ignore[union-attr]
+        return decide(status, end)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(local, "verdict", report_then_decide)
+    backend.cancel("late")
+    record = backend.get("late")
+    assert seen == ["success"]  # what a poller was answered in between...
+    assert record is not None and record.status is not None and record.status.phase is not None
+    assert (record.status.phase.value, record.envelope()[1]["data"]["status"]) == ("Succeeded", "success")  # ...stands

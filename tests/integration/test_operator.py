@@ -6,7 +6,6 @@ left deletions hanging, unretried event handlers, and observedGeneration that ne
 """
 
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -51,6 +50,15 @@ def events_for(api_server: ApiServer, name: str) -> list[str]:
             if (e.get("involvedObject") or {}).get("name") == name]
 
 
+def handled(api_server: ApiServer, name: str) -> bool:
+    """Whether kopf has finished handling the training's latest spec (it stores what it handled last, and
+    keeps no progress of handlers still to run or retry)."""
+    annotations = ((api_server.emulator.get(P, NS, name) or {}).get("metadata") or {}).get("annotations") or {}
+    pending = [key for key in annotations if key.startswith(f"{G}/")
+               and key not in (f"{G}/last-handled", f"{G}/kopf-managed", f"{G}/cancel")]
+    return f"{G}/last-handled" in annotations and not pending
+
+
 def jobs_of(api_server: ApiServer, training: dict[str, Any]) -> list[dict[str, Any]]:
     uid = training["metadata"]["uid"]
     return [j for j in api_server.emulator.find("jobs", NS)
@@ -77,7 +85,7 @@ def test_create_builds_one_job_rbac_pending_status_and_an_event(kube: client.Api
     with KopfRunner(OPERATOR) as runner:
         training = create(kube, "shapes", gpus=1)
         eventually(lambda: status_of(api_server, "shapes").get("jobName"))
-        time.sleep(1.0)  # let any duplicate reconciliation happen
+        eventually(lambda: handled(api_server, "shapes"))  # kopf is done with it: no reconcile is left to run
     assert runner.exit_code == 0, runner.output
     child = f"shapes-{training['metadata']['uid'][:8]}"
     [job] = api_server.emulator.find("jobs", NS)
@@ -144,7 +152,7 @@ def test_invalid_spec_fails_permanently_without_a_job(kube: client.ApiClient, ap
         create(kube, "worse", gpus=1, device="cpu")
         eventually(lambda: status_of(api_server, "bad").get("phase") == status_of(api_server, "worse").get("phase")
                    == "Failed")
-        time.sleep(1.0)
+        eventually(lambda: handled(api_server, "bad") and handled(api_server, "worse"))  # no retry is left to run
     assert runner.exit_code == 0, runner.output
     status = status_of(api_server, "bad")
     assert status["reason"] == "InvalidSpec" and "trainer chooses where outputs are written" in status["message"]

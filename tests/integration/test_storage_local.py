@@ -204,7 +204,7 @@ def test_a_run_resumes_from_last_pt_in_s3_without_its_run_directory(s3_env: S3Se
     done = subprocess.run([sys.executable, "-m", "yolo_trainer"], env=env, capture_output=True, text=True,
                           timeout=300, check=False)
     assert done.returncode == 0, done.stdout[-3000:]
-    from yolo_crd import local_store
+    from yolo_io import local_store
 
     status = local_store.read_status(local_store.connect(tmp_path / "state.db"), "resume-1")
     assert status is not None and status["stage"] == "completed" and status["resumedFromEpoch"] >= 1, status

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from apiserver import ApiServer
-from yolo_crd import local_store
 from yolo_crd.spec import YoloTrainingSpec
 from yolo_crd.status import f1_score
+from yolo_io import local_store
 from yolo_trainer.reporter import compose
 from yolo_trainer.runner import run
 from yolo_trainer.settings import TrainerSettings

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from fakes import AUTH, TOKEN, MemoryBackend
 from yolo_api.app import create_app
 from yolo_api.settings import ApiSettings
+from yolo_crd.spec import YoloTrainingSpec
 
 FINAL = {"mAP50": 0.3317, "mAP50-95": 0.2322, "precision": 0.9957, "recall": 0.3333, "f1_score": 0.4995}
 
@@ -202,3 +203,34 @@ def test_logs_are_read_like_the_task(http: TestClient, backend: MemoryBackend) -
     backend.logs_by_task[task] = "line 1\nline 2\n"
     assert http.get(f"/tasks/{task}/logs?max_bytes=7").text == "line 2\n"
     assert http.get(f"/tasks/{task}/logs", headers={"Authorization": "Bearer wrong-token-0123456789"}).status_code == 401
+
+
+def test_the_train_body_in_openapi_is_the_spec_with_its_bounds_and_descriptions(http: TestClient) -> None:
+    schema = http.get("/openapi.json").json()["components"]["schemas"]["TrainRequest"]
+    fields = schema["properties"]
+    spec = YoloTrainingSpec.model_json_schema(by_alias=False)["properties"]  # the API takes snake_case keys
+    assert set(fields) == set(spec) | {"name", "namespace"}
+    assert (fields["epochs"]["minimum"], fields["epochs"]["maximum"]) == (1, 10000)
+    assert (fields["imgsz"]["minimum"], fields["imgsz"]["maximum"]) == (32, 8192)
+    for key in ("resources", "active_deadline_seconds", "backoff_limit", "queue_name", "tolerations",
+                "node_selector", "priority_class_name", "affinity", "image", "suspend", "ttl_seconds_after_finished"):
+        assert fields[key].get("description") == spec[key]["description"], key
+    assert all(field.get("description") for field in fields.values())
+
+
+def test_cluster_fields_and_both_spellings_reach_the_spec(http: TestClient, backend: MemoryBackend) -> None:
+    response = http.post("/train", json={
+        "model": "m.yaml", "data": "d.yaml", "gpus": 0, "resources": {"requests": {"cpu": "500m", "memory": "2Gi"}},
+        "activeDeadlineSeconds": 600, "backoff_limit": 2, "queue_name": "team-a", "priorityClassName": "low"})
+    assert response.status_code == 200, response.text
+    spec = backend.submitted[0]
+    assert spec.resources is not None and spec.resources.requests == {"cpu": "500m", "memory": "2Gi"}
+    assert (spec.active_deadline_seconds, spec.backoff_limit, spec.queue_name, spec.priority_class_name) == (
+        600, 2, "team-a", "low")
+    assert http.post("/train", json={"model": "m.yaml", "data": "d.yaml", "backoff_limit": 101}).status_code == 422
+
+
+def test_the_openapi_of_tasks_says_what_status_and_state_each_mean(http: TestClient) -> None:
+    description = http.get("/openapi.json").json()["paths"]["/tasks"]["get"]["description"]
+    assert "``status``: the spec's state" in description and "``cancelled`` for a training that was cancelled" \
+        in description

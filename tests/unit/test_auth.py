@@ -2,18 +2,24 @@
 
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
+from starlette.routing import Route
 
 from fakes import AUTH, TOKEN, MemoryBackend
 from yolo_api.app import create_app
-from yolo_api.auth import Principal, StaticToken, TtlCache, load_or_create_token
-from yolo_api.auth_kubernetes import access_review
+from yolo_api.auth import Principal, StaticToken, load_or_create_token
+from yolo_api.auth_kubernetes import STALE_SECONDS, access_review, fresh, remember, review_cache, stale
 from yolo_api.settings import ApiSettings
 
-ROUTES = [("GET", "/task_status/{id}"), ("GET", "/task_status/{id}/events"), ("GET", "/tasks"),
-          ("GET", "/tasks/{id}/metrics"), ("DELETE", "/tasks/{id}"), ("POST", "/train"), ("GET", "/metrics")]
+#: Routes anyone may read: probes, the API's own documentation, the dashboard's page and static files (its data
+#: comes from the routes that need a token). Every other route must answer 401 without a valid token.
+PUBLIC = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/", "/ui",
+          "/favicon.ico"}
 BODY = {"model": "yolov8n.yaml", "data": "d.yaml", "epochs": 3, "gpus": 0}
 
 
@@ -36,18 +42,35 @@ def backend() -> MemoryBackend:
     return MemoryBackend()
 
 
+def routes(app: FastAPI) -> list[tuple[str, str]]:
+    """(method, path) of every route the app serves, included routers walked; static mounts left out."""
+    found: list[tuple[str, str]] = []
+
+    def walk(entries: list[Any]) -> None:
+        for route in entries:
+            if hasattr(route, "original_router"):  # an included router
+                walk(route.original_router.routes)
+            elif isinstance(route, Route | APIRoute):
+                found.extend((method, route.path) for method in sorted(route.methods or ()) if method != "HEAD")
+    walk(list(app.routes))
+    return found
+
+
 def test_every_data_route_needs_a_token(backend: MemoryBackend) -> None:
     task = backend.put(None)
-    with TestClient(create_app(ApiSettings(backend="local", auth_token=TOKEN), backend)) as http:
-        for method, path in ROUTES:
+    app = create_app(ApiSettings(backend="local", auth_token=TOKEN), backend)
+    data_routes = [(method, path) for method, path in routes(app) if path not in PUBLIC]
+    assert {("POST", "/train"), ("GET", "/tasks/{task_id}/artifacts/{name}"), ("GET", "/metrics")} <= set(data_routes)
+    with TestClient(app) as http:
+        for method, path in data_routes:
             for headers in ({}, {"Authorization": "Bearer wrong-token-0000000000"}, {"Authorization": TOKEN}):
-                response = http.request(method, path.format(id=task), headers=headers,
+                response = http.request(method, path.format(task_id=task, name="best.pt"), headers=headers,
                                         json=BODY if method == "POST" else None)
                 assert response.status_code == 401, (method, path, headers)
                 assert response.headers["www-authenticate"].startswith("Bearer")
                 assert response.json()["code"] == 1 and TOKEN not in response.text
-        for path in ("/healthz", "/readyz", "/openapi.json", "/docs"):
-            assert http.get(path).status_code == 200
+        for path in PUBLIC:
+            assert http.get(path).status_code in (200, 307), path
         assert http.get(f"/task_status/{task}", headers=AUTH).status_code == 200
 
 
@@ -105,17 +128,18 @@ def test_access_review_bodies() -> None:
     assert access_review(who, "metrics", None)["spec"]["nonResourceAttributes"] == {"path": "/metrics", "verb": "get"}
 
 
-def test_ttl_cache_expires_and_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reviews_are_fresh_for_their_ttl_kept_stale_for_a_while_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [1000.0]
-    monkeypatch.setattr("yolo_api.auth.time.monotonic", lambda: now[0])
-    cache = TtlCache(max_entries=2)
-    cache.put("a", 1, ttl=10)
+    monkeypatch.setattr("yolo_api.auth_kubernetes.time.monotonic", lambda: now[0])
+    cache = review_cache(max_entries=2)
+    remember(cache, "a", 1, ttl=10)
     now[0] += 11
-    assert cache.get("a") is None and cache.get("a", stale_for=60) == 1
-    cache.put("b", 2, ttl=10)
-    cache.put("c", 3, ttl=10)
-    assert cache.get("a", stale_for=60) is None and cache.get("c") == 3  # the oldest was dropped
-
+    assert fresh(cache, "a") is None and stale(cache, "a") == 1  # the cluster cannot be asked: the old answer
+    now[0] += STALE_SECONDS
+    assert stale(cache, "a") is None  # too old even for that
+    for key in "bcd":
+        remember(cache, key, key, ttl=10)
+    assert stale(cache, "b") is None and fresh(cache, "d") == "d"  # bounded: the least recently used went
 
 
 def test_the_openapi_schema_declares_the_bearer_token(backend: MemoryBackend) -> None:

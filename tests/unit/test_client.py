@@ -1,6 +1,7 @@
 """yoloctl's parts without a server: typed hyperparameters, caller-relative paths, tokens, and following
 the event stream across a restart (httpx's mock transport stands in for the API)."""
 
+import json
 from pathlib import Path
 
 import httpx
@@ -87,3 +88,23 @@ def test_follow_gives_up_when_the_api_stays_away() -> None:
             pytest.raises(CliError) as caught:
         list(follow(http, "t1", give_up_after=0, sleep=lambda _: None))
     assert caught.value.code == EXIT_UNREACHABLE and "gave up" in str(caught.value)
+
+
+def test_a_cancel_the_operator_has_still_to_conclude_is_not_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a cluster DELETE answers 202 (cancel requested) until the operator's verdict; yoloctl used to take
+    anything but 200 as a refusal and exit with an error though the cancel had been made."""
+    from typer.testing import CliRunner
+
+    from yolo_api import client as cli
+
+    task = "0" * 36
+    body = json.dumps({"code": 0, "message": "Cancel requested", "data": {"task_id": task, "status": "progress"}})
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert (request.method, request.url.path) == ("DELETE", f"/tasks/{task}")
+        return httpx.Response(202, text=body, headers={"content-type": "application/json"})
+
+    monkeypatch.setattr(cli, "client", lambda url: httpx.Client(transport=httpx.MockTransport(handler), base_url=url))
+    result = CliRunner().invoke(cli.app, ["cancel", task])
+    assert result.exit_code == 0, result.output
+    assert "Cancel requested" in result.output

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from crd import load_crd, openapi_schema, pruned_paths
 from schema import SchemaError, StructuralSchema
 from yolo_crd import names
+from yolo_crd.hyperparameters import ALLOWED_HYPERPARAMETERS
 from yolo_crd.ownership import OPERATOR_FIELDS, TRAINER_FIELDS
 from yolo_crd.spec import YoloTrainingSpec
 from yolo_crd.status import FinalMetrics, StopReason, TrainingStatus
@@ -109,8 +110,40 @@ def test_every_status_field_has_exactly_one_owner() -> None:
 
 
 def test_a_finished_phase_is_final_on_the_server() -> None:
-    [rule] = openapi_schema()["properties"]["status"]["x-kubernetes-validations"]
+    rule, _ = openapi_schema()["properties"]["status"]["x-kubernetes-validations"]
     assert "oldSelf.phase" in rule["rule"] and "Succeeded" in rule["rule"] and "Failed" in rule["rule"]
+
+
+def test_an_accepted_success_never_becomes_a_failure_on_the_server() -> None:
+    schema = StructuralSchema("YoloTraining", openapi_schema())
+    spec = {"model": "m.yaml", "data": "d.yaml"}
+    final = {"mAP50": 0.5, "mAP50-95": 0.3, "precision": 0.6, "recall": 0.5, "f1_score": 0.5455}
+    reported = schema.admit({"spec": spec, "status": {"phase": "Running", "stage": "completed", "finalMetrics": final}},
+                            None)
+    with pytest.raises(SchemaError, match="already reported its success"):
+        schema.admit({**reported, "status": {**reported["status"], "phase": "Failed", "reason": "Cancelled"}}, reported)
+    schema.admit({**reported, "status": {**reported["status"], "phase": "Succeeded"}}, reported)
+    cancelled = schema.admit({"spec": spec, "status": {"phase": "Failed", "reason": "Cancelled"}}, None)
+    late = {**cancelled, "status": {**cancelled["status"], "stage": "completed", "finalMetrics": final}}
+    schema.admit({**late, "status": {**late["status"], "message": "cancelled"}}, schema.admit(late, cancelled))
+
+
+def test_the_allowed_hyperparameters_are_declared_in_the_crd() -> None:
+    """Declared, so that CEL's immutability rule compares every key (it skips keys of schemaless objects
+    that only one side has); ``cache`` (a bool or a choice) has no structural type and stays undeclared."""
+    declared = openapi_schema()["properties"]["spec"]["properties"]["hyperparameters"]["properties"]
+    expected = {key for key, rule in ALLOWED_HYPERPARAMETERS.items() if rule.kind != "bool_or_choice"}
+    assert set(declared) == expected
+    kinds = {"float": "number", "int": "integer", "bool": "boolean", "choice": "string"}
+    for key in expected:
+        rule = ALLOWED_HYPERPARAMETERS[key]
+        assert declared[key]["type"] == kinds[rule.kind], key
+        if rule.low is not None:
+            assert declared[key]["minimum"] == rule.low, key
+        if rule.high is not None:
+            assert declared[key]["maximum"] == rule.high, key
+        if rule.choices:
+            assert declared[key]["enum"] == list(rule.choices), key
 
 
 def test_every_spec_field_but_suspend_is_immutable_on_the_server() -> None:

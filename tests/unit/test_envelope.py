@@ -10,7 +10,7 @@ from yolo_crd.status import FinalMetrics, TrainingStatus
 
 TASK = "e125f230-d11f-4edc-9e37-1c58a9cedf55"
 
-# The four examples of shared/spec/task_status_api.zh.md, verbatim.
+# The four examples of the user's task-status spec (summarised in docs/task-status-api.md), verbatim.
 SPEC_PENDING = {"code": 0, "message": "任务等待中", "data": {"task_id": TASK, "status": "pending"}}
 SPEC_PROGRESS = {"code": 0, "message": "正在训练", "data": {"task_id": TASK, "status": "progress", "result": {
     "stage": "training", "current_epoch": 5, "total_epochs": 20, "progress": "25.0%"}}}

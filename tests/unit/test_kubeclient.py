@@ -2,7 +2,7 @@
 
 import pytest
 
-from yolo_crd.kubeclient import in_cluster_server
+from yolo_io.kubeclient import in_cluster_server
 
 
 @pytest.mark.parametrize(("host", "port", "server"), [

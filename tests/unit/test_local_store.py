@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from yolo_crd import local_store
+from yolo_io import local_store
 from yolo_trainer.sinks import SinkError
 from yolo_trainer.sinks.local import LocalStatusSink
 

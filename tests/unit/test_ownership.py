@@ -15,10 +15,11 @@ import pytest
 from crd import openapi_schema, pruned_paths
 from yolo_api.backends.local import LocalBackend
 from yolo_api.settings import ApiSettings
-from yolo_crd import local_store, ownership
+from yolo_crd import ownership
 from yolo_crd.ownership import OPERATOR_FIELDS, TRAINER_FIELDS, OwnershipError, check
 from yolo_crd.spec import YoloTrainingSpec
 from yolo_crd.status import FinalMetrics, StopReason, TrainingStatus
+from yolo_io import local_store
 from yolo_operator import translate
 from yolo_operator.sync import Synchronizer
 from yolo_trainer.progress import ProgressTracker, epoch_metrics
@@ -109,14 +110,14 @@ def local_backend_patches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> li
     backend.logs_dir.mkdir(parents=True)
     spec = YoloTrainingSpec(model="yolov8n.yaml", data=str(tmp_path / "d.yaml"))
     first, second = backend.submit(spec, "a", None), backend.submit(spec, "b", None)
-    backend._spawn(first.task_id, "a", "{}")
+    backend.trainers._spawn(first.task_id, "a", "{}")
     backend.cancel(second.task_id)
     for trainer_status, code, lost in (({"stage": "completed", "finalMetrics": FINAL}, 0, False),
                                        ({"stage": "failed", "trainingFailure": {"reason": "X", "message": "m"}}, 1, False),
                                        ({"stage": "training"}, -9, False), ({}, None, True)):
         task = backend.submit(spec, "c", None).task_id
         original(backend._conn, task, trainer_status)
-        backend._finish(task, code, lost=lost)
+        backend.trainers._finish(task, code, lost=lost)
     return sent
 
 

@@ -25,7 +25,7 @@ def run_python(code: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_operator_api_and_contract_import_without_torch() -> None:
-    modules = ["yolo_crd", "yolo_crd.envelope", "yolo_crd.local_store", "yolo_operator", "yolo_api",
+    modules = ["yolo_crd", "yolo_crd.envelope", "yolo_io.local_store", "yolo_operator", "yolo_api",
                "yolo_trainer", "yolo_trainer.sinks.local", "yolo_trainer.reporter", "yolo_trainer.progress"]
     code = BLOCK_HEAVY + "".join(f"import {m}\n" for m in modules) + "print('ok')"
     result = run_python(code)
@@ -48,3 +48,10 @@ def test_the_trainer_image_installs_the_torch_the_tests_run_with() -> None:
     built = dict(re.findall(r"\b(TORCH|TORCHVISION)_VERSION=(\S+)", dockerfile))
     assert {"torch": built["TORCH"], "torchvision": built["TORCHVISION"]} == pinned
     assert '"torch==${TORCH_VERSION}" "torchvision==${TORCHVISION_VERSION}"' in dockerfile
+
+
+def test_every_package_is_in_the_one_wheel_that_every_image_installs() -> None:
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["hatch"]["build"]["targets"]["wheel"]
+                 ["packages"])
+    found = {str(init.parent.relative_to(ROOT)) for init in ROOT.glob("*/src/*/__init__.py")}
+    assert "operator/src/yolo_io" in found and listed == found

@@ -4,6 +4,8 @@ import asyncio
 import datetime as dt
 from typing import Any
 
+import pytest
+
 from yolo_crd.retention import due, reap_at, tombstone
 from yolo_crd.status import TrainingStatus
 from yolo_operator.retention import Reaper, ttl_of
@@ -67,3 +69,44 @@ def test_the_reaper_deletes_what_is_due_and_nothing_else() -> None:
     deleted, waiting = asyncio.run(scenario())
     assert deleted == [("team-a", "t-due", "due")]
     assert waiting == 1  # "later" sleeps until its time; "gone" was dropped when it was deleted
+
+
+class Refusing(Gateway):
+    def __init__(self, status: int, failures: int) -> None:
+        super().__init__()
+        self.status, self.failures, self.calls = status, failures, 0
+
+    def delete_training(self, namespace: str, name: str, uid: str) -> bool:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise type("ApiException", (Exception,), {"status": self.status})()
+        return super().delete_training(namespace, name, uid)
+
+
+@pytest.mark.parametrize(("status", "calls", "deleted"), [(503, 3, 1), (429, 3, 1), (403, 1, 0), (422, 1, 0)])
+def test_the_reaper_retries_only_what_can_succeed(status: int, calls: int, deleted: int) -> None:
+    async def scenario() -> Refusing:
+        gateway = Refusing(status, failures=2)
+        reaper = Reaper(gateway, default_ttl=0, retry_seconds=0.001)  # type: ignore[arg-type]
+        reaper.observe("ADDED", training("due", None, **DONE))
+        for _ in range(50):
+            await asyncio.sleep(0.005)
+        await reaper.close()
+        return gateway
+
+    gateway = asyncio.run(scenario())
+    assert (gateway.calls, len(gateway.deleted)) == (calls, deleted)
+
+
+def test_the_index_remembers_a_finished_training_deleted_while_its_watch_was_away() -> None:
+    """A relist (410 Gone, a reconnect) finds a finished training gone: it was reaped, and says so."""
+    from yolo_api.backends.index import TrainingIndex
+
+    index = TrainingIndex(reaped_retention=3600)
+    done = {**training("done", 60, **DONE), "apiVersion": "yolo-operator.io/v1alpha1"}
+    running = training("running", None, phase="Running")
+    index.replace_all([done, running])
+    index.replace_all([])
+    gone = index.reaped("done")
+    assert gone is not None and gone.ttl_seconds == 60 and gone.namespace == "team-a"
+    assert index.reaped("running") is None and index.get("done") is None

@@ -113,3 +113,19 @@ def test_a_sub_path_stays_inside_its_volume(sub_path: str) -> None:
     with pytest.raises(ValidationError, match="subPath"):
         spec(storage={"volumes": [volume]})
     assert spec(storage={"volumes": [{**volume, "subPath": "team-a/datasets..v2"}]}).storage is not None
+
+
+def test_a_validation_error_reads_as_one_line_the_same_in_every_component() -> None:
+    from pydantic import ValidationError
+
+    from yolo_crd.wire import one_line
+    from yolo_operator.handlers import parse_spec
+
+    try:
+        YoloTrainingSpec.model_validate({"model": "m.exe", "data": "d.yaml", "epochs": 0})
+    except ValidationError as exc:
+        line = one_line(exc)
+    assert line.startswith("model: model must be weights (.pt) or an architecture (.yaml)")
+    assert line.endswith("; epochs: Input should be greater than or equal to 1") and "\n" not in line
+    with pytest.raises(ValueError, match=r"^invalid spec: epochs: Input should be greater than or equal to 1"):
+        parse_spec({"model": "m.yaml", "data": "d.yaml", "epochs": 0})

@@ -159,3 +159,20 @@ def test_boto_errors_are_classified_in_our_own_words(exc: Exception, kind: str, 
     assert error.kind == kind and error.message.startswith("reading s3://b/k")
     assert "secret-ish" not in error.message and "pw@" not in error.message
     assert classify_failure(error, batch=16, imgsz=64).reason.value == reason
+
+
+def test_the_api_and_the_trainer_share_one_storage_error_and_one_client_factory(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import yolo_api.storage
+    import yolo_trainer.storage
+    from yolo_io import s3
+
+    assert yolo_api.storage.StorageError is yolo_trainer.storage.StorageError is s3.StorageError
+    assert yolo_trainer.storage.make_client is s3.make_client and yolo_trainer.storage.classify is s3.classify
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://s3.local:8333")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "key-id-1234")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret-5678")
+    assert yolo_trainer.storage.make_client().meta.endpoint_url == "http://s3.local:8333"
+    signed = yolo_api.storage.make_client("https://public.example.com")
+    assert signed.meta.endpoint_url == "https://public.example.com"
+    assert s3.StorageError("missing", "reading s3://b/k: secret-5678").message == "reading s3://b/k: ***"

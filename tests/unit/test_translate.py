@@ -411,3 +411,15 @@ def test_the_final_report_concludes_at_once_and_the_jobs_end_is_recorded_later()
     assert observe(job([condition("Failed", "DeadlineExceeded")]), [], recorded).patch == {}
     completed = observe(job([condition("Complete", "CompletionsReached")]), [], succeeded)
     assert conditions_of(completed.patch)["JobComplete"] == ("True", "Completed") and completed.events == []
+
+
+def test_a_job_stopped_or_gone_after_the_success_is_recorded_as_such() -> None:
+    """JobComplete never stays Unknown: a Job suspended by a late cancel never completes, and a Job removed
+    by its own TTL before a sync saw it complete did not fail."""
+    reported = status(phase="Running", stage="completed", finalMetrics=FINAL, jobName="t-5b8f0c4e")
+    stopped = observe(job(suspend=True), [], reported)
+    assert stopped.patch["phase"] == "Succeeded"
+    assert conditions_of(stopped.patch)["JobComplete"] == ("False", "Suspended")
+    waiting = after(reported, observe(job(active=1), [pod("Running")], reported).patch)
+    gone = observe(None, [], waiting)
+    assert conditions_of(gone.patch)["JobComplete"] == ("False", "JobDeleted") and gone.events == []

@@ -44,7 +44,7 @@ def make_authenticator(settings: ApiSettings, backend: TaskBackend) -> Authentic
             return StaticToken(settings.auth_token.get_secret_value())
         return StaticToken(load_or_create_token(settings.auth_token_file or settings.state_dir / "api-token"))
     from yolo_api.auth_kubernetes import KubernetesAuth
-    from yolo_crd.kubeclient import load_api_client
+    from yolo_io.kubeclient import load_api_client
 
     api_client = getattr(backend, "api_client", None) or load_api_client()
     return KubernetesAuth(api_client, cache_seconds=settings.auth_cache_seconds)
@@ -140,7 +140,8 @@ def create_app(settings: ApiSettings | None = None, backend: TaskBackend | None 
     # FastAPIOffline: /docs and /redoc served with their scripts from the fastapi-offline package, not a CDN
     app = FastAPIOffline(title="YOLO training API", version="0.1.0", lifespan=lifespan,
                          static_url="/docs-static",
-                         description="Submit YOLOv8 trainings and follow them (shared/spec/task_status_api.zh.md).")
+                         description="Submit YOLOv8 trainings and follow them (the task-status envelope: "
+                                     "docs/task-status-api.md).")
     app.state.backend = chosen
     app.state.settings = settings
     app.state.auth = auth

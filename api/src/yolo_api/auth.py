@@ -18,11 +18,9 @@ import hashlib
 import hmac
 import logging
 import secrets
-import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from starlette.requests import HTTPConnection
 
@@ -57,28 +55,6 @@ class Authenticator(Protocol):
 
     async def allowed(self, who: Principal, action: str, namespace: str | None) -> bool:
         """Whether ``who`` may do ``action`` on trainings in ``namespace`` (None: all namespaces)."""
-
-
-class TtlCache:
-    """A bounded mapping whose entries expire; used from the event loop only (no lock needed)."""
-
-    def __init__(self, max_entries: int = 10_000) -> None:
-        self._entries: OrderedDict[Any, tuple[float, Any]] = OrderedDict()
-        self.max_entries = max_entries
-
-    def get(self, key: Any, stale_for: float = 0.0) -> Any:
-        """The value, or None when absent or expired more than ``stale_for`` seconds ago."""
-        entry = self._entries.get(key)
-        if entry is None or entry[0] + stale_for < time.monotonic():
-            return None
-        return entry[1]
-
-    def put(self, key: Any, value: Any, ttl: float) -> None:
-        """Store ``value`` for ``ttl`` seconds, dropping the oldest entry when full."""
-        self._entries[key] = (time.monotonic() + ttl, value)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
 
 
 def token_key(token: str) -> str:

@@ -12,9 +12,12 @@ an allow.
 
 import asyncio
 import logging
+import time
 from typing import Any
 
-from yolo_api.auth import GET, METRICS, Principal, TtlCache, token_key
+from cachetools import TLRUCache
+
+from yolo_api.auth import GET, METRICS, Principal, token_key
 from yolo_api.errors import ApiError
 from yolo_crd.names import GROUP, PLURAL
 
@@ -40,6 +43,34 @@ def access_review(who: Principal, action: str, namespace: str | None) -> dict[st
             "spec": {k: v for k, v in spec.items() if v is not None}}
 
 
+#: A cached review: (monotonic time until which it is fresh, the answer).
+Entry = tuple[float, Any]
+
+
+def review_cache(max_entries: int = 10_000) -> TLRUCache[Any, Entry]:
+    """A bounded cache of reviews (least recently used dropped first) that keeps each one ``STALE_SECONDS``
+    past its freshness, for answers while the cluster cannot be asked; cachetools drops what is older."""
+    return TLRUCache(max_entries, ttu=lambda _key, entry, _now: entry[0] + STALE_SECONDS,
+                     timer=lambda: time.monotonic())  # noqa: PLW0108 - looked up at each call: tests move the clock
+
+
+def fresh(cache: TLRUCache[Any, Entry], key: Any) -> Any:
+    """The cached answer while it is fresh, else None."""
+    entry = cache.get(key)
+    return entry[1] if entry is not None and entry[0] >= time.monotonic() else None
+
+
+def stale(cache: TLRUCache[Any, Entry], key: Any) -> Any:
+    """The cached answer, fresh or up to ``STALE_SECONDS`` past it, else None."""
+    entry = cache.get(key)
+    return None if entry is None else entry[1]
+
+
+def remember(cache: TLRUCache[Any, Entry], key: Any, answer: Any, ttl: float) -> None:
+    """Cache ``answer`` as fresh for ``ttl`` seconds."""
+    cache[key] = (time.monotonic() + ttl, answer)
+
+
 def unavailable(what: str) -> ApiError:
     """503: the cluster could not be asked; the client should retry."""
     return ApiError(503, "unavailable", {}, detail=f"the cluster's {what} did not answer; retry shortly")
@@ -54,8 +85,8 @@ class KubernetesAuth:
         self._authn = client.AuthenticationV1Api(api_client)
         self._authz = client.AuthorizationV1Api(api_client)
         self.ttl = cache_seconds
-        self._principals = TtlCache()
-        self._decisions = TtlCache()
+        self._principals = review_cache()
+        self._decisions = review_cache()
         self.reviews = 0  # TokenReviews + SubjectAccessReviews sent (for tests and metrics)
 
     async def authenticate(self, token: str | None) -> Principal | None:
@@ -63,42 +94,42 @@ class KubernetesAuth:
         if token is None:
             return None
         key = token_key(token)
-        cached = self._principals.get(key)
+        cached = fresh(self._principals, key)
         if cached is not None:
             return cached or None  # False: a cached rejection
         body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}}
         try:
             status = await self._call(self._authn.create_token_review, body, "TokenReview")
         except ApiError:
-            stale = self._principals.get(key, stale_for=STALE_SECONDS)
-            if stale is None:
+            kept = stale(self._principals, key)
+            if kept is None:
                 raise
-            return stale or None
+            return kept or None
         user = status.get("user") or {}
         who = Principal(name=user.get("username", ""), key=key, groups=tuple(user.get("groups") or ()),
                         uid=user.get("uid") or "", extra=dict(user.get("extra") or {}))
         authenticated = bool(status.get("authenticated")) and bool(who.name)
         if not authenticated and status.get("error"):
             log.info("token rejected by the cluster: %s", status["error"])
-        self._principals.put(key, who if authenticated else False, self.ttl if authenticated else self.ttl / 10)
+        remember(self._principals, key, who if authenticated else False, self.ttl if authenticated else self.ttl / 10)
         return who if authenticated else None
 
     async def allowed(self, who: Principal, action: str, namespace: str | None) -> bool:
         """The cluster authorizer's decision for ``who`` (cached)."""
         cache_key = (who.key, action, namespace)
-        cached = self._decisions.get(cache_key)
+        cached = fresh(self._decisions, cache_key)
         if cached is not None:
             return bool(cached)
         try:
             status = await self._call(self._authz.create_subject_access_review,
                                       access_review(who, action, namespace), "SubjectAccessReview")
         except ApiError:
-            stale = self._decisions.get(cache_key, stale_for=STALE_SECONDS)
-            if stale is None:
+            kept = stale(self._decisions, cache_key)
+            if kept is None:
                 raise
-            return bool(stale)
+            return bool(kept)
         decision = bool(status.get("allowed")) and not status.get("denied")
-        self._decisions.put(cache_key, decision, self.ttl if decision else self.ttl / 10)
+        remember(self._decisions, cache_key, decision, self.ttl if decision else self.ttl / 10)
         return decision
 
     async def _call(self, method: Any, body: dict[str, Any], what: str) -> dict[str, Any]:

@@ -7,6 +7,7 @@ another API holds) ends in one line saying what to change, never a traceback.
 import logging
 import sqlite3
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,6 +16,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from yolo_api.settings import ApiSettings, default_state_dir
+from yolo_crd.wire import one_line
 
 app = typer.Typer(add_completion=False, help="Serve the YOLO training API (and its dashboard at /ui).")
 _FLAGS = {"backend", "host", "port", "state_dir", "namespace", "max_parallel", "retain_days"}
@@ -26,14 +28,15 @@ def fail(text: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _setting(loc: Sequence[Any]) -> str:
+    """A setting as the user gives it: ``--state-dir (YOLO_API_STATE_DIR)``, or its variable alone."""
+    name = str(loc[0]) if loc else "settings"
+    env = name if name.startswith("YOLO_") else f"YOLO_API_{name.upper()}"  # or another component's variable
+    return f"--{name.replace('_', '-')} ({env})" if name in _FLAGS else env
+
+
 def _setting_errors(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors():
-        name = str(error["loc"][0]) if error["loc"] else "settings"
-        env = f"YOLO_API_{name.upper()}"
-        where = f"--{name.replace('_', '-')} ({env})" if name in _FLAGS else env
-        parts.append(f"{where}: {str(error['msg']).removeprefix('Value error, ')}")
-    return "invalid setting " + "; ".join(parts)
+    return "invalid setting " + one_line(exc, _setting)
 
 
 def load_settings(overrides: dict[str, Any]) -> ApiSettings:
@@ -63,8 +66,8 @@ def serve(
         help="local backend: delete finished tasks (row, run directory with its weights, log) this many days after "
              "they finish", show_default="kept")] = None,
 ) -> None:
-    """Run the API until Ctrl+C. Flags override ``YOLO_API_*`` environment variables (e.g.
-    ``YOLO_API_ALLOWED_ROOTS=/data:/models``). On Ctrl+C, local trainings keep running and the next start
+    """Run the API until Ctrl+C. Flags override YOLO_API_* environment variables (e.g.
+    YOLO_API_ALLOWED_ROOTS=/data:/models). On Ctrl+C, local trainings keep running and the next start
     over the same --state-dir re-attaches to them (the API says so, with how to stop them)."""
     import uvicorn
 

@@ -1,11 +1,14 @@
 """``yoloctl``: a small client for the API (either backend): submit, status, watch, list, logs, cancel, download.
 
-Every failure is one line on stderr and an exit code (see ``yoloctl --help``), never a traceback.
+Every failure is one line on stderr and an exit code (see ``yoloctl --help``), never a traceback. Text that
+comes from the server or the user (errors, paths, names) is printed as it is: never read as rich markup
+(where ``[images/train ...]`` would vanish) and never wrapped by rich (a path stays one piece to copy).
 """
 
 import json
 import os
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,8 +17,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
-from yolo_api.client_download import download_artifacts
+from yolo_api.client_download import check_folder, download_artifacts
 from yolo_api.client_http import (
     EXIT_FAILED,
     EXIT_UNREACHABLE,
@@ -24,47 +28,40 @@ from yolo_api.client_http import (
     call,
     client,
     follow,
+    printable_log,
     resolve_id,
 )
-from yolo_crd.hyperparameters import ALLOWED_HYPERPARAMETERS, hyperparameter_error
+from yolo_crd.hyperparameters import HyperValue, parse_hp
 from yolo_crd.locations import TASK_PREFIX, is_s3, source_ref
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, help=(
     "Talk to a YOLO training API. Exit codes: 0 done (watch, status: the training succeeded); 1 the training "
     f"failed or was cancelled; {EXIT_USAGE} a command line that cannot be sent; {EXIT_UNREACHABLE} the API could "
-    "not be reached; 4 the API refused the request (unknown task, missing token, invalid input)."))
-console = Console()
-errors = Console(stderr=True)
+    "not be reached; 4 the API refused the request (unknown task, missing token, invalid input). The API's "
+    "messages are in Chinese when the locale is (LC_ALL, LC_MESSAGES or LANG starting with zh), else in English; "
+    "YOLO_LANG=en or YOLO_LANG=zh overrides the locale."))
+console = Console(highlight=False)
+errors = Console(stderr=True, highlight=False)
 UrlOption = Annotated[str, typer.Option(envvar="YOLO_API_URL", help="base URL of the API")]
 TaskOption = Annotated[str, typer.Argument(help="a task id, or any unique start of one (as `yoloctl list` shows)")]
 DEFAULT_URL = "http://127.0.0.1:8000"
-_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+WIDE = 130  # columns from which `yoloctl list` shows stage, progress and creation time too
 
 
-def parse_hyperparameter(pair: str) -> tuple[str, Any]:
-    """``KEY=VALUE`` typed by the allow-list (``lr0=.01`` is a float, ``cos_lr=true`` a bool), or a usage error."""
-    key, sep, raw = pair.partition("=")
-    key, raw = key.strip(), raw.strip()
-    if not sep or not key or not raw:
-        raise CliError(f"--hp {pair!r}: expected KEY=VALUE, e.g. --hp lr0=0.01", EXIT_USAGE)
-    rule = ALLOWED_HYPERPARAMETERS.get(key)
-    value: Any = raw
-    if rule is not None:
-        unit = f" of {rule.unit}" if rule.unit else ""
-        try:
-            if rule.kind == "float":
-                value = float(raw)
-            elif rule.kind == "int":
-                value = int(raw)
-            elif rule.kind in ("bool", "bool_or_choice") and raw.lower() in _TRUE + _FALSE:
-                value = raw.lower() in _TRUE
-        except ValueError:
-            kind = "an integer" if rule.kind == "int" else "a number"
-            raise CliError(f"--hp {key}: must be {kind}{unit}, got {raw!r}", EXIT_USAGE) from None
-    problem = hyperparameter_error(key, value)
-    if problem:
-        raise CliError(f"--hp {key}: {problem}", EXIT_USAGE)
-    return key, value
+def say(out: Console, text: str) -> None:
+    """Print server or user text as it is: no markup, no highlighting, no wrapping inside a path."""
+    out.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def parse_hyperparameter(pair: str) -> tuple[str, HyperValue]:
+    """``KEY=VALUE`` typed by the allow-list (``lr0=.01`` is a float, ``cos_lr=true`` a bool), or a usage error.
+
+    The parsing is the contract's :func:`~yolo_crd.hyperparameters.parse_hp`, shared with the trainer's ``--hp``.
+    """
+    try:
+        return parse_hp(pair)
+    except ValueError as exc:
+        raise CliError(f"--hp {exc}", EXIT_USAGE) from None
 
 
 def local_path(value: str, *, keep_bare_name: bool) -> str:
@@ -99,7 +96,7 @@ def submit(
                                                  "optimizer=SGD, time=1.5 for hours)")] = None,
     output: Annotated[str | None, typer.Option(help="s3://bucket/prefix for the run's artifacts")] = None,
 ) -> None:
-    """Submit a training. Prints its task id alone on stdout (``id=$(yoloctl submit ...)``); how to follow it
+    """Submit a training. Prints its task id alone on stdout (id=$(yoloctl submit ...)); how to follow it
     goes to stderr."""
     hyperparameters = dict(parse_hyperparameter(pair) for pair in hp or [])
     body: dict[str, Any] = {"model": local_path(model, keep_bare_name=True), "data": local_path(data,
@@ -113,7 +110,7 @@ def submit(
             body["model"] = TASK_PREFIX + resolve_id(http, body["model"][len(TASK_PREFIX):])
         task_id = call(http, "POST", "/train", json=body).json()["data"]["task_id"]
     print(task_id)
-    errors.print(f"submitted (pending); follow it with: yoloctl watch {task_id[:8]}", highlight=False)
+    say(errors, f"submitted (pending); follow it with: yoloctl watch {task_id[:8]}")
 
 
 @app.command()
@@ -126,16 +123,22 @@ def status(task: TaskOption, url: UrlOption = DEFAULT_URL) -> None:
         raise typer.Exit(EXIT_FAILED)
 
 
-def _describe(body: dict[str, Any]) -> str:
+def describe(body: dict[str, Any]) -> str:
+    """How a training ended, from its envelope, for a person: metrics of best.pt and where it is, or why it
+    failed (a cancelled training says so once, not "(Cancelled): cancelled")."""
     data = body.get("data", {})
     if data.get("status") == "success":
         result = data["result"]
         metrics = "  ".join(f"{key} {value}" for key, value in result["final_metrics"].items())
         stop = f" (stopped: {result['stop_reason']})" if result.get("stop_reason") else ""
-        return f"success{stop}: {metrics}\nweights: {result['weights_path']}"
+        return f"success{stop}, final metrics of best.pt: {metrics}\nweights: {result['weights_path']}"
     if data.get("status") == "failure":
-        reason = f" ({data['reason']})" if data.get("reason") else ""
-        return f"failed{reason}: {data.get('error')}"
+        reason, error = str(data.get("reason") or ""), str(data.get("error") or "")
+        if reason == "Cancelled":
+            return "cancelled" if error.lower() in ("", "cancelled") else f"cancelled: {error}"
+        if not error or error.lower() == reason.lower():
+            return f"failed ({reason})" if reason else "failed"
+        return f"failed ({reason}): {error}" if reason else f"failed: {error}"
     return str(data.get("status"))
 
 
@@ -143,8 +146,9 @@ def watch_task(http: httpx.Client, task_id: str, *, give_up_after: float = 600.0
                ) -> dict[str, Any]:
     """Follow a task until it ends, showing a live progress bar; return the last envelope."""
     out = out or console
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
-               TextColumn("{task.fields[detail]}"), TimeElapsedColumn())
+    columns = (TextColumn("{task.description}", style="bold", markup=False), BarColumn(),
+               TextColumn("{task.percentage:>5.1f}%"), TextColumn("{task.fields[detail]}", markup=False),
+               TimeElapsedColumn())
     body: dict[str, Any] = {}
     with Progress(*columns, console=out, transient=False) as progress:
         bar = progress.add_task("pending", total=100.0, detail="")
@@ -165,8 +169,8 @@ def watch_task(http: httpx.Client, task_id: str, *, give_up_after: float = 600.0
             elif state == "pending":
                 progress.update(bar, description="pending", detail=data.get("detail", ""))
             else:
-                progress.update(bar, description=state or "unknown", completed=100.0 if state == "success" else None,
-                                detail="")
+                ended = "cancelled" if data.get("reason") == "Cancelled" else state or "unknown"
+                progress.update(bar, description=ended, completed=100.0 if state == "success" else None, detail="")
     if not body:  # the end was delivered before: ask once
         body = call(http, "GET", f"/task_status/{task_id}", ok=(200, 500)).json()
     return dict(body)
@@ -180,7 +184,7 @@ def watch(task: TaskOption, url: UrlOption = DEFAULT_URL,
     Exit 0 on success, 1 if it failed or was cancelled, 3 if the API stayed unreachable."""
     with client(url) as http:
         body = watch_task(http, resolve_id(http, task), give_up_after=give_up_after)
-    console.print(_describe(body), highlight=False)
+    say(console, describe(body))
     raise typer.Exit(0 if body.get("data", {}).get("status") == "success" else EXIT_FAILED)
 
 
@@ -190,36 +194,90 @@ def list_tasks(url: UrlOption = DEFAULT_URL,
                offset: Annotated[int, typer.Option(help="skip this many newest")] = 0,
                state: Annotated[str | None, typer.Option(help="pending, progress, success, failure or cancelled",
                                                          show_default="all")] = None) -> None:
-    """Print a table of trainings, newest first, with their full task ids."""
+    """Print the trainings, newest first, with full task ids: a table in a terminal, tab-separated rows when
+    piped. mAP50 is best.pt's for a succeeded training (best), else the last epoch's (last)."""
     params: dict[str, Any] = {"limit": limit, "offset": offset, **({"status": state} if state else {})}
     with client(url) as http:
         page = call(http, "GET", "/tasks", params=params).json()["data"]
-    table = Table("task id", "name", "state", "stage", "epoch", "progress", "mAP50", "created",
-                  caption=f"{len(page['items'])} of {page['total']}")
-    table.columns[0].no_wrap = True
-    table.columns[0].min_width = 36
-    for item in page["items"]:
-        map50 = item.get("mAP50")
-        table.add_row(item["task_id"], item["name"], item.get("state") or item["status"], item.get("stage") or "",
-                      f"{item['current_epoch']}/{item.get('total_epochs') or '?'}", f"{item['progress']:.1f}%",
-                      "" if map50 is None else f"{map50:.3f}", item["created_at"])
-    console.print(table)
+    if not console.is_terminal:
+        for line in tsv_rows(page["items"]):
+            print(line)
+        return
+    console.print(task_table(page["items"], wide=console.width >= WIDE))
+    say(console, f"{len(page['items'])} of {page['total']}; mAP50: best = best.pt's final value (succeeded), "
+                 "last = the last epoch's")
+
+
+def map50_of(item: dict[str, Any]) -> tuple[float | None, float | None]:
+    """A ``/tasks`` row's mAP50 of the last epoch and, once it succeeded, of best.pt (its final metrics)."""
+    final = item.get("final_metrics") or {}
+    return item.get("mAP50"), final.get("mAP50")
+
+
+def _number(value: float | None, digits: int = 3) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def _created(value: str) -> str:
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone().strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return value
+
+
+def tsv_rows(items: list[dict[str, Any]]) -> list[str]:
+    """``yoloctl list`` when piped: a header line, then one tab-separated line per training, nothing cut."""
+    lines = ["\t".join(("task_id", "name", "state", "stage", "epoch", "total_epochs", "progress",
+                         "mAP50_last_epoch", "mAP50_best_pt", "created_at"))]
+    for item in items:
+        last, best = map50_of(item)
+        fields = (item["task_id"], item["name"], item.get("state") or item["status"], item.get("stage") or "",
+                  str(item["current_epoch"]), str(item.get("total_epochs") or ""), f"{item['progress']:.1f}",
+                  _number(last, 4), _number(best, 4), item["created_at"])
+        lines.append("\t".join(field.replace("\t", " ").replace("\n", " ") for field in fields))
+    return lines
+
+
+def task_table(items: list[dict[str, Any]], *, wide: bool) -> Table:
+    """``yoloctl list`` in a terminal. Narrow (80 columns): id, state, epoch, mAP50 and the name; wide: stage,
+    progress and creation time too. Every column but the name is as wide as its longest cell, so only a long
+    name is shortened (with an ellipsis). Cells are plain text, never markup."""
+    names = ["task id", "state", "epoch", "mAP50"] + (["stage", "progress", "created"] if wide else [])
+    rows = []
+    for item in items:
+        last, best = map50_of(item)
+        map50 = f"{best:.3f} best" if best is not None else f"{last:.3f} last" if last is not None else ""
+        cells = [item["task_id"], item.get("state") or item["status"],
+                 f"{item['current_epoch']}/{item.get('total_epochs') or '?'}", map50]
+        if wide:
+            cells += [item.get("stage") or "", f"{item['progress']:.1f}%", _created(item["created_at"])]
+        rows.append([*cells, item["name"]])
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for index, name in enumerate(names):
+        table.add_column(name, no_wrap=True, width=max([len(name), *(len(row[index]) for row in rows)]))
+    table.add_column("name", overflow="ellipsis", min_width=4)
+    for row in rows:
+        table.add_row(*(Text(cell) for cell in row))
+    return table
 
 
 @app.command()
 def logs(task: TaskOption, url: UrlOption = DEFAULT_URL,
-         max_bytes: Annotated[int, typer.Option(help="how much of the end of the log")] = 64_000) -> None:
-    """Print the end of a training's log (local backend)."""
+         max_bytes: Annotated[int, typer.Option(help="how much of the end of the log")] = 64_000,
+         raw: Annotated[bool, typer.Option("--raw", help="as written: colour codes and carriage-return "
+                                                         "progress redraws included")] = False) -> None:
+    """Print the end of a training's log (local backend): progress lines as they ended, colour codes removed."""
     with client(url) as http:
         text = call(http, "GET", f"/tasks/{resolve_id(http, task)}/logs", params={"max_bytes": max_bytes}).text
-    sys.stdout.write(text)
+    sys.stdout.write(text if raw else printable_log(text))
 
 
 @app.command()
 def cancel(task: TaskOption, url: UrlOption = DEFAULT_URL) -> None:
-    """Cancel a training and print its envelope; a finished one is left as it is."""
+    """Cancel a training and print its envelope; a finished one is left as it is. On a cluster the operator
+    concludes a moment later (the API answers 202, cancel requested): `yoloctl watch` shows the verdict."""
     with client(url) as http:
-        response = call(http, "DELETE", f"/tasks/{resolve_id(http, task)}")
+        response = call(http, "DELETE", f"/tasks/{resolve_id(http, task)}", ok=(200, 202))
     console.print_json(json.dumps(response.json(), ensure_ascii=False))
 
 
@@ -232,10 +290,11 @@ def download(task: TaskOption,
     """Download a training's artifacts and check each one's sha256 (a file that does not match is deleted).
     Exit 0 when all were verified, 1 on a sha256 mismatch, 3 if the API or object storage could not be reached,
     4 for an unknown task or artifact."""
+    check_folder(out)  # before anything is asked of the API
     with client(url) as http:
         written = download_artifacts(http, resolve_id(http, task), name, out)
     for path, sha256 in written:
-        console.print(f"{path}  sha256 {sha256} verified", highlight=False)
+        say(console, f"{path}  sha256 {sha256} verified")
 
 
 def main() -> None:
@@ -243,5 +302,5 @@ def main() -> None:
     try:
         app(prog_name="yoloctl")
     except CliError as exc:
-        errors.print(f"yoloctl: {exc}", highlight=False, markup=False, soft_wrap=True)
+        say(errors, f"yoloctl: {exc}")
         sys.exit(exc.code)

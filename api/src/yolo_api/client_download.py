@@ -4,14 +4,46 @@ The API answers an artifact in object storage with a 307 to a presigned URL: tha
 without the API's bearer token (the signature is the credential; a token sent along would leak it to the
 storage endpoint and make S3 refuse two kinds of authentication). Bytes go to ``<name>.part`` while their
 sha256 is computed, and are renamed only when it matches what the trainer reported.
+
+A folder that cannot be written (``-o`` naming a file, a folder without write permission, a full disk) is
+one line and exit code 2, like any other command line that cannot be carried out; what can be checked
+without creating anything is checked before the API is asked.
 """
 
 import hashlib
+import os
 from pathlib import Path
 
 import httpx
 
-from yolo_api.client_http import EXIT_FAILED, EXIT_REFUSED, EXIT_UNREACHABLE, CliError, call, refused, unreachable
+from yolo_api.client_http import (
+    EXIT_FAILED,
+    EXIT_REFUSED,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    CliError,
+    call,
+    refused,
+    unreachable,
+)
+
+
+def unwritable(folder: Path, exc: OSError) -> CliError:
+    """The one line for an output folder that cannot be created or written."""
+    return CliError(f"cannot write into {folder} ({exc.strerror or exc}): give -o a folder you can write to",
+                    EXIT_USAGE)
+
+
+def check_folder(folder: Path) -> None:
+    """Refuse an output folder that surely cannot be used: an existing file, or a folder (or the nearest
+    existing parent of one to create) without write permission."""
+    if folder.exists() and not folder.is_dir():
+        raise CliError(f"-o {folder}: is a file, not a folder: give -o a folder (created if missing)", EXIT_USAGE)
+    existing = next((parent for parent in (folder, *folder.absolute().parents) if parent.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise CliError(f"-o {folder}: {existing} is a file, not a folder", EXIT_USAGE)
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        raise CliError(f"-o {folder}: {existing} is not writable by this user", EXIT_USAGE)
 
 
 def download_artifacts(http: httpx.Client, task_id: str, name: str | None, folder: Path) -> list[tuple[Path, str]]:
@@ -22,7 +54,10 @@ def download_artifacts(http: httpx.Client, task_id: str, name: str | None, folde
         have = ", ".join(item["name"] for item in listed) or "none yet"
         raise CliError(f"task {task_id} has no artifact {name!r} (it has: {have})" if name else
                        f"task {task_id} has no artifacts yet", EXIT_REFUSED)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise unwritable(folder, exc) from None
     return [(_download(http, task_id, item, folder), item["sha256"]) for item in chosen]
 
 
@@ -48,6 +83,9 @@ def _download(http: httpx.Client, task_id: str, item: dict[str, str], folder: Pa
                     raise CliError(f"object storage answered HTTP {stored.status_code} for {name} ({where})",
                                    EXIT_REFUSED)
                 _write(stored, partial, digest)
+    except OSError as exc:  # the .part file: not creatable, or the disk is full
+        partial.unlink(missing_ok=True)
+        raise unwritable(folder, exc) from None
     except httpx.TransportError as exc:
         partial.unlink(missing_ok=True)
         if where == str(http.base_url):
@@ -57,7 +95,11 @@ def _download(http: httpx.Client, task_id: str, item: dict[str, str], folder: Pa
         partial.unlink(missing_ok=True)
         raise CliError(f"{name}: sha256 {digest.hexdigest()} does not match the {item['sha256']} the training "
                        "reported; the file was not kept", EXIT_FAILED)
-    partial.replace(target)
+    try:
+        partial.replace(target)  # e.g. a folder of that name is in the way
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise CliError(f"cannot write {target} ({exc.strerror or exc})", EXIT_USAGE) from None
     return target
 
 

@@ -6,12 +6,16 @@
   so it does not depend on the directory a command is run from.
 * :func:`follow` reads the events endpoint with httpx-sse and keeps following across API restarts: it
   reconnects with ``Last-Event-ID`` until the API has been unreachable for ``give_up_after`` seconds.
+* Every request says which language the user reads (``Accept-Language``, :func:`preferred_language`): the
+  API answers in the spec's Chinese to a client that does not say.
+* :func:`printable_log` turns the end of a trainer's log into what a terminal would have shown.
 """
 
 import json
 import os
+import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -81,11 +85,45 @@ def refused(response: httpx.Response) -> CliError:
     return CliError(" — ".join(parts), EXIT_REFUSED)
 
 
+def preferred_language(environ: Mapping[str, str]) -> str:
+    """``zh`` or ``en``, the API's two languages: ``YOLO_LANG`` if set, else the locale that names the language
+    of messages (the first set of ``LC_ALL``, ``LC_MESSAGES``, ``LANG``, as POSIX orders them): ``zh*`` is
+    Chinese, anything else (``C``, ``en_US.UTF-8``, unset) English."""
+    chosen = environ.get("YOLO_LANG", "").strip().lower()
+    if chosen:
+        if chosen not in ("en", "zh"):
+            raise CliError(f"YOLO_LANG={chosen}: expected en or zh", EXIT_USAGE)
+        return chosen
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = environ.get(name, "").strip()
+        if value:
+            return "zh" if value.lower().startswith("zh") else "en"
+    return "en"
+
+
 def client(url: str) -> httpx.Client:
-    """An HTTP client for the API with the caller's token."""
+    """An HTTP client for the API with the caller's token and language."""
     token = resolve_token()
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers = {"Accept-Language": preferred_language(os.environ)}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     return httpx.Client(base_url=url, timeout=30.0, headers=headers)
+
+
+# CSI (colours, cursor moves, erase line), OSC (titles, links: ended by BEL or ST) and two-byte escapes
+_ESCAPES = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
+
+
+def printable_log(text: str) -> str:
+    """A trainer's log as a terminal would have left it: colour and cursor codes removed, each line that was
+    redrawn with carriage returns (progress bars) shown as it ended, and no broken character at the start
+    where the API cut the log at ``max_bytes`` (it decodes a cut character as U+FFFD)."""
+    text = _ESCAPES.sub("", text.lstrip("\ufffd"))
+    lines = []
+    for line in text.replace("\r\n", "\n").split("\n"):
+        drawn = [part for part in line.split("\r") if part.strip()]
+        lines.append(drawn[-1] if drawn else "")
+    return "\n".join(lines)
 
 
 def call(http: httpx.Client, method: str, path: str, *, ok: tuple[int, ...] = (200,), **kwargs: Any) -> httpx.Response:

@@ -10,6 +10,7 @@ from starlette.requests import HTTPConnection
 
 from yolo_crd.envelope import MESSAGES, message
 from yolo_crd.retention import Reaped
+from yolo_crd.wire import problem
 
 #: Answers of the HTTP layer itself (no such route, wrong method, body too large), in the envelope's languages.
 HTTP_MESSAGES: dict[int, dict[str, str]] = {
@@ -82,8 +83,8 @@ def invalid(errors: list[dict[str, Any]]) -> ApiError:
 def _clean(errors: list[Any]) -> list[dict[str, Any]]:
     cleaned = []
     for error in errors:
-        text = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
-        cleaned.append({"loc": [str(part) for part in error.get("loc", ())], "msg": text, "type": error.get("type")})
+        cleaned.append({"loc": [str(part) for part in error.get("loc", ())], "msg": problem(error),
+                        "type": error.get("type")})
     return cleaned
 
 

@@ -1,68 +1,52 @@
-"""Request bodies: ``POST /train`` validated by the same spec model the operator and trainer use."""
+"""Request bodies: ``POST /train`` is the contract's spec model plus what only the API adds.
+
+:class:`TrainRequest` derives from :class:`yolo_crd.spec.YoloTrainingSpec`, so its fields, bounds, validators and
+descriptions (in OpenAPI too) are the spec's and cannot drift. The API adds ``name`` and ``namespace``, and
+lets ``gpus`` be left out (the backend then decides: :meth:`TrainRequest.names_gpus`). Keys are snake_case on
+this wire (``object_storage``, ``ttl_seconds_after_finished``), as the API has always taken them; the CRD's
+camelCase spellings (``objectStorage``) are accepted too. Nested objects keep the CRD's camelCase
+(``object_storage: {"secretRef": ...}``).
+"""
 
 from typing import Annotated, Any
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    PrivateAttr,
-    StrictBool,
-    StrictFloat,
-    StrictInt,
-    StrictStr,
-    model_validator,
-)
+from pydantic import AliasChoices, AliasGenerator, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic.alias_generators import to_camel
 
-from yolo_crd.spec import ObjectStorageSpec, StorageSpec, YoloTrainingSpec
+from yolo_crd.spec import YoloTrainingSpec
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 
-class TrainRequest(BaseModel):
-    """The body of ``POST /train``. Bounds and the hyperparameter allow-list come from the spec model."""
+def _either_spelling(name: str) -> AliasChoices:
+    """``object_storage`` or ``objectStorage``; OpenAPI names the first."""
+    return AliasChoices(name, to_camel(name))
 
-    model_config = ConfigDict(extra="forbid")
 
-    model: Annotated[str, Field(min_length=1, max_length=1024, examples=["yolov8n.yaml"])]
-    data: Annotated[str, Field(min_length=1, max_length=1024, examples=["datasets/shapes/data.yaml"])]
-    epochs: int = 100
-    imgsz: int = 640
-    batch: int = 16
-    gpus: int | None = None
-    device: str | None = None
-    hyperparameters: dict[str, StrictBool | StrictInt | StrictFloat | StrictStr] = Field(default_factory=dict)
-    name: Annotated[str, Field(min_length=1, max_length=40, pattern=DNS_LABEL)] | None = None
-    namespace: Annotated[str, Field(min_length=1, max_length=63, pattern=DNS_LABEL)] | None = None
-    storage: StorageSpec | None = Field(
-        default=None, description="Kubernetes backend: PVCs to mount (the CRD's spec.storage); default: the API's "
-                                  "YOLO_API_DEFAULT_STORAGE")
-    output: str | None = Field(
-        default=None, examples=["s3://models/yolo"], description="s3://bucket/prefix where the run's artifacts are "
-        "uploaded, under <prefix>/<task_id>/ (the CRD's spec.output); default: the API's YOLO_API_DEFAULT_OUTPUT")
-    object_storage: ObjectStorageSpec | None = Field(
-        default=None, description="Kubernetes backend: the Secret with the AWS_* variables ({\"secretRef\": {\"name\": "
-                                  "...}}, the CRD's spec.objectStorage); default: the chart's objectStorage.secretName")
+class TrainRequest(YoloTrainingSpec):
+    """The body of ``POST /train``: a training spec, its name and namespace; see the module docstring."""
 
-    ttl_seconds_after_finished: int | None = Field(
-        default=None, ge=0, description="seconds after the training finishes before it is deleted (the CRD's "
-        "spec.ttlSecondsAfterFinished; locally its row, run and log); artifacts in object storage stay. Default: "
-        "the chart's trainings.ttlSecondsAfterFinished, locally --retain-days; unset there: kept")
+    model_config = ConfigDict(alias_generator=AliasGenerator(validation_alias=_either_spelling,
+                                                             serialization_alias=lambda name: name))
+
+    gpus: Annotated[int, Field(ge=0, le=16)] | None = Field(default=None, description=(  # type: ignore[assignment]
+        "nvidia.com/gpu to request; 0 trains on the CPU. Left out: what device names (cpu: 0, 0,1: 2), else the "
+        "backend's default (a cluster: 1; locally: 1 where torch sees CUDA, else 0)."))
+    name: Annotated[str, Field(min_length=1, max_length=40, pattern=DNS_LABEL)] | None = Field(
+        default=None, description="the training's name (a DNS label); default: generated")
+    namespace: Annotated[str, Field(min_length=1, max_length=63, pattern=DNS_LABEL)] | None = Field(
+        default=None, description="Kubernetes backend: the namespace to train in; default: the API's")
 
     _spec: YoloTrainingSpec = PrivateAttr()
 
     @model_validator(mode="after")
-    def _valid_spec(self) -> "TrainRequest":
+    def _device_matches_gpus(self) -> "TrainRequest":
+        """Build the spec (replacing the spec's check of the same name, which the spec runs itself)."""
         gpus = self.gpus
         if gpus is None:  # a device alone says how many GPUs: "cpu" none, "0,1" two
             gpus = 1 if self.device is None else 0 if self.device in ("cpu", "mps") else len(self.device.split(","))
-        fields: dict[str, Any] = {
-            "model": self.model, "data": self.data, "epochs": self.epochs, "imgsz": self.imgsz,
-            "batch": self.batch, "gpus": gpus, "device": self.device, "hyperparameters": self.hyperparameters,
-            "storage": self.storage, "output": self.output, "object_storage": self.object_storage,
-            "ttl_seconds_after_finished": self.ttl_seconds_after_finished,
-        }
-        self._spec = YoloTrainingSpec.model_validate(fields)
+        fields: dict[str, Any] = {name: getattr(self, name) for name in YoloTrainingSpec.model_fields}
+        self._spec = YoloTrainingSpec.model_validate({**fields, "gpus": gpus})
         return self
 
     def names_gpus(self) -> bool:
@@ -71,5 +55,5 @@ class TrainRequest(BaseModel):
 
     @property
     def spec(self) -> YoloTrainingSpec:
-        """The validated training spec."""
+        """The validated training spec (without the API's ``name`` and ``namespace``)."""
         return self._spec

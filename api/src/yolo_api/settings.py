@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from yolo_crd.spec import StorageSpec
@@ -58,6 +58,10 @@ class ApiSettings(BaseSettings):
                                    "default: what torch sees in the trainer's interpreter")
     trainer_python: str = Field(default=sys.executable, description="interpreter that runs python -m yolo_trainer")
     poll_interval: float = Field(default=0.5, gt=0, description="seconds between trainer-process checks (local)")
+    trainer_allow_downloads: bool = Field(
+        default=False, validation_alias=AliasChoices("trainer_allow_downloads", "YOLO_TRAINER_ALLOW_DOWNLOADS"),
+        description="local: let trainers download pretrained weights named bare (yolov8n.pt); read from "
+                    "YOLO_TRAINER_ALLOW_DOWNLOADS, the trainer's own variable, and handed to every trainer")
     # kubernetes backend
     namespace: str | None = Field(default=None, description="namespace to create in and watch; None: all")
     default_namespace: str = "default"

@@ -3,8 +3,9 @@
 boto3, like the trainer (see docs/storage.md for why): it reads the standard ``AWS_*`` variables of the
 API's own environment (locally the user's; on a cluster a Secret named in the chart). Presigning needs no
 request: the URL is signed for the endpoint clients reach (``YOLO_API_S3_PUBLIC_ENDPOINT``, else
-``AWS_ENDPOINT_URL``), and it expires after ``YOLO_API_ARTIFACT_URL_SECONDS``. Errors are
-:class:`StorageError` with a message built here, never one that could carry a credential.
+``AWS_ENDPOINT_URL``), and it expires after ``YOLO_API_ARTIFACT_URL_SECONDS``. The client factory and
+:class:`StorageError` are :mod:`yolo_io.s3`'s, shared with the trainer: a message built there, never one that
+could carry a credential.
 """
 
 import functools
@@ -12,6 +13,10 @@ import os
 from typing import TYPE_CHECKING, Final
 
 from yolo_crd.locations import parse_s3
+from yolo_io import s3
+from yolo_io.s3 import StorageError
+
+__all__ = ["StorageError", "make_client", "presigned_url", "read_text"]
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -19,25 +24,10 @@ if TYPE_CHECKING:
 MAX_TEXT_BYTES: Final = 8_000_000
 
 
-class StorageError(Exception):
-    """An object could not be read (missing, refused, or object storage unreachable); ``missing`` says which."""
-
-    def __init__(self, message: str, *, missing: bool = False) -> None:
-        super().__init__(message)
-        self.missing = missing
-
-
 def make_client(endpoint: str | None = None) -> "S3Client":
-    """An S3 client from the ``AWS_*`` variables; ``endpoint`` overrides ``AWS_ENDPOINT_URL`` (presigning)."""
-    import boto3
-    from botocore.config import Config
-
-    endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL") or None
-    config = Config(signature_version="s3v4", retries={"mode": "standard", "max_attempts": 3},
-                    connect_timeout=5, read_timeout=30, s3={"addressing_style": "path" if endpoint else "auto"},
-                    request_checksum_calculation="when_required", response_checksum_validation="when_required")
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    return boto3.session.Session().client("s3", region_name=region, endpoint_url=endpoint, config=config)
+    """An S3 client from the ``AWS_*`` variables (:func:`yolo_io.s3.make_client`), with the short timeouts of a
+    request being answered; ``endpoint`` overrides ``AWS_ENDPOINT_URL`` (presigning)."""
+    return s3.make_client(endpoint, attempts=3, connect_timeout=5, read_timeout=30)
 
 
 _VARIABLES: Final = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL",
@@ -63,21 +53,15 @@ def presigned_url(uri: str, *, expires: int, public_endpoint: str | None = None,
     try:
         return _client(public_endpoint).generate_presigned_url("get_object", Params=params, ExpiresIn=expires)
     except Exception as exc:  # no credentials: botocore's NoCredentialsError
-        raise StorageError(f"cannot sign a download URL for {uri} ({type(exc).__name__}): the API needs the "
-                           "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY of the bucket") from None
+        raise StorageError("denied", f"cannot sign a download URL for {uri} ({type(exc).__name__}): the API needs "
+                                     "the AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY of the bucket") from None
 
 
 def read_text(uri: str, *, max_bytes: int = MAX_TEXT_BYTES) -> str:
     """The text of a small object (``results.csv``), at most ``max_bytes``; raises :class:`StorageError`."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
     where = parse_s3(uri)
     try:
         body = _client(None).get_object(Bucket=where.bucket, Key=where.key, Range=f"bytes=0-{max_bytes - 1}")["Body"]
         return body.read().decode("utf-8", errors="replace")
-    except ClientError as exc:
-        code = str(exc.response.get("Error", {}).get("Code") or "")
-        raise StorageError(f"cannot read {uri} ({code})", missing=code in ("NoSuchKey", "NoSuchBucket", "404")) \
-            from None
-    except BotoCoreError as exc:
-        raise StorageError(f"cannot read {uri}: object storage unreachable ({type(exc).__name__})") from None
+    except Exception as exc:  # botocore's errors, turned into one that says what to do
+        raise s3.classify(exc, f"reading {uri}") from None

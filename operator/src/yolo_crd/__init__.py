@@ -1,7 +1,8 @@
 """The YoloTraining contract: names, spec and status models, and the task-status envelope.
 
 Everything the operator, the trainer and the API agree on lives here, defined once. This package is
-pure (no Kubernetes or HTTP calls) so that every component can import it without heavy dependencies.
+pure: models, names and pure compositions, no I/O (files, SQLite, Kubernetes or HTTP); the I/O that components
+share lives in :mod:`yolo_io`. Every component imports it without heavy dependencies.
 """
 
 from yolo_crd.names import (
@@ -48,3 +49,4 @@ __all__ = [
     "TrainingStatus",
     "YoloTrainingSpec",
 ]
+

@@ -1,4 +1,4 @@
-"""The ``/task_status`` envelope of ``shared/spec/task_status_api.zh.md`` as a pure function of a status.
+"""The ``/task_status`` envelope of the user's spec (docs/task-status-api.md) as a pure function of a status.
 
 Both API backends (Kubernetes and local) and the CLI render statuses through here, so the four shapes
 (pending, progress, success, failure) and their messages are defined exactly once.

@@ -12,7 +12,6 @@ The parser lives here because both the trainer and the API read that file.
 import csv
 import math
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Final
 
 from yolo_crd.status import HISTORY_LIMIT, EpochMetrics, f1_score
@@ -70,14 +69,6 @@ def parse_results(text: str) -> list[EpochMetrics]:
             continue
         rows.append(epoch_metrics(epoch, cleaned))
     return rows
-
-
-def read_results(path: Path) -> list[EpochMetrics]:
-    """Parse a results.csv (missing file: no rows)."""
-    try:
-        return parse_results(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return []
 
 
 def fitness(metrics: EpochMetrics) -> float:

@@ -5,6 +5,7 @@ written (project, name, save_dir, exist_ok) belong to the trainer, arguments wit
 own (model, data, epochs, ...) must be set there, and resuming is automatic.
 """
 
+import math
 from dataclasses import dataclass
 from typing import Final
 
@@ -120,3 +121,37 @@ def _value_error(name: str, value: object, rule: Rule) -> str | None:
 def hyperparameter_errors(values: dict[str, HyperValue]) -> list[str]:
     """Return every problem in a hyperparameters map, so that a user can fix them all at once."""
     return [error for name, value in values.items() if (error := hyperparameter_error(name, value))]
+
+
+def parse_hp(text: str) -> tuple[str, HyperValue]:
+    """One ``KEY=VALUE`` of a command line (``--hp``), typed by the allow-list and checked against it.
+
+    Every command line that takes ``--hp`` (``yoloctl submit``, ``python -m yolo_trainer``) parses through
+    here, so ``lr0=1e-3`` is the number 0.001 and ``cos_lr=yes`` the boolean true in both. Raises
+    ``ValueError`` with a message that starts with the key (the caller adds its flag's name).
+    """
+    true, false = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+    key, sep, raw = text.partition("=")
+    key, raw = key.strip(), raw.strip()
+    if not sep or not key or not raw:
+        raise ValueError(f"{text!r}: expected KEY=VALUE, e.g. lr0=0.01")
+    rule = ALLOWED_HYPERPARAMETERS.get(key)
+    value: HyperValue = raw
+    if rule is not None:
+        try:
+            if rule.kind == "float":
+                value = float(raw)
+            elif rule.kind == "int":
+                value = int(raw)
+            elif rule.kind in ("bool", "bool_or_choice") and raw.lower() in true + false:
+                value = raw.lower() in true
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(raw)
+        except ValueError:
+            kind = "an integer" if rule.kind == "int" else "a number"
+            unit = f" of {rule.unit}" if rule.unit else ""
+            raise ValueError(f"{key}: must be {kind}{unit}, got {raw!r}") from None
+    problem = hyperparameter_error(key, value)
+    if problem:
+        raise ValueError(f"{key}: {problem}")
+    return key, value

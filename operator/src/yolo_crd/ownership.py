@@ -1,11 +1,13 @@
 """Who writes which status field: the trainer or the operator (the local backend in its place), never both.
 
-Two writers on one field race on a cluster: the operator restarting mid-training used to turn the
-trainer's ``stage: training`` back into ``scheduling``. So each field has exactly one owner, where both
-sides have something to say they say it in different fields (the trainer's ``trainingFailure``, the
-operator's ``reason``/``message``), and :mod:`yolo_crd.outcome` composes what users see. Every status
-patch goes through :func:`check` before it is sent, so a patch touching a field its writer does not own
-fails loudly, in tests and at run time, instead of racing silently. The API writes no status at all.
+Two writers on one field race: an operator restarting mid-training would turn the trainer's
+``stage: training`` back into ``scheduling``. So each field has exactly one owner; where both sides have
+something to say they say it in different fields (the trainer's ``trainingFailure``, the operator's
+``reason``/``message``), and :mod:`yolo_crd.outcome` composes what users see. Every status patch goes
+through :func:`check` before it is sent, which raises :class:`OwnershipError` for a field its writer does
+not own. The operator's gateway and the local backend let it propagate: the write fails, in tests and at
+run time. The trainer's reporter logs it as an error and sends only its own fields, since reporting never
+stops a training. The API writes no status at all.
 """
 
 from collections.abc import Mapping

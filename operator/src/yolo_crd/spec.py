@@ -102,28 +102,53 @@ class ObjectStorageSpec(WireModel):
 class YoloTrainingSpec(WireModel):
     """What a user asks for: a model, a dataset, the training length and size, and where it runs."""
 
-    model: Annotated[str, Field(min_length=1, max_length=1024)]
-    data: Annotated[str, Field(min_length=1, max_length=1024)]
-    epochs: Annotated[int, Field(ge=1, le=10000)] = 100
-    imgsz: Annotated[int, Field(ge=32, le=8192)] = 640
-    batch: Annotated[int, Field(ge=-1, le=4096)] = 16
-    gpus: Annotated[int, Field(ge=0, le=16)] = 1
-    device: Annotated[str, Field(max_length=64, pattern=r"^(cpu|mps|[0-9]+(,[0-9]+)*)$")] | None = None
-    hyperparameters: dict[str, HyperValue] = Field(default_factory=dict)
-    resources: ResourceRequirements | None = None
-    node_selector: dict[str, str] | None = None
-    tolerations: list[dict[str, Any]] | None = None
-    affinity: dict[str, Any] | None = None
-    priority_class_name: str | None = None
-    image: Annotated[str, Field(min_length=1, max_length=512)] | None = None
-    storage: StorageSpec | None = None
-    active_deadline_seconds: Annotated[int, Field(ge=1)] | None = None
-    backoff_limit: Annotated[int, Field(ge=0, le=100)] | None = None
-    ttl_seconds_after_finished: Annotated[int, Field(ge=0)] | None = None
-    suspend: bool = False
-    queue_name: Annotated[str, Field(min_length=1, max_length=253)] | None = None
-    output: Annotated[str, Field(max_length=1024, pattern=OUTPUT_PATTERN)] | None = None
-    object_storage: ObjectStorageSpec | None = None
+    model: Annotated[str, Field(min_length=1, max_length=1024, description=(
+        "Weights (.pt) or an architecture (.yaml), e.g. yolov8n.yaml or /weights/yolov8n.pt; weights in object "
+        "storage (s3://bucket/key.pt); or an earlier training's best.pt (task/<task id>, training/<name>)."),
+        examples=["yolov8n.yaml"])]
+    data: Annotated[str, Field(min_length=1, max_length=1024, description=(
+        "Path of the dataset YAML (inside the trainer container on a cluster), or s3://bucket/prefix/data.yaml."),
+        examples=["datasets/shapes/data.yaml"])]
+    epochs: Annotated[int, Field(ge=1, le=10000, description="Training epochs (ultralytics' epochs).")] = 100
+    imgsz: Annotated[int, Field(ge=32, le=8192, description="Input image size in pixels (ultralytics' imgsz).")] = 640
+    batch: Annotated[int, Field(ge=-1, le=4096, description=(
+        "Images per batch; -1 lets ultralytics choose from GPU memory. 0 is invalid."))] = 16
+    gpus: Annotated[int, Field(ge=0, le=16, description="nvidia.com/gpu to request; 0 trains on the CPU.")] = 1
+    device: Annotated[str, Field(max_length=64, pattern=r"^(cpu|mps|[0-9]+(,[0-9]+)*)$")] | None = Field(
+        default=None, description="Explicit ultralytics device (cpu, mps, 0, 0,1); must agree with gpus.")
+    hyperparameters: dict[str, HyperValue] = Field(default_factory=dict, description=(
+        "Further ultralytics train arguments from the allow-list (lr0, optimizer, patience, ...)."))
+    resources: ResourceRequirements | None = Field(default=None, description=(
+        "CPU and memory requests and limits for the trainer container (GPUs come from gpus); needed in a "
+        "namespace with a compute ResourceQuota."))
+    node_selector: dict[str, str] | None = Field(default=None, description="Node labels the trainer pod must match.")
+    tolerations: list[dict[str, Any]] | None = Field(default=None, description=(
+        "Kubernetes tolerations of the trainer pod (e.g. for tainted GPU nodes)."))
+    affinity: dict[str, Any] | None = Field(default=None, description="Kubernetes affinity of the trainer pod.")
+    priority_class_name: str | None = Field(default=None, description="PriorityClass of the trainer pod.")
+    image: Annotated[str, Field(min_length=1, max_length=512)] | None = Field(
+        default=None, description="Trainer image override (admission allows only the chart's allowed images).")
+    storage: StorageSpec | None = Field(default=None, description=(
+        "PersistentVolumeClaims mounted into the trainer, for datasets, weights and outputs."))
+    active_deadline_seconds: Annotated[int, Field(ge=1)] | None = Field(default=None, description=(
+        "Seconds the training's Job may run in all before it fails with DeadlineExceeded."))
+    backoff_limit: Annotated[int, Field(ge=0, le=100)] | None = Field(default=None, description=(
+        "Failed trainer pods retried before the training fails (BackoffLimitExceeded)."))
+    ttl_seconds_after_finished: Annotated[int, Field(ge=0)] | None = Field(default=None, description=(
+        "Seconds after the training finishes (Succeeded or Failed) before it is deleted, with its Job and pods "
+        "(locally its row, run directory and log); artifacts in object storage stay. Unset: the operator's "
+        "default (the chart's trainings.ttlSecondsAfterFinished, locally --retain-days), else kept."))
+    suspend: bool = Field(default=False, description=(
+        "Hold the training's Job (no pod runs) until set back to false; the only field that may change."))
+    queue_name: Annotated[str, Field(min_length=1, max_length=253)] | None = Field(
+        default=None, description="Kueue LocalQueue to admit the training through.")
+    output: Annotated[str, Field(max_length=1024, pattern=OUTPUT_PATTERN)] | None = Field(
+        default=None, examples=["s3://models/yolo"], description=(
+            "s3://bucket/prefix where the run's artifacts (best.pt, last.pt, results.csv, args.yaml, the data "
+            "YAML) are uploaded, under <prefix>/<task id>/."))
+    object_storage: ObjectStorageSpec | None = Field(default=None, description=(
+        "The Secret with the AWS_* variables for s3:// data, models and outputs ({\"secretRef\": {\"name\": "
+        "...}}); default: the operator's objectStorage secret."))
 
     @field_validator("model")
     @classmethod

@@ -45,7 +45,8 @@ class Stage(StrEnum):
 class Reason(StrEnum):
     """Machine-readable causes, CamelCase as in Kubernetes conditions."""
 
-    # trainer
+    # the trainer's failures (``trainingFailure.reason``); ModelNotFound is also the operator's (and the local
+    # backend's) reason when a ``task/<id>`` or ``training/<name>`` model names no usable training
     MODEL_NOT_FOUND = "ModelNotFound"
     DATASET_INVALID = "DatasetInvalid"
     OUT_OF_MEMORY = "OutOfMemory"
@@ -222,8 +223,8 @@ class TrainingStatus(StatusModel):
     @field_validator("stage", mode="before")
     @classmethod
     def _forget_legacy_stages(cls, value: object) -> object:
-        # "queued"/"scheduling" were written by the operator before stage became the trainer's alone; a
-        # status stored by that version must still parse (the operator's reason says the same today).
+        # a stored status may carry stage "queued" or "scheduling" (operator-written stages that no writer sets
+        # now): they parse as no stage, and the operator's reason (Queued, Unschedulable) says the same
         return None if value in ("queued", "scheduling") else value
 
     def condition(self, kind: str) -> Condition | None:

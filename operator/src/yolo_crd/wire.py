@@ -1,9 +1,10 @@
 """The base model for everything that travels as JSON: snake_case in Python, camelCase on the wire."""
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 
 
@@ -51,3 +52,19 @@ def _without_nulls(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: item for key, item in value.items() if item is not None}
     return value
+
+
+def problem(error: Mapping[str, Any]) -> str:
+    """The message of one pydantic error as a user reads it: ``must be ...``, without pydantic's "Value error, "."""
+    return str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+
+
+def where(loc: Sequence[Any], default: str = "spec") -> str:
+    """The dotted field path of one pydantic error (``storage.volumes.0.name``), or ``default`` for the model."""
+    return ".".join(str(part) for part in loc) or default
+
+
+def one_line(exc: ValidationError, name: Callable[[Sequence[Any]], str] = where) -> str:
+    """Every problem of a validation error in one line, ``field: problem; field: problem``, for logs, status
+    messages and command lines; ``name`` says what to call a field (a flag, an environment variable)."""
+    return "; ".join(f"{name(error['loc'])}: {problem(error)}" for error in exc.errors())

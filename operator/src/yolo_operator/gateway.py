@@ -19,14 +19,14 @@ log = logging.getLogger(__name__)
 #: (apiGroup, resource, verbs) of each call below: the source of the operator's RBAC in the chart.
 PERMISSIONS: Final = (
     (GROUP, PLURAL, ("get", "list", "watch", "patch", "delete")),
-    (GROUP, f"{PLURAL}/status", ("get", "patch")),
+    (GROUP, f"{PLURAL}/status", ("get", "patch")),  # get: granted to each trainer's Role (RBAC grants only what
+    # the granter holds)
     ("batch", "jobs", ("get", "list", "watch", "create", "patch")),
     ("", "pods", ("get", "list", "watch")),
     ("", "serviceaccounts", ("create",)),
     ("rbac.authorization.k8s.io", "roles", ("create",)),
     ("rbac.authorization.k8s.io", "rolebindings", ("create",)),
-    ("", "events", ("create", "list", "watch")),
-    ("events.k8s.io", "events", ("create",)),
+    ("", "events", ("create", "list", "watch")),  # kopf posts core v1 Events too
 )
 
 

@@ -2,21 +2,22 @@
 
 Run with ``kopf run -m yolo_operator.handlers --all-namespaces`` (or ``--namespace NS``). Reconciling is
 level-triggered: on create, on resume (an operator restart) and on every change, the same function makes
-the Job agree with the spec and the annotations (cancel, suspend), whatever was missed meanwhile. No
-handler here needs a finalizer (no timers, daemons or deletion handlers), so deleting a training never
-waits for the operator: its children go with it through their owner references.
+the Job agree with the spec and the annotations (cancel, suspend), whatever was missed meanwhile. Two kopf
+indexes, kept from the watches, answer "which training does this Job belong to" and "which trainings are
+unfinished" (the periodic resync's list). No handler here needs a finalizer (indexes and event handlers add
+none; there are no timers, daemons or deletion handlers), so deleting a training never waits for the
+operator: its children go with it through their owner references.
 """
 
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
 import kopf
 from pydantic import ValidationError
 
-from yolo_crd.kubeclient import in_cluster_server, load_api_client
 from yolo_crd.names import (
     ANNOTATION_CANCEL,
     GROUP,
@@ -31,6 +32,8 @@ from yolo_crd.outcome import finished, reported_success
 from yolo_crd.sources import SourceError
 from yolo_crd.spec import YoloTrainingSpec
 from yolo_crd.status import Reason, TrainingStatus
+from yolo_crd.wire import one_line
+from yolo_io.kubeclient import in_cluster_server, load_api_client
 from yolo_operator import children, metrics, policy, translate
 from yolo_operator.gateway import KubeGateway
 from yolo_operator.retention import Reaper
@@ -44,40 +47,65 @@ CHILD_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
 #: Events are watched for one story only, server-side: the Job controller could not make a pod of a Job
 #: (a ResourceQuota exceeded, a LimitRange violated); nothing else tells (the Job itself does not change).
 FAILED_CREATE_SELECTOR = "involvedObject.kind=Job,reason=FailedCreate"
+Key = tuple[str, str]  # (namespace, name)
 
 
 @kopf.on.startup()
-async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo,
+                    unfinished_trainings: kopf.Index[Key, bool] | None = None, **_: Any) -> None:
     """Tune kopf once, build the gateway, the synchronizer and the reaper, start the metrics server and the
-    resync."""
+    resync (fed by the ``unfinished_trainings`` index, which kopf keeps current from the watch)."""
     config = OperatorSettings()
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP, key="last-handled")
     settings.posting.level = logging.WARNING  # our own Events tell the story; kopf's are noise
     settings.watching.server_timeout = config.watch_server_timeout
     settings.watching.client_timeout = config.watch_client_timeout
-    settings.queueing.idle_timeout = config.batch_window
+    settings.queueing.idle_timeout = config.worker_idle_seconds
     settings.watching.label_selectors["batch", "v1", "jobs"] = CHILD_SELECTOR
     settings.watching.label_selectors["v1", "pods"] = CHILD_SELECTOR
     settings.watching.field_selectors["v1", "events"] = FAILED_CREATE_SELECTOR
-    memo.jobs = {}  # (namespace, Job name) -> training name, from the Job watch: for FailedCreate Events
     memo.config = config
     memo.gateway = KubeGateway(load_api_client())
     memo.syncer = Synchronizer(memo.gateway)
     memo.reaper = Reaper(memo.gateway, config.training_ttl_seconds)
     metrics.TRAININGS.clear()
     memo.metrics_server = metrics.serve(config.metrics_port) if config.metrics_port else None
-    memo.resync = asyncio.create_task(resync_forever(memo.syncer, config.resync_seconds), name="resync")
+    if unfinished_trainings is None:  # kopf passes every index to every handler, by the index's name
+        raise RuntimeError("kopf did not pass the unfinished_trainings index")
+    memo.resync = asyncio.create_task(resync_forever(memo.syncer, unfinished_trainings, config.resync_seconds),
+                                      name="resync")
 
 
-async def resync_forever(syncer: Synchronizer, interval: float) -> None:
+def _unfinished(status: kopf.Status, **_: Any) -> bool:
+    """Whether a training has no verdict yet (:func:`yolo_crd.outcome.finished`); an unreadable status counts as
+    unfinished, so that the resync looks at it."""
+    try:
+        return not finished(TrainingStatus.model_validate(dict(status)))
+    except ValidationError:
+        return True
+
+
+@kopf.index(GROUP, VERSION, PLURAL, when=_unfinished)
+def unfinished_trainings(namespace: str | None, name: str | None, **_: Any) -> dict[Key, bool] | None:
+    """(namespace, name) of every unfinished training; kopf drops a training once it is finished or deleted."""
+    return {(namespace, name): True} if namespace and name else None
+
+
+@kopf.index("batch", "v1", "jobs", labels=CHILDREN)
+def training_of_job(namespace: str | None, name: str | None, labels: kopf.Labels, **_: Any) -> dict[Key, str] | None:
+    """(namespace, Job name) -> the training's name, for the Jobs of ours (FailedCreate Events name the Job)."""
+    return {(namespace, name): labels[LABEL_NAME]} if namespace and name and LABEL_NAME in labels else None
+
+
+async def resync_forever(syncer: Synchronizer, unfinished: Mapping[Key, Any], interval: float) -> None:
     """A safety net for missed events: every unfinished training is re-synced once per ``interval``.
 
     The requests are spread over the interval (10,000 trainings every 5 minutes is 33 syncs a second,
     not a burst of 10,000), and go through the same coalesced, retried path as event-driven syncs.
     """
     while True:
-        keys = metrics.TRAININGS.unfinished()
+        keys = list(unfinished)
         if not keys:
             await asyncio.sleep(interval)
         for namespace, name in keys:
@@ -105,7 +133,7 @@ async def shutdown(memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def training_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    """Keep the table of trainings (metrics, resync) and the reaper's schedule from the watch itself; let the
+    """Keep the table of trainings (metrics) and the reaper's schedule from the watch itself; let the
     trainer's success be concluded at once, and a late trainer report tell why."""
     obj = event["object"]
     if hasattr(memo, "reaper"):
@@ -132,25 +160,23 @@ def _news_for_the_verdict(raw: dict[str, Any]) -> bool:
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=CHILDREN)
-async def job_event(type: str | None, labels: kopf.Labels, name: str | None, namespace: str | None,
-                    memo: kopf.Memo, **_: Any) -> None:
+async def job_event(labels: kopf.Labels, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
     """A Job of ours changed: mirror it into its training's status (retried until it lands)."""
-    if namespace and name and LABEL_NAME in labels and hasattr(memo, "syncer"):
-        if type == "DELETED":
-            memo.jobs.pop((namespace, name), None)
-        else:
-            memo.jobs[namespace, name] = labels[LABEL_NAME]
+    if namespace and LABEL_NAME in labels and hasattr(memo, "syncer"):
         memo.syncer.request(namespace, labels[LABEL_NAME])
 
 
 @kopf.on.event("v1", "events")
-async def failed_create_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def failed_create_event(body: kopf.Body, memo: kopf.Memo, training_of_job: kopf.Index[Key, str] | None = None,
+                              **_: Any) -> None:
     """The Job controller could not make the pod of a Job (FAILED_CREATE_SELECTOR): if the Job is ours, say
     why in its training's status (the sync reads the Job's FailedCreate Events)."""
     involved = body.get("involvedObject") or {}
-    training = getattr(memo, "jobs", {}).get((involved.get("namespace"), involved.get("name")))
-    if training is not None and body.get("reason") == "FailedCreate" and hasattr(memo, "syncer"):
-        memo.syncer.request(str(involved.get("namespace")), training)
+    namespace = str(involved.get("namespace") or "")
+    if body.get("reason") != "FailedCreate" or training_of_job is None or not hasattr(memo, "syncer"):
+        return
+    for training in training_of_job.get((namespace, str(involved.get("name") or "")), []):
+        memo.syncer.request(namespace, training)
 
 
 @kopf.on.event("v1", "pods", labels=CHILDREN)
@@ -180,9 +206,7 @@ def parse_spec(spec: Any) -> YoloTrainingSpec:
     try:
         return YoloTrainingSpec.model_validate(dict(spec))
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'spec'}: {e['msg'].removeprefix('Value error, ')}"
-                             for e in exc.errors())
-        raise ValueError(f"invalid spec: {problems}") from exc
+        raise ValueError(f"invalid spec: {one_line(exc)}") from exc
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL, backoff=10)

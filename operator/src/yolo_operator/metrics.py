@@ -70,11 +70,6 @@ class TrainingTable(Collector):
             else:
                 self._rows[(namespace, name)] = (phase or "New", reason or "", gpus)
 
-    def unfinished(self) -> list[tuple[str, str]]:
-        """(namespace, name) of every training not yet Succeeded or Failed."""
-        with self._lock:
-            return [key for key, (phase, _, _) in self._rows.items() if phase not in ("Succeeded", "Failed")]
-
     def clear(self) -> None:
         """Forget everything (at operator start)."""
         with self._lock:

@@ -27,6 +27,12 @@ def ttl_of(spec: dict[str, Any], default: int | None) -> int | None:
     return own if isinstance(own, int) else default
 
 
+def transient(exc: Exception) -> bool:
+    """An API error worth retrying: the server busy or failing (429, 5xx), or no answer at all."""
+    status = getattr(exc, "status", None)
+    return not isinstance(status, int) or status == 429 or status >= 500
+
+
 class Reaper:
     """See the module docstring."""
 
@@ -62,13 +68,20 @@ class Reaper:
     async def _reap(self, namespace: str, name: str, uid: str, at: dt.datetime) -> None:
         try:
             await asyncio.sleep(max(0.0, (at - dt.datetime.now(dt.UTC)).total_seconds()))
+            backoff = self.retry_seconds
             while True:
                 try:
                     deleted = await asyncio.to_thread(self.gateway.delete_training, namespace, name, uid)
-                except Exception as exc:  # retried: the training stays until its deletion lands
+                except Exception as exc:
+                    if not transient(exc):  # 403 (RBAC without delete), 422: retrying cannot help
+                        log.error("cannot delete %s/%s after its ttlSecondsAfterFinished (%s: %s); it is kept. Give "
+                                  "the operator delete on yolotrainings (the chart does)", namespace, name,
+                                  type(exc).__name__, exc)
+                        return
                     log.warning("deleting %s/%s (ttlSecondsAfterFinished) failed (%s: %s); retrying in %.0fs",
-                                namespace, name, type(exc).__name__, exc, self.retry_seconds)
-                    await asyncio.sleep(self.retry_seconds)
+                                namespace, name, type(exc).__name__, exc, backoff)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 600.0)
                     continue
                 if deleted:
                     log.info("deleted %s/%s (task %s): its ttlSecondsAfterFinished passed at %s", namespace, name, uid,

@@ -1,13 +1,13 @@
 """The operator's settings, one pydantic-settings class with the ``YOLO_OPERATOR_`` prefix."""
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class OperatorSettings(BaseSettings):
     """Defaults for the Jobs the operator builds, and kopf's tuning."""
 
-    model_config = SettingsConfigDict(env_prefix="YOLO_OPERATOR_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="YOLO_OPERATOR_", extra="ignore", populate_by_name=True)
 
     trainer_image: str = Field(default="ghcr.io/yolo-training-operator/trainer:0.1.0", description="trainer image")
     image_pull_policy: str = "IfNotPresent"
@@ -42,7 +42,12 @@ class OperatorSettings(BaseSettings):
     # kopf tuning
     watch_server_timeout: int = Field(default=300, ge=1, description="seconds before a watch is renewed")
     watch_client_timeout: int = Field(default=330, ge=1)
-    batch_window: float = Field(default=0.1, gt=0, description="kopf's idle time before handling a batch of events")
+    worker_idle_seconds: float = Field(
+        default=0.1, gt=0,
+        validation_alias=AliasChoices("YOLO_OPERATOR_WORKER_IDLE_SECONDS", "YOLO_OPERATOR_BATCH_WINDOW"),
+        description="seconds kopf keeps a training's event worker alive with nothing to do, then lets it go "
+                    "(settings.queueing.idle_timeout; kopf batches nothing by time). YOLO_OPERATOR_BATCH_WINDOW, "
+                    "its former name, still sets it")
     resync_seconds: float = Field(
         default=300.0, gt=0, description="every unfinished training is re-synced once per this period (missed "
                                          "events); 5 minutes keeps 10,000 trainings at ~100 API requests/s")

@@ -99,7 +99,8 @@ def observed(found: Observation, status: TrainingStatus, generation: int | None)
     return found
 
 
-def conclude(status: TrainingStatus, end: RunEnd | None, job: dict[str, Any] | None = None) -> Observation | None:
+def conclude(status: TrainingStatus, end: RunEnd | None, job: dict[str, Any] | None = None,
+             pods: list[dict[str, Any]] | None = None) -> Observation | None:
     """Write the contract's :func:`~yolo_crd.outcome.verdict` (None while the training is not over).
 
     A success concluded from the trainer's final report records what its Job did or does next
@@ -112,7 +113,7 @@ def conclude(status: TrainingStatus, end: RunEnd | None, job: dict[str, Any] | N
         return None
     if found.phase == Phase.FAILED:
         return ended(status, found.phase, found.reason, found.message)
-    condition, events = job_outcome(end)
+    condition, events = job_end(job, pods or [], status) if job is not None else job_outcome(end)
     result = _succeeded(status, condition)
     result.events += events
     if end is not None and end.succeeded and job is not None:
@@ -142,11 +143,24 @@ def after_success(job: dict[str, Any] | None, pods: list[dict[str, Any]], status
     """Record how the Job of a training that already succeeded ended; the verdict itself never changes."""
     if not awaits_job(status):
         return Observation({})
-    end = RunEnd(False, Reason.JOB_DELETED.value, "the Job was deleted") if job is None else run_end(job, pods, status)
-    if end is None:
+    condition, events = job_end(job, pods, status)
+    if condition[1] == "Unknown":
         return Observation({})
-    condition, events = job_outcome(end)
     return Observation({"conditions": merge_conditions(status, condition)}, events)
+
+
+def job_end(job: dict[str, Any] | None, pods: list[dict[str, Any]], status: TrainingStatus
+            ) -> tuple[tuple[str, str, str, str], list[Event]]:
+    """The :data:`JOB_COMPLETE` condition of a succeeded training from its Job as it is now: still finishing,
+    completed, failed afterwards, stopped (suspended by a late cancel), or gone."""
+    if job is None:  # deleted by hand, or by its own TTL before a sync saw it complete: gone, not failed
+        gone = "the Job was deleted before it was seen to complete"
+        return (JOB_COMPLETE, "False", Reason.JOB_DELETED.value, gone), []
+    end = run_end(job, pods, status)
+    if end is None and (job.get("spec") or {}).get("suspend") and not live(pods):
+        return (JOB_COMPLETE, "False", "Suspended", "the Job was suspended after the trainer had stored its weights "
+                                                    "and final metrics; the training stands as succeeded"), []
+    return job_outcome(end)
 
 
 def cancelled(status: TrainingStatus) -> Observation:
@@ -286,7 +300,7 @@ def observe(job: dict[str, Any] | None, pods: list[dict[str, Any]], status: Trai
         return told if told.patch else changed(after_success(job, pods, status), status)
     if job is None:
         return without_job(status) if job_was_made(status) else Observation({})
-    found = (conclude(status, run_end(job, pods, status), job) or _waiting_for(job, pods, status, refused)
+    found = (conclude(status, run_end(job, pods, status), job, pods) or _waiting_for(job, pods, status, refused)
              or _running(job, pods, status))
     if found is None:
         if finishing(job) or status.phase == Phase.RUNNING:

@@ -8,34 +8,28 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
+from yolo_crd.hyperparameters import parse_hp
 from yolo_crd.spec import YoloTrainingSpec
+from yolo_crd.wire import one_line
 from yolo_trainer.errors import EXIT_INVALID_INPUT
 from yolo_trainer.settings import TrainerSettings
 
 app = typer.Typer(add_completion=False, help="Train a YOLOv8 model and report its status.")
 
 
-def _hyperparameters(pairs: list[str]) -> dict[str, Any]:
+def hyperparameters(pairs: list[str]) -> dict[str, Any]:
+    """``--hp KEY=VALUE`` pairs typed and checked by the contract's :func:`parse_hp`, as ``yoloctl`` does them."""
     values: dict[str, Any] = {}
     for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep:
-            raise typer.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--hp")
-        values[key.strip()] = yaml.safe_load(raw)
+        try:
+            key, value = parse_hp(pair)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--hp") from None
+        values[key] = value
     return values
-
-
-def _errors(exc: ValidationError) -> str:
-    """One line: ``field: problem`` for each error (the flag is the field's name)."""
-    parts = []
-    for error in exc.errors():
-        where = ".".join(str(part) for part in error["loc"]) or "spec"
-        parts.append(f"{where}: {str(error['msg']).removeprefix('Value error, ')}")
-    return "; ".join(parts)
 
 
 @app.command()
@@ -64,7 +58,7 @@ def train(
         fields: dict[str, Any] = {k: v for k, v in {"model": model, "data": data, "epochs": epochs, "imgsz": imgsz,
                                     "batch": batch, "gpus": gpus, "device": device}.items() if v is not None}
         if hp:
-            fields["hyperparameters"] = _hyperparameters(hp)
+            fields["hyperparameters"] = hyperparameters(hp)
         if settings.spec is None and not {"model", "data"} <= fields.keys():
             typer.echo("yolo-trainer: nothing to train: give --model and --data (or YOLO_TRAINER_SPEC as JSON); "
                        "see --help", err=True)
@@ -72,7 +66,7 @@ def train(
         base = settings.spec.model_dump() if settings.spec else {}
         spec = YoloTrainingSpec.model_validate({**base, **fields})
     except ValidationError as exc:
-        typer.echo(f"yolo-trainer: invalid training spec: {_errors(exc)}", err=True)
+        typer.echo(f"yolo-trainer: invalid training spec: {one_line(exc)}", err=True)
         raise typer.Exit(EXIT_INVALID_INPUT) from None
     except SettingsError as exc:
         typer.echo(f"yolo-trainer: invalid YOLO_TRAINER_* setting: {exc} ({exc.__cause__})", err=True)

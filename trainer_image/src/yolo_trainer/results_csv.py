@@ -10,10 +10,18 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from yolo_crd.history import read_results
+from yolo_crd.history import parse_results
 from yolo_crd.status import EpochMetrics
 
 __all__ = ["ResultsFollower", "read_results"]
+
+
+def read_results(path: Path) -> list[EpochMetrics]:
+    """Parse a results.csv (a missing file: no rows yet)."""
+    try:
+        return parse_results(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
 
 log = logging.getLogger(__name__)
 

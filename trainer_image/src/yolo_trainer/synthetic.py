@@ -52,7 +52,22 @@ def make_dataset(
     return data
 
 
-if __name__ == "__main__":
-    import sys
+def main(argv: list[str] | None = None) -> None:
+    """``python -m yolo_trainer.synthetic [ROOT]``: draw a dataset and print its data.yaml path."""
+    import argparse
 
-    print(make_dataset(Path(sys.argv[1] if len(sys.argv) > 1 else "synthetic-data")))
+    parser = argparse.ArgumentParser(prog="python -m yolo_trainer.synthetic",
+                                     description="Draw a small synthetic detection dataset (coloured shapes) and "
+                                                 "print the path of its data.yaml.")
+    parser.add_argument("root", nargs="?", default="synthetic-data", type=Path, help="folder to draw it in")
+    parser.add_argument("--classes", type=int, default=2, choices=range(1, len(SHAPES) + 1), metavar="N",
+                        help=f"number of classes, 1 to {len(SHAPES)} (default 2)")
+    parser.add_argument("--train", type=int, default=256, help="training images (default 256)")
+    parser.add_argument("--val", type=int, default=64, help="validation images (default 64)")
+    parser.add_argument("--imgsz", type=int, default=64, help="image size in pixels (default 64)")
+    args = parser.parse_args(argv)
+    print(make_dataset(args.root, classes=args.classes, train=args.train, val=args.val, imgsz=args.imgsz))
+
+
+if __name__ == "__main__":
+    main()

@@ -77,7 +77,11 @@ class TaskRecord:
         return "cancelled" if self.is_cancelled() else self.state().value
 
     def summary(self) -> dict[str, Any]:
-        """One row of ``GET /tasks``: enough for a table and a detail header (no per-epoch history)."""
+        """One row of ``GET /tasks``: enough for a table and a detail header (no per-epoch history).
+
+        ``status`` is the spec's state (the envelope's ``data.status``); ``state`` is :meth:`display_state`, the
+        same but ``cancelled`` for a cancelled training.
+        """
         status = self.status or TrainingStatus()
         metrics = status.metrics
         state = self.state()

@@ -78,7 +78,13 @@ class TrainingIndex:
     def replace_all(self, objects: Iterable[dict[str, Any]]) -> None:
         """Swap in the result of a LIST (first start or a relist after 410 Gone)."""
         records = {r.task_id: r for r in map(record_from_object, objects) if r is not None}
+        now = utc_now()
         with self._lock:
+            for task_id, gone in self._records.items():  # deleted while the watch was away (410 Gone, a reconnect)
+                if task_id not in records:
+                    stone = tombstone(task_id, gone.name, gone.namespace, gone.spec, gone.status, now)
+                    if stone is not None:
+                        self._reaped[task_id] = stone
             self._records = records
             self._changes = deque(sorted((r.version, r.task_id) for r in records.values())[-CHANGE_LOG:],
                                   maxlen=CHANGE_LOG)

@@ -24,12 +24,12 @@ from yolo_api.settings import ApiSettings
 from yolo_api.sources import check_source
 from yolo_api.storage import StorageError, read_text
 from yolo_crd.history import parse_results
-from yolo_crd.kubeclient import load_api_client
 from yolo_crd.locations import RESULTS, SourceRef, owned_uri
 from yolo_crd.names import ANNOTATION_CANCEL, API_VERSION, GROUP, KIND, LABEL_TASK_ID, PLURAL, VERSION
 from yolo_crd.retention import Reaped
 from yolo_crd.spec import YoloTrainingSpec
 from yolo_crd.status import TrainingStatus
+from yolo_io.kubeclient import load_api_client
 
 log = logging.getLogger(__name__)
 

@@ -20,26 +20,28 @@ from typing import Any
 
 from yolo_api.backends import History, TaskRecord, filter_state, local_retention
 from yolo_api.backends.local_host import StateLock, cuda_devices
-from yolo_api.backends.local_trainers import Running, TrainerProcesses
+from yolo_api.backends.local_trainers import TrainerProcesses
 from yolo_api.backends.paths import confine_spec_paths
 from yolo_api.errors import invalid
 from yolo_api.settings import ApiSettings
 from yolo_api.sources import check_source
-from yolo_crd import local_store, ownership
-from yolo_crd.history import read_results
+from yolo_crd import ownership
+from yolo_crd.history import parse_results
 from yolo_crd.locations import SourceRef
-from yolo_crd.outcome import RunEnd, finished, verdict
+from yolo_crd.outcome import RunEnd, Verdict, finished, verdict
 from yolo_crd.retention import Reaped
 from yolo_crd.spec import YoloTrainingSpec
-from yolo_crd.status import Phase, Reason, TrainingStatus
+from yolo_crd.status import Phase, Reason, TrainingStatus, utc_now
+from yolo_io import local_store
 
 log = logging.getLogger(__name__)
 
 _COLUMNS = "task_id, name, spec, status, created_at, pid, updated_at"
+_UNFINISHED = f"json_extract(status, '$.phase') NOT IN ('{Phase.SUCCEEDED.value}', '{Phase.FAILED.value}')"
 
 
-class LocalBackend(TrainerProcesses):
-    """See the module docstring."""
+class LocalBackend:
+    """See the module docstring. It is the task store of its trainer processes (:class:`TaskRows`)."""
 
     def __init__(self, settings: ApiSettings) -> None:
         self.settings = settings
@@ -48,12 +50,9 @@ class LocalBackend(TrainerProcesses):
         self.logs_dir = self.state_dir / "logs"
         self._conn = local_store.connect(self.state_dir / "state.db")
         self._state_lock = StateLock(self.state_dir)
-        self._lock = threading.RLock()
-        self._running: dict[str, Running] = {}
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="local-scheduler", daemon=True)
+        self.lock = threading.RLock()  # a verdict (finish or cancel) is decided under it: the first one stands
         self._gpus: int | None = settings.local_gpus
+        self.trainers = TrainerProcesses(settings, self, self.state_dir, self.runs_dir)
 
     # -- reads ---------------------------------------------------------------------------------------
 
@@ -68,7 +67,7 @@ class LocalBackend(TrainerProcesses):
 
     def get(self, task_id: str) -> TaskRecord | None:
         """Read one task from SQLite (WAL: never blocked by a writing trainer)."""
-        with self._lock:
+        with self.lock:
             row = self._conn.execute(f"SELECT {_COLUMNS} FROM tasks WHERE task_id = ?", (task_id,)).fetchone()  # noqa: S608
         return None if row is None else self._record(row)
 
@@ -81,14 +80,17 @@ class LocalBackend(TrainerProcesses):
         record = self.get(task_id)
         status = record.status if record else None
         run = Path(status.project_path) if status and status.project_path else self.runs_dir / task_id
-        epochs = read_results(run / "results.csv")
+        try:
+            epochs = parse_results((run / "results.csv").read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            epochs = []
         if epochs:
             return History(epochs, complete=True)
         return History(list(status.history or []) if status else [], complete=False)
 
     def changed_since(self, version: int) -> list[TaskRecord]:
         """Rows written after ``version`` (an index range scan: ``updated_at`` is the version)."""
-        with self._lock:
+        with self.lock:
             rows = self._conn.execute(f"SELECT {_COLUMNS} FROM tasks WHERE updated_at > ? "  # noqa: S608
                                       "ORDER BY updated_at LIMIT 1000", (version / 1_000_000,)).fetchall()
         return [record for record in map(self._record, rows) if record.version > version]
@@ -99,7 +101,7 @@ class LocalBackend(TrainerProcesses):
         if namespaces is not None:
             return [], 0
         order = "ORDER BY created_at DESC, rowid DESC"
-        with self._lock:
+        with self.lock:
             if state is not None:  # the state is computed from the status: filtered here, not in SQL
                 rows = self._conn.execute(f"SELECT {_COLUMNS} FROM tasks {order}").fetchall()  # noqa: S608
                 matching = filter_state(map(self._record, rows), state)
@@ -111,7 +113,7 @@ class LocalBackend(TrainerProcesses):
 
     def latest_version(self) -> int:
         """The version of the last write to any task."""
-        with self._lock:
+        with self.lock:
             latest = self._conn.execute("SELECT max(updated_at) FROM tasks").fetchone()[0]
         return round(latest * 1_000_000) if latest else 0
 
@@ -125,7 +127,7 @@ class LocalBackend(TrainerProcesses):
 
     def ready(self) -> bool:
         """Ready once the scheduler runs."""
-        return self._thread.is_alive()
+        return self.trainers.alive()
 
     def default_gpus(self) -> int:
         """One GPU when this machine has a CUDA device, else the CPU (0)."""
@@ -147,15 +149,67 @@ class LocalBackend(TrainerProcesses):
         if not path.is_file():
             return None
         with path.open("rb") as handle:
-            handle.seek(max(0, path.stat().st_size - max_bytes))
-            return handle.read().decode("utf-8", errors="replace")
+            start = max(0, path.stat().st_size - max_bytes)
+            handle.seek(start)
+            data = handle.read()
+        if start:  # a cut inside a character: drop its continuation bytes rather than show U+FFFD
+            skip = 0
+            while skip < min(3, len(data)) and data[skip] & 0xC0 == 0x80:
+                skip += 1
+            data = data[skip:]
+        return data.decode("utf-8", errors="replace")
 
     # -- writes --------------------------------------------------------------------------------------
 
-    def _patch(self, task_id: str, patch: dict[str, Any]) -> None:
+    def write_operator_fields(self, task_id: str, patch: dict[str, Any]) -> None:
+        """Merge-patch the operator's status fields (raises ``OwnershipError`` for any other field)."""
         ownership.check("operator", patch)
-        with self._lock:
+        with self.lock:
             local_store.patch_status(self._conn, task_id, patch)
+
+    def conclude(self, task_id: str, end: RunEnd) -> Verdict | None:
+        """Decide (:func:`verdict`) and write, as the operator would, the verdict on a run that ended: phase,
+        reason, message and completion time. None when the task is gone or already had its verdict.
+
+        Under the backend's lock: a cancel and a trainer's end decide one after the other. The trainer process
+        writes without that lock; when its final report lands between this read and this write, the store
+        refuses Failed (:class:`~yolo_io.local_store.FinalPhaseError`) and the verdict is decided again.
+        """
+        with self.lock:
+            for _ in range(2):
+                record = self.get(task_id)
+                if record is None or finished(record.status):
+                    return None
+                found = verdict(record.status, end)
+                if found is None:
+                    return None
+                try:
+                    self.write_operator_fields(task_id, {"phase": found.phase.value, "reason": found.reason,
+                                                         "message": found.message, "completionTime": utc_now()})
+                except local_store.FinalPhaseError:
+                    continue
+                return found
+        return None
+
+    def started_unfinished(self) -> Sequence[tuple[str, int]]:
+        """(task id, trainer pid) of every task whose trainer was started and has no verdict yet."""
+        with self.lock:
+            rows = self._conn.execute(
+                f"SELECT task_id, pid FROM tasks WHERE pid IS NOT NULL AND {_UNFINISHED}").fetchall()  # noqa: S608
+        return [(task_id, int(pid)) for task_id, pid in rows]
+
+    def queued(self, limit: int) -> Sequence[tuple[str, str, str]]:
+        """(task id, name, spec JSON) of the oldest ``limit`` tasks waiting for a trainer."""
+        with self.lock:
+            rows = self._conn.execute(
+                "SELECT task_id, name, spec FROM tasks WHERE json_extract(status, '$.phase') = ? AND pid IS NULL "
+                "ORDER BY created_at, rowid LIMIT ?", (Phase.PENDING.value, limit)).fetchall()
+        return [(task_id, name, spec) for task_id, name, spec in rows]
+
+    def record_pid(self, task_id: str, pid: int) -> None:
+        """Remember which process trains ``task_id`` (to re-attach after a restart)."""
+        with self.lock:
+            self._conn.execute("UPDATE tasks SET pid = ? WHERE task_id = ?", (pid, task_id))
 
     def submit(self, spec: YoloTrainingSpec, name: str | None, namespace: str | None) -> TaskRecord:
         """Queue a training; paths must lie inside the allowed roots. It starts when a slot is free."""
@@ -169,56 +223,65 @@ class LocalBackend(TrainerProcesses):
                                    "AWS_* environment variables"}])
         if spec.output is None and self.settings.default_output:
             spec = spec.model_copy(update={"output": self.settings.default_output})
-        check_source(spec, self._lookup, namespace=None, local=True)
+        check_source(spec, self.find_source, namespace=None, local=True)
         available = self.gpus_available() if spec.gpus else 0
         if spec.gpus > available:
             seen = f"only {available} CUDA device(s)" if available else "no CUDA device"
             raise invalid([{"loc": ["body", "gpus"], "type": "gpus_not_available",
                             "msg": f"gpus={spec.gpus}, but this machine has {seen} (local backend): set gpus to "
                                    f"{available} or leave gpus out to train on what there is"}])
-        wire = confine_spec_paths(spec.wire(), self.settings.roots())
+        wire = confine_spec_paths(spec.wire(), self.settings.roots(),
+                                  allow_downloads=self.settings.trainer_allow_downloads)
         task_id = str(uuid.uuid4())
-        with self._lock:
+        with self.lock:
             local_store.insert_task(self._conn, task_id, name or "train", wire)
-            self._patch(task_id, {"phase": Phase.PENDING.value, "reason": Reason.QUEUED.value,
+            self.write_operator_fields(task_id, {"phase": Phase.PENDING.value, "reason": Reason.QUEUED.value,
                                   "message": "waiting for a free trainer slot"})
-        self._wake.set()
+        self.trainers.wake()
         record = self.get(task_id)
         assert record is not None
         return record
 
-    def _lookup(self, ref: SourceRef) -> TaskRecord | None:
+    def find_source(self, ref: SourceRef) -> TaskRecord | None:
+        """The earlier training a ``task/<id>`` model names (locally there are no names to look up)."""
         return self.get(ref.value) if ref.kind == "task" else None
 
     def reaped(self, task_id: str) -> Reaped | None:
         """A finished task deleted by ``--retain-days``, remembered for ``reaped_retention_seconds``."""
-        with self._lock:
+        with self.lock:
             return local_retention.tombstone(self._conn, task_id, self.settings.reaped_retention_seconds)
 
     def retire(self) -> Sequence[str]:
         """Delete the finished tasks whose ``--retain-days`` have passed (row, run and log); their ids."""
         days = self.settings.retain_days
-        with self._lock:
-            return local_retention.retire(self._conn, self.runs_dir, self.logs_dir, days * 86400 if days else None,
-                                          dt.datetime.now(dt.UTC))
+        with self.lock:  # the rows only: reads of other tasks never wait for a run directory's deletion
+            reaped = local_retention.reap_rows(self._conn, days * 86400 if days else None, dt.datetime.now(dt.UTC),
+                                               self.settings.reaped_retention_seconds)
+        local_retention.remove_files(reaped, self.runs_dir, self.logs_dir)
+        return reaped
 
     def artifact_file(self, task_id: str, uri: str) -> Path | None:
-        """An artifact written under the task's own run directory (never a path outside it)."""
+        """The file of one of the task's own artifacts, or None; never a path the task did not record.
+
+        ``uri`` must be in the task's ``status.artifacts`` and be either a file under the task's run directory or
+        the dataset YAML the task trained on (its ``data``, confined to the allowed roots at submit): ultralytics
+        trains on the user's own YAML, which lies outside the run and is recorded as ``data.yaml``.
+        """
+        record = self.get(task_id)
+        if record is None or record.status is None or uri not in {a.uri for a in record.status.artifacts or []}:
+            return None
         path = Path(uri).resolve()
-        return path if path.is_relative_to(self.runs_dir / task_id) and path.is_file() else None
+        data = record.spec.get("data")
+        own_data = isinstance(data, str) and not data.startswith("s3://") and path == Path(data).resolve()
+        inside_run = path.is_relative_to((self.runs_dir / task_id).resolve())
+        return path if (inside_run or own_data) and path.is_file() else None
 
     def cancel(self, task_id: str) -> TaskRecord | None:
         """Cancel: the verdict is Failed/Cancelled and the trainer is stopped (SIGTERM, then SIGKILL). Too late
         once the trainer reported its success or the task ended: the verdict stands (:func:`verdict`)."""
-        with self._lock:  # the reaper's _finish takes it too: whichever is first decides
-            record = self.get(task_id)
-            if record is None or finished(record.status):
-                return record
-            found = verdict(record.status, RunEnd(False, Reason.CANCELLED.value, "cancelled"))
-            self._conclude(task_id, found)
-            running = self._running.get(task_id) if found is not None and found.phase == Phase.FAILED else None
-        if running is not None:
-            self._terminate(running)
+        found = self.conclude(task_id, RunEnd(False, Reason.CANCELLED.value, "cancelled"))
+        if found is not None and found.phase == Phase.FAILED:
+            self.trainers.terminate(task_id)
         return self.get(task_id)
 
     # -- scheduling ----------------------------------------------------------------------------------
@@ -234,21 +297,18 @@ class LocalBackend(TrainerProcesses):
                  self.settings.max_parallel)
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         self.logs_dir.mkdir(parents=True, exist_ok=True)
-        self._recover()
-        self._thread.start()
+        self.trainers.start()
 
     def stop(self) -> None:
-        """Stop scheduling and say what becomes of running trainers: they keep running, re-attached later."""
-        self._stopping.set()
-        self._wake.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
-        running = sorted(self._running.items())
-        if running:
-            pids = " ".join(f"-{r.pid}" for _, r in running)
+        """Stop scheduling and say which trainers are still alive: they keep running, re-attached later.
+
+        A trainer that ended (a training that just succeeded) is reaped first and never named.
+        """
+        alive = self.trainers.stop()
+        if alive:
             log.warning("%d training(s) keep running without the API (trainer pids %s; logs in %s). Start yolo-api "
                         "again with --state-dir %s to follow them, or stop them with: kill -TERM %s",
-                        len(running), ", ".join(str(r.pid) for _, r in running), self.logs_dir, self.state_dir,
-                        pids)
+                        len(alive), ", ".join(map(str, alive.values())), self.logs_dir, self.state_dir,
+                        " ".join(f"-{pid}" for pid in alive.values()))
         self._state_lock.release()
 

@@ -13,41 +13,46 @@ import sqlite3
 import time
 from pathlib import Path
 
-from yolo_crd import local_store
 from yolo_crd.retention import Reaped, due
 from yolo_crd.status import TrainingStatus, utc_now
+from yolo_io import local_store
 
 log = logging.getLogger(__name__)
 
 
-def retire(conn: sqlite3.Connection, runs_dir: Path, logs_dir: Path, retain_seconds: float | None,
-           now: dt.datetime) -> list[str]:
-    """Delete every task whose retention (its own ``ttlSecondsAfterFinished``, else ``retain_seconds``) has
-    passed at ``now``; returns their ids."""
+def reap_rows(conn: sqlite3.Connection, retain_seconds: float | None, now: dt.datetime,
+              remember_seconds: float) -> list[str]:
+    """Replace the row of every task whose retention (its own ``ttlSecondsAfterFinished``, else
+    ``retain_seconds``) has passed at ``now`` by its tombstone, and forget tombstones older than
+    ``remember_seconds``; returns the reaped ids. Only SQLite: the files go in :func:`remove_files`."""
     reaped = []
     for task_id, name, spec, raw in local_store.finished_tasks(conn):
         own = spec.get("ttlSecondsAfterFinished")
         ttl = float(own) if isinstance(own, int) else retain_seconds
         status = TrainingStatus.model_validate(raw)
-        if not due(ttl, status, now):
-            continue
+        if due(ttl, status, now):
+            local_store.reap(conn, task_id, name, status.completion_time or "", utc_now(), ttl)
+            reaped.append(task_id)
+    local_store.forget_reaped(conn, time.time() - remember_seconds)
+    return reaped
+
+
+def remove_files(task_ids: list[str], runs_dir: Path, logs_dir: Path) -> None:
+    """Delete the run directories (weights included) and logs of reaped tasks (no lock needed: their rows
+    are gone, nothing reads or writes these files any more)."""
+    for task_id in task_ids:
         run = (runs_dir / task_id).resolve()
         if run.is_relative_to(runs_dir.resolve()) and run.is_dir():
             shutil.rmtree(run)
         (logs_dir / f"{task_id}.log").unlink(missing_ok=True)
-        local_store.reap(conn, task_id, name, status.completion_time or "", utc_now(), ttl)
-        reaped.append(task_id)
-    if reaped:
+    if task_ids:
         log.info("deleted %d finished task(s) whose retention passed (ttlSecondsAfterFinished or --retain-days): %s",
-                 len(reaped), ", ".join(reaped))
-    return reaped
+                 len(task_ids), ", ".join(task_ids))
 
 
 def tombstone(conn: sqlite3.Connection, task_id: str, remember_seconds: float) -> Reaped | None:
-    """The tombstone of a task reaped within ``remember_seconds``, else None (older ones are forgotten)."""
-    since = time.time() - remember_seconds
-    local_store.forget_reaped(conn, since)
-    found = local_store.read_reaped(conn, task_id, since)
+    """The tombstone of a task reaped within ``remember_seconds``, else None."""
+    found = local_store.read_reaped(conn, task_id, time.time() - remember_seconds)
     if found is None:
         return None
     name, finished_at, deleted_at, ttl = found

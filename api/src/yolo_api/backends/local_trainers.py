@@ -1,24 +1,23 @@
 """The local backend's trainer processes: spawn queued tasks, follow them, and say how each one ended.
 
-A mixin of :class:`yolo_api.backends.local.LocalBackend` (which owns the SQLite store and the settings):
-at most ``max_parallel`` trainers run; each is a ``python -m yolo_trainer`` in its own session, so an API
-restart does not kill it. On start-up a started task whose process is alive is re-attached, and one whose
-process is gone is marked failed with a clear error. A trainer that exits writes its own failure; one that
-dies without a word (a signal, a crash) is explained here, with where its log is.
+Owned by :class:`yolo_api.backends.local.LocalBackend`, which is the task store it reads and writes
+through (:class:`TaskRows`): at most ``max_parallel`` trainers run; each is a ``python -m yolo_trainer`` in
+its own session, so an API restart does not kill it. On start-up a started task whose process is alive is
+re-attached, and one whose process is gone is marked failed with a clear error. A trainer that exits writes
+its own failure; one that dies without a word (a signal, a crash) is explained here, with where its log is.
 """
 
 import json
 import logging
 import os
 import signal
-import sqlite3
 import subprocess
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from yolo_api.backends import TaskRecord
 from yolo_api.backends.local_host import signal_name, tail
@@ -26,14 +25,11 @@ from yolo_api.errors import ApiError
 from yolo_api.settings import ApiSettings
 from yolo_api.sources import check_source
 from yolo_crd.locations import SourceRef, source_ref
-from yolo_crd.outcome import RunEnd, Verdict, finished, verdict
+from yolo_crd.outcome import RunEnd, Verdict, finished
 from yolo_crd.spec import YoloTrainingSpec
-from yolo_crd.status import Phase, Reason, utc_now
+from yolo_crd.status import Reason, utc_now
 
 log = logging.getLogger(__name__)
-
-UNFINISHED = f"json_extract(status, '$.phase') NOT IN ('{Phase.SUCCEEDED.value}', '{Phase.FAILED.value}')"
-
 
 @dataclass
 class Running:
@@ -53,39 +49,85 @@ def pid_alive(pid: int, task_id: str) -> bool:
     return "yolo_trainer" in cmdline or task_id in cmdline
 
 
+class TaskRows(Protocol):
+    """What the trainer processes need from the task store (the local backend): rows to read and the
+    operator's fields to write, under the lock that a cancel takes too."""
+
+    lock: threading.RLock
+
+    def get(self, task_id: str) -> TaskRecord | None:
+        """One task."""
+
+    def log_path(self, task_id: str) -> Path:
+        """Where the trainer of ``task_id`` writes its output."""
+
+    def conclude(self, task_id: str, end: RunEnd) -> Verdict | None:
+        """Decide the verdict on a run that ended and write it as the operator would; None when none was due."""
+
+    def write_operator_fields(self, task_id: str, patch: dict[str, Any]) -> None:
+        """Merge-patch the operator's status fields of one task."""
+
+    def find_source(self, ref: SourceRef) -> TaskRecord | None:
+        """The earlier training a ``task/<id>`` model names."""
+
+    def started_unfinished(self) -> Sequence[tuple[str, int]]:
+        """(task id, trainer pid) of every task whose trainer was started and has no verdict yet."""
+
+    def queued(self, limit: int) -> Sequence[tuple[str, str, str]]:
+        """(task id, name, spec JSON) of the oldest ``limit`` tasks waiting for a trainer."""
+
+    def record_pid(self, task_id: str, pid: int) -> None:
+        """Remember which process trains ``task_id`` (to re-attach after a restart)."""
+
+    def retire(self) -> Sequence[str]:
+        """Delete the finished tasks whose retention passed; their ids."""
+
+
 class TrainerProcesses:
-    """The scheduling half of the local backend; see the module docstring."""
+    """The trainer processes of one state directory: a scheduler thread that launches queued tasks (at most
+    ``max_parallel``), follows them, and writes how each one ended; see the module docstring."""
 
-    settings: ApiSettings
-    state_dir: Path
-    runs_dir: Path
-    _conn: sqlite3.Connection
-    _lock: threading.RLock
-    _running: dict[str, Running]
-    _wake: threading.Event
-    _stopping: threading.Event
+    def __init__(self, settings: ApiSettings, tasks: TaskRows, state_dir: Path, runs_dir: Path) -> None:
+        self.settings = settings
+        self.tasks = tasks
+        self.state_dir = state_dir
+        self.runs_dir = runs_dir
+        self._running: dict[str, Running] = {}
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="local-scheduler", daemon=True)
 
-    def get(self, task_id: str) -> TaskRecord | None:  # pragma: no cover - the backend's
-        """One task (the backend's read)."""
-        raise NotImplementedError
+    def start(self) -> None:
+        """Re-attach to the trainers a previous API left running (or explain the ones that died), then schedule."""
+        self._recover()
+        self._thread.start()
 
-    def log_path(self, task_id: str) -> Path:  # pragma: no cover - the backend's
-        """Where a trainer writes its output."""
-        raise NotImplementedError
+    def alive(self) -> bool:
+        """Whether the scheduler runs."""
+        return self._thread.is_alive()
 
-    def _patch(self, task_id: str, patch: dict[str, Any]) -> None:  # pragma: no cover - the backend's
-        raise NotImplementedError
+    def wake(self) -> None:
+        """Look at the queue now (a task was submitted), not at the next poll."""
+        self._wake.set()
 
-    def _lookup(self, ref: SourceRef) -> TaskRecord | None:  # pragma: no cover - the backend's
-        raise NotImplementedError
+    def stop(self) -> dict[str, int]:
+        """Stop scheduling and return the trainers still alive (task id → pid), which keep running.
 
-    def retire(self) -> Sequence[str]:  # pragma: no cover - the backend's
-        """Delete the tasks whose retention passed (the backend's)."""
-        raise NotImplementedError
+        Trainers that ended meanwhile are reaped first (their verdict written), so that what is returned
+        names only processes that are still there.
+        """
+        self._stopping.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        self._reap()
+        return {task_id: running.pid for task_id, running in sorted(self._running.items())}
 
-    def running_trainers(self) -> dict[str, int]:
-        """Task id → trainer pid of every trainer this API is following."""
-        return {task_id: running.pid for task_id, running in self._running.items()}
+    def terminate(self, task_id: str) -> None:
+        """Stop the trainer of ``task_id`` if this API follows one (SIGTERM to its session, then SIGKILL)."""
+        running = self._running.get(task_id)
+        if running is not None:
+            self._terminate(running)
 
     def _terminate(self, running: Running) -> None:
         try:
@@ -99,13 +141,10 @@ class TrainerProcesses:
                 os.killpg(running.pid, signal.SIGKILL)
 
     def _recover(self) -> None:
-        with self._lock:
-            rows = self._conn.execute(
-                f"SELECT task_id, pid FROM tasks WHERE pid IS NOT NULL AND {UNFINISHED}").fetchall()  # noqa: S608
-        for task_id, pid in rows:
-            if pid_alive(int(pid), task_id):
+        for task_id, pid in self.tasks.started_unfinished():
+            if pid_alive(pid, task_id):
                 log.info("re-attached to trainer %s of task %s", pid, task_id)
-                self._running[task_id] = Running(int(pid), None, self.log_path(task_id))
+                self._running[task_id] = Running(pid, None, self.tasks.log_path(task_id))
             else:
                 self._finish(task_id, None, lost=True)
 
@@ -117,7 +156,7 @@ class TrainerProcesses:
                 self._launch()
                 if time.monotonic() >= next_retire:  # --retain-days: once a minute is on time enough
                     next_retire = time.monotonic() + 60
-                    self.retire()
+                    self.tasks.retire()
             except Exception:  # keep scheduling; the error is logged with its traceback
                 log.exception("local scheduler step failed")
             self._wake.wait(self.settings.poll_interval)
@@ -142,12 +181,11 @@ class TrainerProcesses:
 
         Under the backend's lock, like a cancel: whichever comes first decides, the other finds it final.
         """
-        with self._lock:
-            record = self.get(task_id)
-            status = record.status if record else None
-            if record is None or finished(status):
+        with self.tasks.lock:
+            record = self.tasks.get(task_id)
+            if record is None or finished(record.status):
                 return  # a cancel (or an earlier finish) already gave the verdict
-            where = f"its log: {log_path or self.log_path(task_id)} (GET /tasks/{task_id}/logs)"
+            where = f"its log: {log_path or self.tasks.log_path(task_id)} (GET /tasks/{task_id}/logs)"
             if lost:
                 end = RunEnd(False, Reason.TRAINER_EXITED.value,
                              f"训练进程已中断 (the trainer process ended while the API was not running); {where}")
@@ -160,23 +198,14 @@ class TrainerProcesses:
                 last = tail(log_path) if log_path else ""
                 end = RunEnd(False, Reason.TRAINER_EXITED.value,
                              f"trainer exited with code {code}" + (f": {last}" if last else "") + f"; {where}")
-            self._conclude(task_id, verdict(status, end))
-
-    def _conclude(self, task_id: str, found: Verdict | None) -> None:
-        """Write a verdict as the operator would: phase, reason, message and completion time."""
-        if found is not None:
-            self._patch(task_id, {"phase": found.phase.value, "reason": found.reason, "message": found.message,
-                                  "completionTime": utc_now()})
+            self.tasks.conclude(task_id, end)
 
     def _launch(self) -> None:
         free = self.settings.max_parallel - len(self._running)
         if free <= 0:
             return
-        with self._lock:  # held while spawning, so a concurrent cancel cannot be overwritten
-            rows = self._conn.execute(
-                "SELECT task_id, name, spec FROM tasks WHERE json_extract(status, '$.phase') = ? AND pid IS NULL "
-                "ORDER BY created_at, rowid LIMIT ?", (Phase.PENDING.value, free)).fetchall()
-            for task_id, name, spec in rows:
+        with self.tasks.lock:  # held while spawning, so a concurrent cancel cannot be overwritten
+            for task_id, name, spec in self.tasks.queued(free):
                 self._spawn(task_id, name, spec)
 
     def _spawn(self, task_id: str, name: str, spec: str) -> None:
@@ -184,11 +213,11 @@ class TrainerProcesses:
         raw = json.loads(spec)
         if source_ref(str(raw.get("model", ""))) is not None:  # task/<id>: hand its best.pt to the trainer
             try:  # the source succeeded at submit, and a finished training never changes
-                source = check_source(YoloTrainingSpec.model_validate(raw), self._lookup, namespace=None, local=True)
+                source = check_source(YoloTrainingSpec.model_validate(raw), self.tasks.find_source, namespace=None,
+                                      local=True)
             except ApiError as exc:
-                record = self.get(task_id)
-                self._conclude(task_id, verdict(record.status if record else None, RunEnd(
-                    False, Reason.MODEL_NOT_FOUND.value, str(exc.data["errors"][0]["msg"]))))
+                self.tasks.conclude(task_id, RunEnd(False, Reason.MODEL_NOT_FOUND.value,
+                                                    str(exc.data["errors"][0]["msg"])))
                 return
         env = {
             **os.environ,
@@ -198,17 +227,18 @@ class TrainerProcesses:
             "YOLO_TRAINER_NAME": name,
             "YOLO_TRAINER_OUTPUT_DIR": str(self.runs_dir),
             "YOLO_TRAINER_SPEC": spec,
+            "YOLO_TRAINER_ALLOW_DOWNLOADS": str(self.settings.trainer_allow_downloads).lower(),
             **({"YOLO_TRAINER_SOURCE": source.model_dump_json(exclude_none=True)} if source else {}),
         }
-        log_path = self.log_path(task_id)
+        log_path = self.tasks.log_path(task_id)
         with log_path.open("ab") as output:
             process = subprocess.Popen(
                 [self.settings.trainer_python, "-m", "yolo_trainer"], env=env, stdout=output,
                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         self._running[task_id] = Running(process.pid, process, log_path)
-        with self._lock:
-            self._conn.execute("UPDATE tasks SET pid = ? WHERE task_id = ?", (process.pid, task_id))
+        self.tasks.record_pid(task_id, process.pid)
         # phase stays Pending until the trainer reports: "progress" means a trainer that says what it does
-        self._patch(task_id, {"reason": None, "message": "the trainer is starting", "startTime": utc_now()})
+        self.tasks.write_operator_fields(task_id, {"reason": None, "message": "the trainer is starting",
+                                                   "startTime": utc_now()})
         log.info("started trainer %s for task %s", process.pid, task_id)
 

@@ -1,14 +1,33 @@
-"""Local-mode path policy: model and data must resolve inside the allowed roots (no ``../../etc/passwd``)."""
+"""Local-mode input policy: model and data resolve inside the allowed roots (no ``../../etc/passwd``), and what
+can be refused at once is refused at ``POST /train`` (422 naming the field), not minutes later by a trainer.
 
+The checks are cheap on purpose: a file exists, a YAML parses into a mapping, an architecture name is one that
+ultralytics ships. Whether a dataset trains (splits, labels, images) stays the trainer's question, answered by
+ultralytics' own code (``yolo_trainer.checks``). ``s3://`` URIs and ``task/<id>`` references are not paths:
+object storage is read by the trainer, an earlier training is checked by :mod:`yolo_api.sources`.
+"""
+
+import functools
+import importlib.util
+import re
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from yolo_api.errors import invalid
 from yolo_crd.locations import is_s3, source_ref
 
+DOWNLOADS_OFF = ("pretrained weights are not downloaded: set YOLO_TRAINER_ALLOW_DOWNLOADS=true in the API's "
+                 "environment to let its trainers fetch them, or give the path of a .pt file")
+
 
 def _inside(path: Path, roots: list[Path]) -> bool:
     return any(path == root or path.is_relative_to(root) for root in roots)
+
+
+def _error(field: str, kind: str, msg: str) -> dict[str, Any]:
+    return {"loc": ["body", field], "type": kind, "msg": msg}
 
 
 def confine(
@@ -26,23 +45,92 @@ def confine(
     if _inside(resolved, roots):
         return str(resolved), None
     allowed = ", ".join(str(root) for root in roots)
-    return value, {"loc": ["body", field], "type": "path_not_allowed",
-                   "msg": f"{field} must be a path inside the allowed roots (YOLO_API_ALLOWED_ROOTS: {allowed})"}
+    return value, _error(field, "path_not_allowed",
+                         f"{field} must be a path inside the allowed roots (YOLO_API_ALLOWED_ROOTS: {allowed})")
 
 
-def confine_spec_paths(spec: dict[str, Any], roots: list[Path]) -> dict[str, Any]:
-    """Return the spec with absolute model and data paths, or raise a 422 listing each bad path.
+def confine_spec_paths(spec: dict[str, Any], roots: list[Path], *, allow_downloads: bool) -> dict[str, Any]:
+    """Return the spec with absolute model and data paths, or raise a 422 listing each bad input.
 
-    ``s3://`` URIs and references to earlier trainings (``task/<id>``) are not paths and stay as they are.
     A bare ``.pt`` name stays bare unless such a file exists here: the trainer downloads it when
-    ``YOLO_TRAINER_ALLOW_DOWNLOADS=true`` (inherited from the API's environment), or fails saying downloads are off.
+    ``allow_downloads`` (``YOLO_TRAINER_ALLOW_DOWNLOADS``, which the trainers inherit); without it the name
+    is refused here with the same hint the trainer would give. A bare ``.yaml`` name stays bare when
+    ultralytics ships such an architecture.
     """
     builtin = str(spec["model"]).endswith((".yaml", ".yml", ".pt"))
     remote_model = is_s3(spec["model"]) or source_ref(spec["model"]) is not None  # object storage, a training
     model, model_error = (spec["model"], None) if remote_model else confine("model", spec["model"], roots,
                                                                            builtin_ok=builtin)
     data, data_error = (spec["data"], None) if is_s3(spec["data"]) else confine("data", spec["data"], roots)
+    if model_error is None and not remote_model:
+        model_error = model_problem(model, allow_downloads=allow_downloads)
+    if data_error is None and not is_s3(data):
+        data_error = data_problem(data)
     errors = [error for error in (model_error, data_error) if error]
     if errors:
         raise invalid(errors)
     return {**spec, "model": model, "data": data}
+
+
+def data_problem(data: str) -> dict[str, Any] | None:
+    """Why the dataset YAML at ``data`` (an absolute path) cannot be trained on, or None when it may be."""
+    return _yaml_problem("data", Path(data), "dataset file")
+
+
+def model_problem(model: str, *, allow_downloads: bool) -> dict[str, Any] | None:
+    """Why ``model`` (an absolute path, or a bare name left for ultralytics) cannot be loaded, or None."""
+    path = Path(model)
+    if path.is_absolute():
+        if path.suffix.lower() == ".pt":
+            return None if path.is_file() else _error("model", "model_not_found", f"model file {path} does not exist")
+        return _yaml_problem("model", path, "model file")
+    if path.suffix.lower() == ".pt":
+        return None if allow_downloads else _error("model", "downloads_off", f"{model}: {DOWNLOADS_OFF}")
+    known = ultralytics_architectures()
+    if known is None or architecture_known(model, known):  # without ultralytics here, the trainer decides
+        return None
+    return _error("model", "model_not_found",
+                  f"{model} is neither a file nor an architecture ultralytics ships (e.g. yolov8n.yaml, "
+                  "yolo11s.yaml); give the path of a model YAML or .pt file")
+
+
+def _yaml_problem(field: str, path: Path, what: str) -> dict[str, Any] | None:
+    if not path.is_file():
+        return _error(field, "not_found", f"{what} {path} does not exist")
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8", errors="replace"))
+    except yaml.YAMLError as exc:
+        return _error(field, "invalid_yaml", f"{what} {path} is not valid YAML: {yaml_problem(exc)}")
+    if not isinstance(loaded, dict):
+        return _error(field, "invalid_yaml", f"{what} {path} is not a YAML mapping (keys such as train, val, names)"
+                      if field == "data" else f"{what} {path} is not a YAML mapping")
+    return None
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error in one line: what is wrong and where (``line 3, column 9: expected ',' or ']'``)."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        return f"line {mark.line + 1}, column {mark.column + 1}: {exc.problem}"
+    return " ".join(str(exc).split())
+
+
+@functools.cache
+def ultralytics_architectures() -> frozenset[str] | None:
+    """The model YAML names ultralytics ships (``yolov8.yaml``, ...), found without importing it (torch is
+    heavy); None when ultralytics is not installed beside the API."""
+    spec = importlib.util.find_spec("ultralytics")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    models = Path(next(iter(spec.submodule_search_locations))) / "cfg" / "models"
+    return frozenset(path.name for path in models.rglob("*.y*ml"))
+
+
+def architecture_known(name: str, known: frozenset[str]) -> bool:
+    """Whether ultralytics' ``yaml_model_load`` finds ``name``: itself, or its scale-less file (``yolov8n.yaml``
+    is ``yolov8.yaml`` at scale n; ``yolov8n6.yaml`` is ``yolov8-p6.yaml``), as that function names them."""
+    path = Path(name)
+    stem = re.sub(r"(\d+)([nslmx])6(.+)?$", r"\1\2-p6\3", path.stem)
+    candidates = {name, stem + path.suffix}
+    candidates |= {re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", candidate) for candidate in list(candidates)}
+    return bool(candidates & known)

@@ -89,7 +89,15 @@ async def list_tasks(
 ) -> dict[str, Any]:
     """A page of the trainings the caller may list: state, epoch, progress, latest mAP, paths, hyperparameters.
 
-    ``can_cancel`` says whether the caller may cancel an unfinished one (the dashboard's cancel button).
+    Each row says where a training is in two fields, both kept for clients that read either:
+
+    - ``status``: the spec's state, exactly ``data.status`` of ``GET /task_status/{task_id}``: ``pending``,
+      ``progress``, ``success`` or ``failure`` (a cancelled training is a ``failure``);
+    - ``state``: the same, but ``cancelled`` for a training that was cancelled: what the ``?status=`` filter and
+      the dashboard use (``?status=failure`` matches both failed and cancelled trainings).
+
+    ``phase`` is the Kubernetes-style phase the state implies (``Pending``, ``Running``, ``Succeeded``,
+    ``Failed``). ``can_cancel`` says whether the caller may cancel an unfinished one (the dashboard's cancel button).
     """
     namespaces = await visible_namespaces(request, backend)
     records, total = await run_in_threadpool(backend.list, offset, limit, namespaces, status)
@@ -105,7 +113,8 @@ async def list_tasks(
 
 @details.get("/tasks/{task_id}", summary="One training's summary (the row of GET /tasks)")
 async def task_summary(task_id: TaskId, request: Request) -> dict[str, Any]:
-    """The same fields as an item of ``GET /tasks``, for a deep link to one training."""
+    """The same fields as an item of ``GET /tasks`` (``status``: the spec's state; ``state``: the same but
+    ``cancelled`` for a cancelled training), for a deep link to one training."""
     record = await readable(request, task_id)
     item = record.summary()
     who = await get_caller(request)

@@ -3,12 +3,14 @@
 The page holds no data: it reads ``/tasks``, ``/tasks/{id}/metrics``, ``/tasks/{id}/artifacts`` and the
 events endpoint with the user's bearer token, so serving it needs no authentication. The token reaches the
 page in the URL fragment (``/ui#token=...``), which browsers never send to a server, or through its form.
+The page links its icon (``static/favicon.svg``); ``/favicon.ico`` answers the same icon to what asks for
+it there (a browser on ``/docs`` or on a JSON answer), rather than a 404 in every log.
 """
 
 from importlib import resources
 
 from fastapi import APIRouter
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 router = APIRouter()
@@ -27,6 +29,13 @@ async def ui() -> HTMLResponse:
     return HTMLResponse((STATIC / "index.html").read_text(encoding="utf-8"),
                         headers={"Cache-Control": "no-cache", "Referrer-Policy": "no-referrer",
                                  "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'"})
+
+
+@router.get("/favicon.ico", include_in_schema=False)
+async def favicon() -> Response:
+    """The dashboard's icon (an SVG: browsers take it whatever the URL's extension)."""
+    return Response((STATIC / "favicon.svg").read_bytes(), media_type="image/svg+xml",
+                    headers={"Cache-Control": "max-age=86400"})
 
 
 def static_files() -> StaticFiles:

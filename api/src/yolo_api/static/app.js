@@ -6,7 +6,7 @@
 
 const PAGE = 50;
 const LABELS = { pending: "pending", progress: "running", success: "success", failure: "failed", cancelled: "cancelled" };
-const state = { rows: new Map(), offset: 0, total: 0, filter: "", selected: null, epochsDrawn: -1, refetch: null,
+const state = { rows: new Map(), offset: 0, total: 0, filter: "", selected: null, curvesOf: null, refetch: null,
   artifactsOf: null };
 
 const $ = (id) => document.getElementById(id);
@@ -43,10 +43,33 @@ function renderRow(row, tr) {
   bar.style.width = `${row.progress || 0}%`;
   bar.title = `${fmt(row.progress, 1)}%`;
   cells[3].textContent = `${row.current_epoch || 0}/${row.total_epochs || "?"}`;
-  cells[4].textContent = fmt(row.final_metrics ? row.final_metrics.mAP50 : row.mAP50);
-  cells[5].textContent = fmt(row.final_metrics ? row.final_metrics["mAP50-95"] : row["mAP50-95"]);
+  metricCell(cells[4], row, "mAP50");
+  metricCell(cells[5], row, "mAP50-95");
   cells[6].textContent = localTime(row.created_at);
   cells[7].querySelector("button").hidden = !row.can_cancel;
+}
+
+// A training's mAP in the table says where it comes from: best.pt's final validation once it succeeded (what
+// the detail's "final metrics" show), else the last epoch's (what GET /tasks and `yoloctl list` carry).
+function metricCell(cell, row, key) {
+  const final = row.final_metrics && row.final_metrics[key] !== undefined && row.final_metrics[key] !== null;
+  const value = fmt(final ? row.final_metrics[key] : row[key]);
+  cell.textContent = value;
+  cell.dataset.source = value ? (final ? "best.pt" : "last epoch") : "";
+  cell.title = value ? (final ? `${key} of best.pt (final validation)` : `${key} of the last epoch`) : "";
+  if (value && key === "mAP50") {
+    const source = document.createElement("small");
+    source.className = "source";
+    source.textContent = final ? "best.pt" : "last epoch";
+    cell.append(" ", source);
+  }
+}
+
+// "Cancelled", not "Cancelled: cancelled": the reason alone when the error only repeats it.
+function failureText(row) {
+  const reason = row.reason || "failed";
+  const error = row.error || "";
+  return !error || error.toLowerCase() === reason.toLowerCase() ? reason : `${reason}: ${error}`;
 }
 
 function renderTable() {
@@ -128,10 +151,12 @@ function showDetail(row) {
   $("detail-bar").style.width = `${row.progress || 0}%`;
   const stage = row.stage ? `${row.stage}: ` : "";
   const stop = row.stop_reason ? ` — stopped by ${row.stop_reason.replace("_", " ")}` : "";
+  const lastMap = !row.final_metrics && row.mAP50 !== null && row.mAP50 !== undefined ?
+    ` — last epoch's mAP50 ${fmt(row.mAP50)}` : "";
   $("detail-text").textContent = `${stage}epoch ${row.current_epoch || 0}/${row.total_epochs || "?"} ` +
-    `(${fmt(row.progress, 1)}%)${stop}`;
+    `(${fmt(row.progress, 1)}%)${stop}${lastMap}`;
   $("detail-error").hidden = row.status !== "failure";
-  $("detail-error").textContent = row.status === "failure" ? `${row.reason || "failed"}: ${row.error || ""}` : "";
+  $("detail-error").textContent = row.status === "failure" ? failureText(row) : "";
   const skipped = row.dataset_skipped;
   $("detail-warning").hidden = !skipped;
   $("detail-warning").textContent = skipped ? `dataset: ${skipped.images} image(s) and ${skipped.labels} label ` +
@@ -151,9 +176,10 @@ function showDetail(row) {
   final.innerHTML = "";
   $("final").hidden = !row.final_metrics;
   for (const [name, value] of Object.entries(row.final_metrics || {})) fact(final, name, fmt(value, 4));
-  if (row.current_epoch !== state.epochsDrawn) {
-    state.epochsDrawn = row.current_epoch;
-    drawCurves(row.task_id).catch((error) => console.warn(error));
+  const curves = `${row.task_id} ${row.current_epoch} ${row.status}`;  // redrawn per epoch, and once at the end
+  if (curves !== state.curvesOf) {
+    state.curvesOf = curves;
+    drawCurves(row.task_id, row.status === "success" || row.status === "failure").catch((error) => console.warn(error));
   }
   if (row.status !== "success") {  // running, failed, cancelled: no section (a success never changes again)
     state.artifactsOf = null;
@@ -204,16 +230,22 @@ async function listArtifacts(taskId) {
   $("artifacts").hidden = false;
 }
 
-async function drawCurves(taskId) {
+// The curves, or one line instead of two empty charts when no epoch was recorded (yet).
+async function drawCurves(taskId, ended) {
   const body = await Api.get(`/tasks/${encodeURIComponent(taskId)}/metrics`);
   if (state.selected !== taskId) return;
-  Charts.show(body.data.epochs || []);
-  $("detail").dataset.epochs = String((body.data.epochs || []).length);
+  const epochs = body.data.epochs || [];
+  $("curves").hidden = !epochs.length;
+  $("no-epochs").hidden = Boolean(epochs.length);
+  $("no-epochs").textContent = ended ? "No epochs were recorded: the training ended before its first epoch." :
+    "No epochs yet: the curves appear after the first one.";
+  if (epochs.length) Charts.show(epochs);
+  $("detail").dataset.epochs = String(epochs.length);
 }
 
 async function select(taskId) {
   state.selected = taskId;
-  state.epochsDrawn = -1;
+  state.curvesOf = null;
   state.artifactsOf = null;
   history.replaceState(null, "", `#task=${taskId}`);
   document.querySelectorAll("#tasks tbody tr").forEach((tr) => tr.classList.toggle("selected", tr.dataset.task === taskId));

@@ -69,7 +69,7 @@ seccompProfile:
 {{- end }}
 
 {{/* Status fields the trainer writes: TRAINER_FIELDS of operator/src/yolo_crd/ownership.py (camelCase, as on the
-wire). tests/unit/test_policies.py renders the chart and holds both lists equal to that table. */}}
+wire). tests/unit/test_admission_policies.py renders the chart and holds both lists equal to that table. */}}
 {{- define "yolo.trainerStatusFields" -}}
 stage currentEpoch totalEpochs progress metrics bestEpoch history finalMetrics weightsPath projectPath stopReason
 resumedFromEpoch trainingFailure datasetSkipped artifacts lineage download lastUpdateTime

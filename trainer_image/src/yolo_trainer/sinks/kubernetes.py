@@ -13,8 +13,8 @@ fail with 409; the re-read then sees the other uid, and reporting stops with a n
 
 from typing import Any
 
-from yolo_crd.kubeclient import load_api_client
 from yolo_crd.names import GROUP, PLURAL, VERSION
+from yolo_io.kubeclient import load_api_client
 from yolo_trainer.sinks import SinkError
 
 # 429 (throttled), 5xx and auth errors right after the per-training Role was created (RBAC propagation)

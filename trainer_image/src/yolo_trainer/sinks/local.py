@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from yolo_crd import local_store
+from yolo_io import local_store
 from yolo_trainer.sinks import SinkError
 
 

@@ -1,4 +1,5 @@
-"""Kubernetes credentials for every component: the pod's service account, else KUBECONFIG.
+"""Kubernetes credentials, loaded the same way by every component's gateway: the pod's service account, else
+KUBECONFIG.
 
 No API call happens here. KUBECONFIG is read when the client is built, not when the kubernetes library
 is imported (its default path is fixed at import time, which tests and subprocesses trip over).

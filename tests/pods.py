@@ -72,8 +72,12 @@ def _grant_group(path: Path, gid: int) -> None:
 
 
 def container_flags(pod: dict[str, Any], container: dict[str, Any], *, claims: dict[str, Path],
-                    cluster: InCluster | None, engine: Engine) -> list[str]:
-    """The engine's ``run`` flags for ``container`` of ``pod`` (a pod spec), image and args excluded."""
+                    cluster: InCluster | None, engine: Engine, projected: dict[str, Path] | None = None) -> list[str]:
+    """The engine's ``run`` flags for ``container`` of ``pod`` (a pod spec), image and args excluded.
+
+    ``projected``: host folders with the files of the pod's ``projected`` volumes, by volume name (the
+    stand-in node of tests/podkubelet.py writes them), mounted read-only as a kubelet mounts them.
+    """
     pod_security, security = pod.get("securityContext") or {}, container.get("securityContext") or {}
     uid = security.get("runAsUser", pod_security.get("runAsUser"))
     gid = security.get("runAsGroup", pod_security.get("runAsGroup", uid))
@@ -92,6 +96,8 @@ def container_flags(pod: dict[str, Any], container: dict[str, Any], *, claims: d
             flags += ["--shm-size", _shm_size(volume["emptyDir"].get("sizeLimit"))]
         elif "emptyDir" in volume and target != "/tmp":  # /tmp is already a tmpfs
             flags += ["--tmpfs", f"{target}:rw,exec,mode=1777"]
+        elif "projected" in volume and volume["name"] in (projected or {}):
+            flags += ["--volume", f"{(projected or {})[volume['name']]}:{target}:ro"]
         elif "emptyDir" not in volume:
             raise ValueError(f"pods.py does not emulate the volume {volume}")
     env = container.get("env") or []
@@ -130,10 +136,10 @@ def running(engine: Engine, pod: dict[str, Any], *, cluster: InCluster | None, n
     container = pod["containers"][0]
     runner = Runner(engine, f"yolo-image-test-{uuid.uuid4().hex[:8]}")
     flags = container_flags(pod, container, claims={}, cluster=cluster, engine=engine)
-    started = engine("run", "--detach", "--name", runner.name, "--network", network, *flags, container["image"],
-                     *container.get("args", []))
-    assert started.returncode == 0, started.stderr
     try:
+        started = engine("run", "--detach", "--name", runner.name, "--network", network, *flags,
+                         container["image"], *container.get("args", []))
+        assert started.returncode == 0, started.stderr  # a failed start can still leave a created container
         yield runner
     finally:
         engine("rm", "--force", runner.name)
