@@ -157,7 +157,9 @@ def test_boto_errors_are_classified_in_our_own_words(exc: Exception, kind: str, 
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://user:pw@s3.local:9000")
     error = classify(exc, "reading s3://b/k")
     assert error.kind == kind and error.message.startswith("reading s3://b/k")
-    assert "secret-ish" not in error.message and "pw@" not in error.message
+    assert "pw@" not in error.message
+    if kind == "denied":  # a refusal of credentials never echoes the server's text
+        assert "secret-ish" not in error.message
     assert classify_failure(error, batch=16, imgsz=64).reason.value == reason
 
 
@@ -176,3 +178,23 @@ def test_the_api_and_the_trainer_share_one_storage_error_and_one_client_factory(
     signed = yolo_api.storage.make_client("https://public.example.com")
     assert signed.meta.endpoint_url == "https://public.example.com"
     assert s3.StorageError("missing", "reading s3://b/k: secret-5678").message == "reading s3://b/k: ***"
+
+
+def test_the_servers_reason_is_kept_through_boto3s_wrapping() -> None:
+    """The bug: an upload that SeaweedFS refused read ``writing s3://b/best.pt: S3UploadFailedError``."""
+    from boto3.exceptions import S3UploadFailedError
+
+    refused = ClientError({"Error": {"Code": "InternalError", "Message": "No writable volumes"},
+                           "ResponseMetadata": {"HTTPStatusCode": 500}}, "PutObject")
+    try:
+        try:
+            raise refused
+        except ClientError as inner:
+            raise S3UploadFailedError(f"Failed to upload best.pt to b/best.pt: {inner}") from inner
+    except S3UploadFailedError as wrapped:
+        error = classify(wrapped, "writing s3://b/best.pt")
+    assert error.kind == "unavailable" and "No writable volumes" in error.message
+    assert error.message.startswith("writing s3://b/best.pt")
+    slow = classify(client_error("SlowDown", 503), "reading s3://b/k")
+    assert "secret-ish text" in slow.message  # a server's reason is told, but never for refused credentials
+    assert "secret-ish" not in classify(client_error("SignatureDoesNotMatch", 403), "reading s3://b/k").message

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from yolo_crd.envelope import task_envelope
-from yolo_crd.outcome import RunEnd, TaskState, Verdict, final, task_state, verdict
+from yolo_crd.outcome import RunEnd, TaskState, Verdict, display_stage, final, task_state, verdict
 from yolo_crd.status import Phase, TrainingStatus
 
 FINAL = {"mAP50": 0.5, "mAP50-95": 0.3, "precision": 0.6, "recall": 0.5, "f1_score": 0.5455}
@@ -73,3 +73,15 @@ def test_an_accepted_success_stays_a_success_whatever_the_job_does() -> None:
     assert concluded == Verdict(Phase.SUCCEEDED)
     written = status(**{**SUCCESS_REPORTED, "phase": concluded.phase.value})
     assert task_envelope("t", written)[1]["data"]["status"] == "success"
+
+
+@pytest.mark.parametrize(("wire", "stage"), [
+    ({"phase": "Failed", "reason": "Cancelled", "message": "cancelled"}, "cancelled"),  # was "scheduling"
+    ({"phase": "Failed", "reason": "InvalidSpec", "message": "x"}, "failed"),
+    ({"phase": "Pending", "reason": "Queued"}, "queued"),
+    ({"phase": "Pending"}, "scheduling"),
+    ({"phase": "Failed", "reason": "Cancelled", "stage": "training"}, "training"),  # the trainer's word stays
+])
+def test_a_training_that_ended_before_its_trainer_ran_does_not_read_as_waiting(wire: dict[str, Any], stage: str
+                                                                               ) -> None:
+    assert display_stage(status(**wire)) == stage

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from yolo_api.client import watch_task
+from yolo_api.settings import ApiSettings
 
 console = Console()
 
@@ -64,13 +65,18 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; return the process exit code."""
     parser().parse_args(argv)
-    from yolo_trainer.synthetic import make_dataset
-
     root = Path(".demo").absolute()
     data = root / "data" / "data.yaml"
     if not data.exists():
         console.print("generating a synthetic dataset (256 train / 64 val images, 2 shapes)...")
-        make_dataset(root / "data", classes=2, train=256, val=64, imgsz=64)
+        # the trainer's own command line, in the interpreter that runs trainers (as the local backend does):
+        # the API never imports the trainer's package or its dependencies
+        drawn = subprocess.run([ApiSettings().trainer_python, "-m", "yolo_trainer.synthetic", str(root / "data"),
+                                "--classes", "2", "--train", "256", "--val", "64", "--imgsz", "64"],
+                               capture_output=True, text=True, check=False)
+        if drawn.returncode != 0:
+            console.print(f"cannot draw the dataset: {drawn.stderr.strip()[-500:]}", markup=False)
+            return 1
     state = root / f"state-{int(time.time())}"
     port = _free_port()
     env = {**os.environ, "YOLO_API_ALLOWED_ROOTS": f'["{root}"]'}

@@ -140,9 +140,12 @@ def failure(status: TrainingStatus | None) -> tuple[str | None, str | None]:
 
 
 def display_stage(status: TrainingStatus | None) -> str:
-    """The stage to show: the trainer's once it runs, else why the training waits (queued or scheduling)."""
+    """The stage to show: the trainer's once it runs, else why the training waits (queued or scheduling), or
+    how it ended before any trainer ran (cancelled while pending, refused: failed)."""
     if status is not None and status.stage is not None:
         return status.stage.value
+    if status is not None and status.phase == Phase.FAILED:
+        return "cancelled" if status.reason == Reason.CANCELLED else Stage.FAILED.value
     if status is not None and status.reason == Reason.QUEUED:
         return "queued"
     if status is not None and status.phase == Phase.RUNNING:

@@ -60,20 +60,27 @@ def classify(exc: BaseException, what: str) -> StorageError:
         error = exc.response.get("Error", {})
         code = str(error.get("Code") or "")
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-        if code in _DENIED or status in (401, 403):
+        # the server's own reason ("No writable volumes"), except for refused credentials (it may echo them)
+        if error.get("Message") and str(error["Message"]) != code and not (code in _DENIED or status in (401, 403)):
+            code = f"{code}: {redact(str(error['Message']))[:300]}" if code else redact(str(error["Message"]))[:300]
+        name = code.split(":")[0]
+        if name in _DENIED or status in (401, 403):
             return StorageError("denied", f"{what}: access denied ({code or status}): check the credentials "
                                           "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) and their rights on the bucket")
-        if code in _MISSING or status == 404:
-            thing = "bucket" if code == "NoSuchBucket" else "object"
+        if name in _MISSING or status == 404:
+            thing = "bucket" if name == "NoSuchBucket" else "object"
             return StorageError("missing", f"{what}: no such {thing} ({code or status})")
-        if code in _TRANSIENT or status >= 500:
+        if name in _TRANSIENT or status >= 500:
             return StorageError("unavailable", f"{what}: object storage answered {code or status}")
         return StorageError("invalid", f"{what}: object storage refused the request ({code or status})")
     if isinstance(exc, bx.BotoCoreError | OSError):  # connection refused or reset, timeouts, DNS
         endpoint = os.environ.get("AWS_ENDPOINT_URL", "the default endpoint")
         return StorageError("unavailable", f"{what}: object storage at {_without_userinfo(endpoint)} is unreachable "
                                            f"({type(exc).__name__})")
-    return StorageError("invalid", f"{what}: {type(exc).__name__}")
+    cause = exc.__cause__ or exc.__context__  # boto3 wraps the server's answer (S3UploadFailedError from a ClientError)
+    if isinstance(cause, Exception) and cause is not exc:
+        return classify(cause, what)
+    return StorageError("invalid", f"{what}: {type(exc).__name__}: {redact(str(exc))[-300:]}")
 
 
 def _without_userinfo(url: str) -> str:
