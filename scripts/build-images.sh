@@ -5,7 +5,8 @@
 #     .ci/containers.conf (runc, no default ulimits), unless CONTAINERS_CONF is set;
 #   - no container registry (the upstream python:3.11 slim bookworm neither present nor pullable): a Debian
 #     bookworm base made from Debian's packages (scripts/make-base-image.sh, localhost/yolo-base:bookworm);
-#   - podman with a host CA bundle: pip inside the builds trusts it (--volume it, PIP_CERT), on the host network.
+#   - podman with a host CA bundle (any Debian-like host): pip inside the builds trusts it (--volume it, PIP_CERT),
+#     on the host network, which is also right where a proxy or private CA sits between the host and PyPI.
 # Environment (all optional; `make images` passes its variables of the same names):
 #   ENGINE       podman or docker (default: podman where installed, else docker)
 #   TAG          image tag (default dev): yolo-operator:TAG, yolo-api:TAG, yolo-trainer:TAG
@@ -22,10 +23,10 @@ tag=${TAG:-dev}
 upstream=python:3.11.11-slim-bookworm
 if [ "$engine" = podman ] && [ -z "${CONTAINERS_CONF:-}" ]; then
   conf=$(./scripts/containers-conf.sh)
-  if [ -n "$conf" ]; then
-    export CONTAINERS_CONF="$conf"
-    echo "images: hybrid cgroups: podman runs with $CONTAINERS_CONF (runc)"
-  fi
+  if [ -n "$conf" ]; then export CONTAINERS_CONF="$conf"; fi
+fi
+if [ "$engine" = podman ] && [ -n "${CONTAINERS_CONF:-}" ]; then
+  echo "images: podman runs with $CONTAINERS_CONF"
 fi
 base=${BASE:-}
 if [ -z "$base" ]; then

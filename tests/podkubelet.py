@@ -149,7 +149,8 @@ class PodmanKubelet(LocalKubelet):
     def _kill(self, attempt: _Attempt) -> None:
         process = attempt.process
         if isinstance(process, subprocess.Popen):
-            self._engine("rm", "--force", "--time", "0", self._containers.pop(process.pid, ""))
+            stop_now = ["--time", "0"] if self._engine.command.endswith("podman") else []  # docker's rm -f kills
+            self._engine("rm", "--force", *stop_now, self._containers.pop(process.pid, ""))
             process.wait()
 
     def logs(self, lines: int = 30) -> str:

@@ -142,7 +142,8 @@ def test_inputs_that_cannot_train_are_refused_at_submit_naming_the_field(
 
 def test_architectures_ultralytics_ships_and_files_that_exist_are_accepted(api: TestClient, tmp_path: Path) -> None:
     (tmp_path / "w.pt").write_bytes(b"weights")
-    for model in ("yolov8n.yaml", "yolo11s.yaml", "yolov8x-seg.yaml", str(tmp_path / "w.pt")):
+    for model in ("yolov8n.yaml", "yolo11s.yaml", "yolov8x-seg.yaml", "yolov5nu.yaml", "yolov3-tinyu.yaml",
+                  str(tmp_path / "w.pt")):  # the u names: ultralytics renames them to their YOLOv3/v5 files
         assert api.post("/train", json=body(tmp_path, model=model)).status_code == 200, model
 
 
@@ -177,3 +178,15 @@ def test_stopping_the_api_never_names_a_trainer_that_already_finished(tmp_path: 
         eventually(lambda: Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z")  # exited
         caplog.set_level("WARNING", logger="yolo_api.backends.local")
     assert "keep running" not in caplog.text
+
+
+def test_fields_only_a_cluster_acts_on_are_refused_locally_not_ignored(api: TestClient, tmp_path: Path) -> None:
+    """POST /train takes every spec field; locally ``suspend: true`` would train at once and a deadline would
+    never end anything, so they are refused, each named, before anything starts."""
+    response = api.post("/train", json=body(tmp_path, suspend=True, resources={"limits": {"memory": "8Gi"}},
+                                            active_deadline_seconds=60))
+    assert response.status_code == 422
+    fields = {error["loc"][-1] for error in response.json()["data"]["errors"]}
+    assert fields == {"suspend", "resources", "active_deadline_seconds"}
+    assert api.get("/tasks").json()["data"]["total"] == 0
+    assert api.post("/train", json=body(tmp_path, suspend=False, ttl_seconds_after_finished=60)).status_code == 200

@@ -127,6 +127,17 @@ def test_dataset_and_artifacts_in_s3_download_and_fine_tune(api: httpx.Client, s
     no_secrets(s3_env, logs, statuses, json.dumps(seen))
 
 
+def test_a_local_run_on_an_s3_dataset_serves_its_data_yaml(api: httpx.Client, s3_env: S3Server,
+                                                           dataset3: Path) -> None:
+    """The bug: with the dataset in object storage and the run's files local, data.yaml (fetched into the
+    runs' cache) answered 404, so ``yoloctl download`` fetched 4 of 5 files and exited 4."""
+    _, data = dataset_in_s3(s3_env, dataset3)
+    task = api.post("/train", json=body(data, epochs=1)).json()["data"]["task_id"]
+    assert finish(api, task)[-1]["data"]["status"] == "success"
+    served = api.get(f"/tasks/{task}/artifacts/data.yaml")
+    assert served.status_code == 200 and b"names" in served.content
+
+
 def test_an_unusable_source_is_refused_at_submit(api: httpx.Client, s3_env: S3Server) -> None:
     data = "s3://whatever-bucket/d/data.yaml"
     unknown = api.post("/train", json=body(data, model="task/0b0e4f2a-0000-4000-8000-000000000000"))

@@ -6,9 +6,10 @@
 the operator, the trainer and the API all parse them here, so they agree on what each string means.
 """
 
+import hashlib
 import re
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Final, Literal
 
 S3_SCHEME: Final = "s3://"
@@ -128,3 +129,9 @@ def within(path: str, root: str) -> str | None:
     if inner == outer or outer in inner.parents:
         return str(inner.relative_to(outer))
     return None
+
+
+def cache_dir(output_dir: Path, kind: str, uri: str) -> Path:
+    """Where a trainer keeps what it fetched from ``uri`` (``kind``: datasets or models), on the output volume:
+    shared by the trainings that use the same URI. The local API serves a fetched dataset's data.yaml from it."""
+    return output_dir / ".cache" / kind / hashlib.sha256(uri.encode()).hexdigest()[:16]

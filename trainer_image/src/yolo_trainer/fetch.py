@@ -11,7 +11,6 @@ after each file, so an interrupted fetch resumes where it stopped). Progress is 
 ``downloading`` with bytes and files done.
 """
 
-import hashlib
 import json
 import logging
 import threading
@@ -21,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
-from yolo_crd.locations import S3Uri, parse_s3
+from yolo_crd.locations import S3Uri, cache_dir, parse_s3
 from yolo_trainer.errors import TrainingFailure, dataset_invalid, model_not_found, storage_failure
 from yolo_trainer.storage import ObjectInfo, ObjectStore, StorageError, walk
 
@@ -29,11 +28,6 @@ log = logging.getLogger(__name__)
 Report = Callable[[dict[str, Any]], None]
 MANIFEST: Final = ".etags.json"
 _REPORT_EVERY: Final = 0.5  # seconds between progress reports
-
-
-def cache_dir(output_dir: Path, kind: str, uri: str) -> Path:
-    """The cache folder of one dataset or model URI, on the output volume."""
-    return output_dir / ".cache" / kind / hashlib.sha256(uri.encode()).hexdigest()[:16]
 
 
 class _Progress:

@@ -120,7 +120,8 @@ class TrainerProcesses:
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout=10)
-        self._reap()
+        if not self._thread.is_alive():  # never beside a scheduler step that is still running
+            self._reap()
         return {task_id: running.pid for task_id, running in sorted(self._running.items())}
 
     def terminate(self, task_id: str) -> None:

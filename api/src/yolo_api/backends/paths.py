@@ -26,6 +26,9 @@ def _inside(path: Path, roots: list[Path]) -> bool:
     return any(path == root or path.is_relative_to(root) for root in roots)
 
 
+#: A dataset or model YAML is a few kilobytes; a bigger file is read no further in a request.
+YAML_LIMIT = 10_000_000
+
 def _error(field: str, kind: str, msg: str) -> dict[str, Any]:
     return {"loc": ["body", field], "type": kind, "msg": msg}
 
@@ -98,7 +101,15 @@ def _yaml_problem(field: str, path: Path, what: str) -> dict[str, Any] | None:
     if not path.is_file():
         return _error(field, "not_found", f"{what} {path} does not exist")
     try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8", errors="replace"))
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            text = handle.read(YAML_LIMIT + 1)
+    except OSError as exc:
+        return _error(field, "not_readable", f"{what} {path} cannot be read: {exc.strerror or exc}")
+    if len(text) > YAML_LIMIT:
+        return _error(field, "too_large",
+                      f"{what} {path} is larger than {YAML_LIMIT // 1_000_000} MB: not a dataset or model YAML")
+    try:
+        loaded = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         return _error(field, "invalid_yaml", f"{what} {path} is not valid YAML: {yaml_problem(exc)}")
     if not isinstance(loaded, dict):
@@ -128,9 +139,11 @@ def ultralytics_architectures() -> frozenset[str] | None:
 
 def architecture_known(name: str, known: frozenset[str]) -> bool:
     """Whether ultralytics' ``yaml_model_load`` finds ``name``: itself, or its scale-less file (``yolov8n.yaml``
-    is ``yolov8.yaml`` at scale n; ``yolov8n6.yaml`` is ``yolov8-p6.yaml``), as that function names them."""
+    is ``yolov8.yaml`` at scale n; ``yolov8n6.yaml`` is ``yolov8-p6.yaml``), as that function names them, after
+    its file check's renaming of the YOLOv3/v5 ``u`` models (``yolov5nu.yaml`` is ``yolov5n.yaml``)."""
     path = Path(name)
     stem = re.sub(r"(\d+)([nslmx])6(.+)?$", r"\1\2-p6\3", path.stem)
     candidates = {name, stem + path.suffix}
+    candidates |= {c.replace("u.yaml", ".yaml") for c in list(candidates) if "yolov3" in c or "yolov5" in c}
     candidates |= {re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", candidate) for candidate in list(candidates)}
     return bool(candidates & known)
