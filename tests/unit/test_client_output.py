@@ -10,9 +10,10 @@ import pytest
 import typer
 from rich.console import Console
 
-from yolo_api.client import describe, parse_hyperparameter, task_table, tsv_rows
+from yolo_api.client import describe, parse_hyperparameter
 from yolo_api.client_download import check_folder, download_artifacts
 from yolo_api.client_http import EXIT_USAGE, CliError, preferred_language, printable_log
+from yolo_api.client_table import task_table, tsv_rows
 from yolo_crd.hyperparameters import parse_hp
 from yolo_trainer.cli import hyperparameters
 

@@ -8,7 +8,6 @@ comes from the server or the user (errors, paths, names) is printed as it is: ne
 import json
 import os
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,8 +15,6 @@ import httpx
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-from rich.text import Text
 
 from yolo_api.client_download import check_folder, download_artifacts
 from yolo_api.client_http import (
@@ -31,6 +28,7 @@ from yolo_api.client_http import (
     printable_log,
     resolve_id,
 )
+from yolo_api.client_table import task_table, tsv_rows
 from yolo_crd.hyperparameters import HyperValue, parse_hp
 from yolo_crd.locations import TASK_PREFIX, is_s3, source_ref
 
@@ -206,59 +204,6 @@ def list_tasks(url: UrlOption = DEFAULT_URL,
     console.print(task_table(page["items"], wide=console.width >= WIDE))
     say(console, f"{len(page['items'])} of {page['total']}; mAP50: best = best.pt's final value (succeeded), "
                  "last = the last epoch's")
-
-
-def map50_of(item: dict[str, Any]) -> tuple[float | None, float | None]:
-    """A ``/tasks`` row's mAP50 of the last epoch and, once it succeeded, of best.pt (its final metrics)."""
-    final = item.get("final_metrics") or {}
-    return item.get("mAP50"), final.get("mAP50")
-
-
-def _number(value: float | None, digits: int = 3) -> str:
-    return "" if value is None else f"{value:.{digits}f}"
-
-
-def _created(value: str) -> str:
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone().strftime("%Y-%m-%d %H:%M")
-    except ValueError:
-        return value
-
-
-def tsv_rows(items: list[dict[str, Any]]) -> list[str]:
-    """``yoloctl list`` when piped: a header line, then one tab-separated line per training, nothing cut."""
-    lines = ["\t".join(("task_id", "name", "state", "stage", "epoch", "total_epochs", "progress",
-                         "mAP50_last_epoch", "mAP50_best_pt", "created_at"))]
-    for item in items:
-        last, best = map50_of(item)
-        fields = (item["task_id"], item["name"], item.get("state") or item["status"], item.get("stage") or "",
-                  str(item["current_epoch"]), str(item.get("total_epochs") or ""), f"{item['progress']:.1f}",
-                  _number(last, 4), _number(best, 4), item["created_at"])
-        lines.append("\t".join(field.replace("\t", " ").replace("\n", " ") for field in fields))
-    return lines
-
-
-def task_table(items: list[dict[str, Any]], *, wide: bool) -> Table:
-    """``yoloctl list`` in a terminal. Narrow (80 columns): id, state, epoch, mAP50 and the name; wide: stage,
-    progress and creation time too. Every column but the name is as wide as its longest cell, so only a long
-    name is shortened (with an ellipsis). Cells are plain text, never markup."""
-    names = ["task id", "state", "epoch", "mAP50"] + (["stage", "progress", "created"] if wide else [])
-    rows = []
-    for item in items:
-        last, best = map50_of(item)
-        map50 = f"{best:.3f} best" if best is not None else f"{last:.3f} last" if last is not None else ""
-        cells = [item["task_id"], item.get("state") or item["status"],
-                 f"{item['current_epoch']}/{item.get('total_epochs') or '?'}", map50]
-        if wide:
-            cells += [item.get("stage") or "", f"{item['progress']:.1f}%", _created(item["created_at"])]
-        rows.append([*cells, item["name"]])
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for index, name in enumerate(names):
-        table.add_column(name, no_wrap=True, width=max([len(name), *(len(row[index]) for row in rows)]))
-    table.add_column("name", overflow="ellipsis", min_width=4)
-    for row in rows:
-        table.add_row(*(Text(cell) for cell in row))
-    return table
 
 
 @app.command()

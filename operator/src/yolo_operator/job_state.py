@@ -2,13 +2,15 @@
 
 Why a pod waits (unschedulable, an image that cannot be pulled, a container that cannot be created), how
 it ended (an OOM kill, its last message), whether the Job controller is still counting ended pods, and,
-for a Job with no live pod, the newest ``FailedCreate`` refusal that is still news.
+for a Job with no live pod, the newest ``FailedCreate`` refusal that is still news; and, once its controller
+has decided, how the Job ended (:func:`run_end`) in its own account (:func:`failure_cause`).
 """
 
 import datetime as dt
 from typing import Any, Final
 
-from yolo_crd.status import Reason
+from yolo_crd.outcome import RunEnd
+from yolo_crd.status import Reason, TrainingStatus
 
 _IMAGE_ERRORS: Final = frozenset({"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull"})
 _CONFIG_ERRORS: Final = frozenset({"CreateContainerConfigError", "CreateContainerError"})
@@ -104,3 +106,36 @@ def latest_refusal(refusals: list[tuple[str, str]], pods: list[dict[str, Any]]) 
     fresh = [(_instant(when), message) for when, message in refusals
              if when and (newest_pod is None or _instant(when) > newest_pod)]
     return max(fresh)[1] if fresh else None
+
+
+def failure_cause(job: dict[str, Any], pods: list[dict[str, Any]], status: TrainingStatus) -> tuple[str, str]:
+    """The Job's account of why it failed: a deadline, an OOM kill, input the trainer rejected, retries spent.
+
+    Whether the trainer's own report outranks it is :func:`yolo_crd.outcome.verdict`'s decision.
+    """
+    failed = job_condition(job, "Failed", "FailureTarget") or {}
+    if failed.get("reason") == "DeadlineExceeded":
+        deadline = (job.get("spec") or {}).get("activeDeadlineSeconds")
+        if status.reason == Reason.FAILED_CREATE and not live(pods):
+            return (Reason.DEADLINE_EXCEEDED.value,
+                    f"no trainer pod could be made before activeDeadlineSeconds ({deadline}s) passed: {status.message}")
+        return (Reason.DEADLINE_EXCEEDED.value,
+                f"training ran longer than activeDeadlineSeconds ({deadline}s) and was stopped")
+    if pods and oom_killed(pods[-1]):
+        return (Reason.OOM_KILLED.value, "the trainer was killed for using more memory than its limit: "
+                "raise resources.limits.memory or lower batch, imgsz or workers")
+    detail = last_message(pods)
+    suffix = f": {detail}" if detail else ""
+    if failed.get("reason") == "PodFailurePolicy":
+        return Reason.INVALID_INPUT.value, f"the trainer rejected its input{suffix}"
+    limit = (job.get("spec") or {}).get("backoffLimit")
+    return Reason.BACKOFF_LIMIT_EXCEEDED.value, f"the trainer failed {limit} retries{suffix}"
+
+
+def run_end(job: dict[str, Any], pods: list[dict[str, Any]], status: TrainingStatus) -> RunEnd | None:
+    """How the Job ended, once its controller has decided (its final or its intermediate condition)."""
+    if job_condition(job, "Complete", "SuccessCriteriaMet"):
+        return RunEnd(True)
+    if job_condition(job, "Failed", "FailureTarget"):
+        return RunEnd(False, *failure_cause(job, pods, status))
+    return None

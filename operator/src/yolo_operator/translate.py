@@ -13,16 +13,7 @@ from typing import Any, Final
 
 from yolo_crd.outcome import RunEnd, finished, reported_success, verdict
 from yolo_crd.status import Phase, Reason, TrainingStatus, utc_now
-from yolo_operator.job_state import (
-    creation_may_fail,
-    finishing,
-    job_condition,
-    last_message,
-    live,
-    oom_killed,
-    unschedulable,
-    waiting,
-)
+from yolo_operator.job_state import creation_may_fail, finishing, live, run_end, unschedulable, waiting
 
 #: The summary condition, Knative's convention for run-to-completion resources: Unknown while pending or
 #: running, True on success, False on failure. ``kubectl wait --for=condition=Succeeded`` waits for it.
@@ -54,30 +45,6 @@ def merge_conditions(status: TrainingStatus, *updates: tuple[str, str, str, str]
         current[kind] = {"type": kind, "status": state, "reason": reason, "message": message[:1000],
                          "lastTransitionTime": since or utc_now()}
     return list(current.values())
-
-
-def failure_cause(job: dict[str, Any], pods: list[dict[str, Any]], status: TrainingStatus) -> tuple[str, str]:
-    """The Job's account of why it failed: a deadline, an OOM kill, input the trainer rejected, retries spent.
-
-    Whether the trainer's own report outranks it is :func:`yolo_crd.outcome.verdict`'s decision.
-    """
-    failed = job_condition(job, "Failed", "FailureTarget") or {}
-    if failed.get("reason") == "DeadlineExceeded":
-        deadline = (job.get("spec") or {}).get("activeDeadlineSeconds")
-        if status.reason == Reason.FAILED_CREATE and not live(pods):
-            return (Reason.DEADLINE_EXCEEDED.value,
-                    f"no trainer pod could be made before activeDeadlineSeconds ({deadline}s) passed: {status.message}")
-        return (Reason.DEADLINE_EXCEEDED.value,
-                f"training ran longer than activeDeadlineSeconds ({deadline}s) and was stopped")
-    if pods and oom_killed(pods[-1]):
-        return (Reason.OOM_KILLED.value, "the trainer was killed for using more memory than its limit: "
-                "raise resources.limits.memory or lower batch, imgsz or workers")
-    detail = last_message(pods)
-    suffix = f": {detail}" if detail else ""
-    if failed.get("reason") == "PodFailurePolicy":
-        return Reason.INVALID_INPUT.value, f"the trainer rejected its input{suffix}"
-    limit = (job.get("spec") or {}).get("backoffLimit")
-    return Reason.BACKOFF_LIMIT_EXCEEDED.value, f"the trainer failed {limit} retries{suffix}"
 
 
 def ended(status: TrainingStatus, phase: Phase, reason: str | None, message: str | None,
@@ -191,15 +158,6 @@ def retold(status: TrainingStatus) -> Observation:
                         "conditions": merge_conditions(status, (SUCCEEDED, "False", trainer.reason, trainer.message),
                                                        ("Running", "False", trainer.reason, trainer.message))},
                        [("Warning", trainer.reason, trainer.message)])
-
-
-def run_end(job: dict[str, Any], pods: list[dict[str, Any]], status: TrainingStatus) -> RunEnd | None:
-    """How the Job ended, once its controller has decided (its final or its intermediate condition)."""
-    if job_condition(job, "Complete", "SuccessCriteriaMet"):
-        return RunEnd(True)
-    if job_condition(job, "Failed", "FailureTarget"):
-        return RunEnd(False, *failure_cause(job, pods, status))
-    return None
 
 
 def _succeeded(status: TrainingStatus, *more: tuple[str, str, str, str]) -> Observation:

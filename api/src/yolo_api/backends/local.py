@@ -21,13 +21,13 @@ from typing import Any
 from yolo_api.backends import History, TaskRecord, filter_state, local_retention
 from yolo_api.backends.local_host import StateLock, cuda_devices
 from yolo_api.backends.local_trainers import TrainerProcesses
-from yolo_api.backends.paths import confine_spec_paths
+from yolo_api.backends.paths import confine_spec_paths, recorded_file, refuse_cluster_fields
 from yolo_api.errors import invalid
 from yolo_api.settings import ApiSettings
 from yolo_api.sources import check_source
 from yolo_crd import ownership
 from yolo_crd.history import parse_results
-from yolo_crd.locations import SourceRef, cache_dir
+from yolo_crd.locations import SourceRef
 from yolo_crd.outcome import RunEnd, Verdict, finished, verdict
 from yolo_crd.retention import Reaped
 from yolo_crd.spec import YoloTrainingSpec
@@ -35,10 +35,6 @@ from yolo_crd.status import Phase, Reason, TrainingStatus, utc_now
 from yolo_io import local_store
 
 log = logging.getLogger(__name__)
-
-#: Spec fields only a cluster acts on: refused locally rather than silently ignored.
-CLUSTER_ONLY = ("suspend", "image", "resources", "node_selector", "tolerations", "affinity", "priority_class_name",
-                "queue_name", "active_deadline_seconds", "backoff_limit")
 
 _COLUMNS = "task_id, name, spec, status, created_at, pid, updated_at"
 _UNFINISHED = f"json_extract(status, '$.phase') NOT IN ('{Phase.SUCCEEDED.value}', '{Phase.FAILED.value}')"
@@ -217,19 +213,7 @@ class LocalBackend:
 
     def submit(self, spec: YoloTrainingSpec, name: str | None, namespace: str | None) -> TaskRecord:
         """Queue a training; paths must lie inside the allowed roots. It starts when a slot is free."""
-        if spec.storage is not None:
-            raise invalid([{"loc": ["body", "storage"], "type": "not_supported",
-                            "msg": "storage mounts PersistentVolumeClaims: only the kubernetes backend has them; "
-                                   "locally, name paths under the allowed roots instead"}])
-        if spec.object_storage is not None:
-            raise invalid([{"loc": ["body", "object_storage"], "type": "not_supported",
-                            "msg": "object_storage names a Kubernetes Secret; locally, trainers use the API's own "
-                                   "AWS_* environment variables"}])
-        if cluster_only := [name for name in CLUSTER_ONLY if getattr(spec, name) not in (None, False)]:
-            why = "is about how a cluster runs the trainer's pod; the local backend runs trainers as processes on " \
-                  "this machine and would ignore it"
-            raise invalid([{"loc": ["body", name], "type": "not_supported", "msg": f"{name} {why}"}
-                           for name in cluster_only])
+        refuse_cluster_fields(spec)
         if spec.output is None and self.settings.default_output:
             spec = spec.model_copy(update={"output": self.settings.default_output})
         check_source(spec, self.find_source, namespace=None, local=True)
@@ -279,14 +263,7 @@ class LocalBackend:
         record = self.get(task_id)
         if record is None or record.status is None or uri not in {a.uri for a in record.status.artifacts or []}:
             return None
-        path = Path(uri).resolve()
-        data = record.spec.get("data")
-        own_data = isinstance(data, str) and not data.startswith("s3://") and path == Path(data).resolve()
-        inside_run = path.is_relative_to((self.runs_dir / task_id).resolve())
-        # an s3:// dataset is fetched once into the runs' shared cache; its data.yaml is recorded from there
-        fetched = isinstance(data, str) and data.startswith("s3://") and path.name == "data.yaml" \
-            and path.is_relative_to(cache_dir(self.runs_dir, "datasets", data).resolve())
-        return path if (inside_run or own_data or fetched) and path.is_file() else None
+        return recorded_file(Path(uri), record.spec.get("data"), self.runs_dir, task_id)
 
     def cancel(self, task_id: str) -> TaskRecord | None:
         """Cancel: the verdict is Failed/Cancelled and the trainer is stopped (SIGTERM, then SIGKILL). Too late

@@ -16,7 +16,8 @@ from typing import Any
 import yaml
 
 from yolo_api.errors import invalid
-from yolo_crd.locations import is_s3, source_ref
+from yolo_crd.locations import cache_dir, is_s3, source_ref
+from yolo_crd.spec import YoloTrainingSpec
 
 DOWNLOADS_OFF = ("pretrained weights are not downloaded: set YOLO_TRAINER_ALLOW_DOWNLOADS=true in the API's "
                  "environment to let its trainers fetch them, or give the path of a .pt file")
@@ -147,3 +148,38 @@ def architecture_known(name: str, known: frozenset[str]) -> bool:
     candidates |= {c.replace("u.yaml", ".yaml") for c in list(candidates) if "yolov3" in c or "yolov5" in c}
     candidates |= {re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", candidate) for candidate in list(candidates)}
     return bool(candidates & known)
+
+
+#: Spec fields only a cluster acts on: refused locally rather than silently ignored.
+CLUSTER_ONLY = ("suspend", "image", "resources", "node_selector", "tolerations", "affinity", "priority_class_name",
+                "queue_name", "active_deadline_seconds", "backoff_limit")
+
+
+def refuse_cluster_fields(spec: YoloTrainingSpec) -> None:
+    """422 for what a local training cannot honour: PVCs, a Kubernetes Secret, or how a cluster runs the pod
+    (suspend would train at once, a deadline would end nothing), each field named, before anything starts."""
+    errors = []
+    if spec.storage is not None:
+        errors.append(_error("storage", "not_supported", "storage mounts PersistentVolumeClaims: only the kubernetes "
+                             "backend has them; locally, name paths under the allowed roots instead"))
+    if spec.object_storage is not None:
+        errors.append(_error("object_storage", "not_supported", "object_storage names a Kubernetes Secret; locally, "
+                             "trainers use the API's own AWS_* environment variables"))
+    why = "is about how a cluster runs the trainer's pod; the local backend runs trainers as processes on this " \
+          "machine and would ignore it"
+    errors += [_error(name, "not_supported", f"{name} {why}") for name in CLUSTER_ONLY
+               if getattr(spec, name) not in (None, False)]
+    if errors:
+        raise invalid(errors)
+
+
+def recorded_file(uri: Path, data: object, runs_dir: Path, task_id: str) -> Path | None:
+    """The local file of an artifact a task recorded, if it lies where the task's files may: its run directory,
+    its own dataset YAML (confined to the allowed roots at submit), or the data.yaml of its ``s3://`` dataset,
+    fetched into the runs' shared cache. None otherwise, or when there is no such file."""
+    path = uri.resolve()
+    own_data = isinstance(data, str) and not is_s3(data) and path == Path(data).resolve()
+    fetched = isinstance(data, str) and is_s3(data) and path.name == "data.yaml" \
+        and path.is_relative_to(cache_dir(runs_dir, "datasets", data).resolve())
+    inside_run = path.is_relative_to((runs_dir / task_id).resolve())
+    return path if (inside_run or own_data or fetched) and path.is_file() else None
