@@ -26,3 +26,14 @@ def jobs_of(kube: client.ApiClient, namespace: str, uid: str) -> list[Any]:
     """The Jobs of one training, by its task id (never by its reusable name)."""
     return list(client.BatchV1Api(kube).list_namespaced_job(
         namespace, label_selector=f"yolo-operator.io/task-id={uid}").items)
+
+
+def exists(custom: client.CustomObjectsApi, namespace: str, name: str) -> bool:
+    """Whether a training of that name is there (a 404 is no; anything else raises)."""
+    try:
+        custom.get_namespaced_custom_object(G, V, namespace, P, name)
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True

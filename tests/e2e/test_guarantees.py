@@ -9,21 +9,11 @@
 import pytest
 from kubernetes import client
 
-from trainings import G, P, V, create, jobs_of, status
+from trainings import G, P, V, create, exists, jobs_of, status
 from waiting import eventually
 
 pytestmark = pytest.mark.e2e
 FINAL = {"mAP50": 0.5, "mAP50-95": 0.3, "precision": 0.6, "recall": 0.5, "f1_score": 0.5455}
-
-
-def _exists(custom: client.CustomObjectsApi, namespace: str, name: str) -> bool:
-    try:
-        custom.get_namespaced_custom_object(G, V, namespace, P, name)
-    except client.ApiException as exc:
-        if exc.status == 404:
-            return False
-        raise
-    return True
 
 
 def test_a_deadline_after_the_final_report_leaves_the_success_standing(kube: client.ApiClient, namespace: str,
@@ -84,6 +74,6 @@ def test_a_finished_training_is_deleted_after_its_ttl(kube: client.ApiClient, na
     reaped = create(kube, namespace, "reaped", annotations={"yolo-operator.io/cancel": "true"}, suspend=True,
                     ttlSecondsAfterFinished=2)
     eventually(lambda: status(kube, namespace, "kept").get("reason") == "Cancelled", timeout=60, interval=0.5)
-    eventually(lambda: not _exists(custom, namespace, "reaped"), timeout=60, interval=0.5)
+    eventually(lambda: not exists(custom, namespace, "reaped"), timeout=60, interval=0.5)
     eventually(lambda: not jobs_of(kube, namespace, reaped["metadata"]["uid"]), timeout=60, interval=0.5)
-    assert _exists(custom, namespace, "kept") and kept["metadata"]["uid"]
+    assert exists(custom, namespace, "kept") and kept["metadata"]["uid"]

@@ -14,7 +14,7 @@ from kopf.testing import KopfRunner
 from kubernetes import client
 
 from kubelet import LocalKubelet
-from trainings import G, P, V, create, jobs_of, status
+from trainings import G, P, V, create, exists, jobs_of, status
 from waiting import eventually
 from yolo_trainer.sinks import SinkError
 from yolo_trainer.sinks.kubernetes import KubernetesStatusSink
@@ -63,7 +63,7 @@ def test_a_reused_name_never_adopts_the_old_job(kube: client.ApiClient, namespac
     old = create(kube, namespace, "reuse")
     eventually(lambda: jobs_of(kube, namespace, old["metadata"]["uid"]), timeout=60, interval=0.5)
     custom.delete_namespaced_custom_object(G, V, namespace, P, "reuse")
-    eventually(lambda: not _exists(custom, namespace, "reuse"), timeout=30, interval=0.2)
+    eventually(lambda: not exists(custom, namespace, "reuse"), timeout=30, interval=0.2)
     new = create(kube, namespace, "reuse", epochs=7)
     [job] = eventually(lambda: jobs_of(kube, namespace, new["metadata"]["uid"]), timeout=60, interval=0.5)
     assert job.metadata.owner_references[0].uid == new["metadata"]["uid"]
@@ -74,7 +74,7 @@ def test_a_trainer_never_writes_another_training_of_its_name(kube: client.ApiCli
     custom = client.CustomObjectsApi(kube)
     old = create(kube, namespace, "named")
     custom.delete_namespaced_custom_object(G, V, namespace, P, "named")
-    eventually(lambda: not _exists(custom, namespace, "named"), timeout=30, interval=0.2)
+    eventually(lambda: not exists(custom, namespace, "named"), timeout=30, interval=0.2)
     create(kube, namespace, "named")
     sink = KubernetesStatusSink(namespace, "named", uid=old["metadata"]["uid"], api_client=kube)
     with pytest.raises(SinkError) as refused:
@@ -106,7 +106,7 @@ def test_deleting_needs_no_operator(kube: client.ApiClient, namespace: str) -> N
         eventually(lambda: jobs_of(kube, namespace, training["metadata"]["uid"]), timeout=60, interval=0.5)
     assert not custom.get_namespaced_custom_object(G, V, namespace, P, "leftover")["metadata"].get("finalizers")
     custom.delete_namespaced_custom_object(G, V, namespace, P, "leftover")
-    eventually(lambda: not _exists(custom, namespace, "leftover"), timeout=10, interval=0.2)
+    eventually(lambda: not exists(custom, namespace, "leftover"), timeout=10, interval=0.2)
     eventually(lambda: not jobs_of(kube, namespace, training["metadata"]["uid"]), timeout=60, interval=0.5)
 
 
@@ -138,13 +138,3 @@ def test_the_server_validates_status_and_keeps_finished_trainings_finished(kube:
     with pytest.raises(client.ApiException) as refused:
         write({"phase": "Running"})
     assert refused.value.status == 422 and "cannot change phase" in refused.value.body
-
-
-def _exists(custom: client.CustomObjectsApi, namespace: str, name: str) -> bool:
-    try:
-        custom.get_namespaced_custom_object(G, V, namespace, P, name)
-    except client.ApiException as exc:
-        if exc.status == 404:
-            return False
-        raise
-    return True

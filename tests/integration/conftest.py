@@ -1,10 +1,13 @@
-"""Fixtures of the integration tests: a Kubernetes client for the emulated API server."""
+"""Fixtures of the integration tests: a Kubernetes client for the emulated API server, and headless Chromium
+for the dashboard's browser tests."""
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from kubernetes import client, config
+from playwright.sync_api import Browser, sync_playwright
 
 from apiserver import ApiServer
 
@@ -13,3 +16,19 @@ from apiserver import ApiServer
 def kube(api_server: ApiServer, tmp_path: Path) -> Iterator[client.ApiClient]:
     with config.new_client_from_config(str(api_server.write_kubeconfig(tmp_path / "kubeconfig"))) as api:
         yield api
+
+
+CHROMIUM = os.environ.get("YOLO_TEST_CHROMIUM", "/usr/bin/chromium")
+# Flags for a closed network: without the background-networking ones Chromium keeps dialling out.
+FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless, driven by Playwright (one per test module)."""
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: run `make chromium` (Debian's chromium package)"
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield launched
+        launched.close()

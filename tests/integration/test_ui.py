@@ -13,17 +13,15 @@ ui-docs.png).
 """
 
 import hashlib
-import os
 import re
 import secrets
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Route, expect
 
 from fakes import AUTH, TOKEN, MemoryBackend
 from s3server import S3Server
@@ -33,20 +31,8 @@ from yolo_api.app import create_app
 from yolo_api.settings import ApiSettings
 
 pytestmark = pytest.mark.slow
-CHROMIUM = os.environ.get("YOLO_TEST_CHROMIUM", "/usr/bin/chromium")
-# Flags for a closed network: without the background-networking ones Chromium keeps dialling out.
-FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
 
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: run `make chromium` (Debian's chromium package)"
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield launched
-        launched.close()
 
 
 def open_page(browser: Browser, errors: list[str]) -> Page:

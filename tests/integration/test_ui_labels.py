@@ -10,13 +10,12 @@ backend that holds trainings as the test writes them:
 Screenshot: ``test-output/ui-labels.png``.
 """
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Response, expect, sync_playwright
-from test_ui import CHROMIUM, FLAGS, open_page, screenshot
+from playwright.sync_api import Browser, Response, expect
+from test_ui import open_page, screenshot
 
 from fakes import TOKEN, MemoryBackend
 from serving import serve
@@ -27,14 +26,6 @@ pytestmark = pytest.mark.slow
 FINAL = {"mAP50": 0.8123, "mAP50-95": 0.5, "precision": 0.7, "recall": 0.6, "f1_score": 0.6462}
 EPOCHS = [{"epoch": n, "mAP50": 0.1 * n, "mAP50-95": 0.05 * n, "train_box_loss": 2.0 / n} for n in (1, 2, 3)]
 
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: run `make chromium` (Debian's chromium package)"
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield launched
-        launched.close()
 
 
 def test_the_dashboard_labels_its_numbers_and_says_what_is_missing(tmp_path: Path, browser: Browser) -> None:
