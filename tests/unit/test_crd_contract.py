@@ -110,7 +110,7 @@ def test_every_status_field_has_exactly_one_owner() -> None:
 
 
 def test_a_finished_phase_is_final_on_the_server() -> None:
-    rule, _ = openapi_schema()["properties"]["status"]["x-kubernetes-validations"]
+    rule = openapi_schema()["properties"]["status"]["x-kubernetes-validations"][0]
     assert "oldSelf.phase" in rule["rule"] and "Succeeded" in rule["rule"] and "Failed" in rule["rule"]
 
 
@@ -126,6 +126,19 @@ def test_an_accepted_success_never_becomes_a_failure_on_the_server() -> None:
     cancelled = schema.admit({"spec": spec, "status": {"phase": "Failed", "reason": "Cancelled"}}, None)
     late = {**cancelled, "status": {**cancelled["status"], "stage": "completed", "finalMetrics": final}}
     schema.admit({**late, "status": {**late["status"], "message": "cancelled"}}, schema.admit(late, cancelled))
+
+
+def test_a_missed_quality_gate_is_a_failure_on_the_server() -> None:
+    schema = StructuralSchema("YoloTraining", openapi_schema())
+    spec = {"model": "m.yaml", "data": "d.yaml", "successCriteria": {"mAP50": 0.9}}
+    final = {"mAP50": 0.5, "mAP50-95": 0.3, "precision": 0.6, "recall": 0.5, "f1_score": 0.5455}
+    gate = {"passed": False, "message": "quality gate not met: mAP50 0.5 < 0.9"}
+    reported = schema.admit({"spec": spec, "status": {"phase": "Running", "stage": "completed", "finalMetrics": final,
+                                                      "qualityGate": gate}}, None)
+    with pytest.raises(SchemaError, match="cannot become Succeeded"):
+        schema.admit({**reported, "status": {**reported["status"], "phase": "Succeeded"}}, reported)
+    schema.admit({**reported, "status": {**reported["status"], "phase": "Failed", "reason": "QualityGateNotMet"}},
+                 reported)
 
 
 def test_the_allowed_hyperparameters_are_declared_in_the_crd() -> None:

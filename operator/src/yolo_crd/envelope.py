@@ -76,7 +76,7 @@ def _add_skipped(result: dict[str, Any], status: TrainingStatus) -> None:
 
 def artifacts_view(status: TrainingStatus) -> list[dict[str, Any]]:
     """``status.artifacts`` as the envelope shows them: name, uri, size and sha256."""
-    return [artifact.model_dump(mode="json") for artifact in status.artifacts or []]
+    return [artifact.model_dump(mode="json", exclude_none=True) for artifact in status.artifacts or []]
 
 
 def _add_storage(result: dict[str, Any], status: TrainingStatus, *, success: bool) -> None:
@@ -94,6 +94,20 @@ def _add_storage(result: dict[str, Any], status: TrainingStatus, *, success: boo
                               "total_files": status.download.total_files}
 
 
+def _add_delivery(data: dict[str, Any], result: dict[str, Any] | None, status: TrainingStatus | None) -> None:
+    """Additive to the spec: the quality gate's outcome in ``data`` (success and failure alike) and the verified
+    exports in the result (or in ``data`` of a failure, whose weights and exports stay downloadable)."""
+    if status is None:
+        return
+    if status.quality_gate is not None:
+        data["quality_gate"] = {"passed": status.quality_gate.passed, "message": status.quality_gate.message}
+    target = result if result is not None else data
+    if status.exports:
+        target["exports"] = [export.view() for export in status.exports]
+    if result is None and status.artifacts:
+        data["artifacts"] = artifacts_view(status)
+
+
 def task_envelope(
     task_id: str, status: TrainingStatus | None, *, total_epochs_hint: int = 0, lang: str = "zh"
 ) -> tuple[int, dict[str, Any]]:
@@ -108,6 +122,7 @@ def task_envelope(
         data["error"] = error or message("failure", lang)
         if reason:
             data["reason"] = reason
+        _add_delivery(data, None, status)
         return 500, {"code": 1, "message": message("failure", lang), "data": data}
     if state is TaskState.PENDING:
         if status is not None and status.phase is not None:  # the operator has said why it waits
@@ -129,6 +144,7 @@ def task_envelope(
             data["result"]["stop_reason"] = status.stop_reason.value
         _add_skipped(data["result"], status)
         _add_storage(data["result"], status, success=True)
+        _add_delivery(data, data["result"], status)
         return 200, {"code": 0, "message": message("success", lang), "data": data}
     total = status.total_epochs or total_epochs_hint
     current = min(status.current_epoch or 0, total) if total else 0
@@ -146,5 +162,7 @@ def task_envelope(
         result["resumed_from_epoch"] = status.resumed_from_epoch
     _add_skipped(result, status)
     _add_storage(result, status, success=False)
+    if status.stage == Stage.EXPORTING and status.export_progress is not None:
+        result["export"] = status.export_progress.model_dump(mode="json", exclude_none=True)
     data["result"] = result
     return 200, {"code": 0, "message": message("progress", lang), "data": data}

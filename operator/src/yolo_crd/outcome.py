@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
+from yolo_crd.delivery import QUALITY_GATE_CONDITION, QUALITY_GATE_NOT_MET
 from yolo_crd.status import Phase, Reason, Stage, TrainingStatus
 
 
@@ -40,18 +41,33 @@ def finished(status: TrainingStatus | None) -> bool:
     return status is not None and status.phase in FINISHED_PHASES
 
 
-def reported_success(status: TrainingStatus | None) -> bool:
-    """The trainer's final report arrived: stage completed with final metrics (its weights are stored).
-
-    From that moment the training has succeeded, whatever happens to its Job or process afterwards.
-    """
+def reported(status: TrainingStatus | None) -> bool:
+    """The trainer's final report arrived: stage completed with final metrics (its weights are stored)."""
     return status is not None and status.stage == Stage.COMPLETED and status.final_metrics is not None
 
 
+def gate_failed(status: TrainingStatus | None) -> bool:
+    """The final report arrived and its final metrics miss the success criteria (``qualityGate.passed`` false).
+
+    From that moment the training has failed with QualityGateNotMet, its weights and exports kept.
+    """
+    return reported(status) and status is not None and status.quality_gate is not None \
+        and not status.quality_gate.passed
+
+
+def reported_success(status: TrainingStatus | None) -> bool:
+    """The trainer's final report arrived and passed its quality gate (if it had one).
+
+    From that moment the training has succeeded, whatever happens to its Job or process afterwards.
+    """
+    return reported(status) and not gate_failed(status)
+
+
 def final(status: TrainingStatus | None) -> bool:
-    """Whether the training's outcome can no longer change: a verdict was written, or the trainer's success
-    was accepted (which every later verdict confirms). Streams end, and clients stop polling, only then."""
-    return finished(status) or reported_success(status)
+    """Whether the training's outcome can no longer change: a verdict was written, or the trainer's final
+    report was accepted (which every later verdict confirms: a success, or a missed quality gate). Streams
+    end, and clients stop polling, only then."""
+    return finished(status) or reported(status)
 
 
 @dataclass(frozen=True)
@@ -81,7 +97,9 @@ def verdict(status: TrainingStatus | None, end: RunEnd | None) -> Verdict | None
     """The one decision of whether a training is over and how; None while it is not.
 
     * A verdict already written is final (the CRD's CEL rule, and the local store's, refuse to change it).
-    * The trainer's accepted success (:func:`reported_success`) is final too: a Job that fails afterwards
+    * The trainer's final report is final too. Its final metrics missing the success criteria
+      (:func:`gate_failed`) is a failure, QualityGateNotMet with the gate's message. Otherwise it is a
+      success (:func:`reported_success`): a Job that fails afterwards
       (its deadline expiring between the final report and the pod's exit), a cancel that comes too late or
       a trainer process that exits badly after reporting never turn it into a failure.
     * Otherwise nothing is over until the infrastructure says the run ended (``end``). Then a cancel is
@@ -92,6 +110,9 @@ def verdict(status: TrainingStatus | None, end: RunEnd | None) -> Verdict | None
     if status is not None and finished(status):
         assert status.phase is not None
         return Verdict(status.phase, status.reason, status.message)
+    if gate_failed(status):
+        assert status is not None and status.quality_gate is not None
+        return Verdict(Phase.FAILED, Reason.QUALITY_GATE_NOT_MET.value, status.quality_gate.message)
     if reported_success(status):
         return Verdict(Phase.SUCCEEDED)
     if end is None:
@@ -116,7 +137,7 @@ def task_state(status: TrainingStatus | None) -> TaskState:
     """
     if status is None:
         return TaskState.PENDING
-    if status.phase == Phase.FAILED:
+    if status.phase == Phase.FAILED or gate_failed(status):
         return TaskState.FAILURE
     if status.phase == Phase.SUCCEEDED:  # without final metrics only from an older operator: not a success
         return TaskState.SUCCESS if status.final_metrics is not None else TaskState.FAILURE
@@ -131,6 +152,8 @@ def failure(status: TrainingStatus | None) -> tuple[str | None, str | None]:
     """The (reason, message) that explains a failed training, or (None, None) when nothing says why."""
     if status is None:
         return None, None
+    if gate_failed(status) and status.quality_gate is not None:
+        return Reason.QUALITY_GATE_NOT_MET.value, status.quality_gate.message
     trainer = status.training_failure
     if trainer is not None and status.reason not in OUTSIDE_CAUSES:
         return trainer.reason, trainer.message
@@ -151,3 +174,15 @@ def display_stage(status: TrainingStatus | None) -> str:
     if status is not None and status.phase == Phase.RUNNING:
         return Stage.INITIALIZING.value
     return "scheduling"
+
+
+def gate_condition(status: TrainingStatus | None) -> tuple[str, str, str, str]:
+    """The ``QualityGate`` condition (type, status, reason, message) of a finished training with success criteria:
+    the trainer's judgement when it made one, else False/NotEvaluated (it ended before its final metrics), so
+    that ``kubectl wait --for=condition=QualityGate`` never waits on a training that is over."""
+    gate = status.quality_gate if status is not None else None
+    if gate is None:
+        return (QUALITY_GATE_CONDITION, "False", "NotEvaluated",
+                "the training ended before its final metrics could be judged against spec.successCriteria")
+    return (QUALITY_GATE_CONDITION, "True" if gate.passed else "False",
+            "QualityGateMet" if gate.passed else QUALITY_GATE_NOT_MET, gate.message)

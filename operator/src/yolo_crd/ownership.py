@@ -19,7 +19,8 @@ Writer = Literal["trainer", "operator"]
 TRAINER_FIELDS: Final = frozenset({
     "stage", "currentEpoch", "totalEpochs", "progress", "metrics", "bestEpoch", "history",
     "finalMetrics", "weightsPath", "projectPath", "stopReason", "resumedFromEpoch", "trainingFailure",
-    "datasetSkipped", "artifacts", "lineage", "download", "lastUpdateTime",
+    "datasetSkipped", "artifacts", "lineage", "download", "lastUpdateTime", "exports", "exportProgress",
+    "qualityGate",
 })
 #: Status fields the operator writes (the local backend plays the operator's part on one machine).
 OPERATOR_FIELDS: Final = frozenset({

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr, field_validator, model_validator
 
+from yolo_crd.delivery import DEFAULT_EXPORT_TOLERANCE, ExportFormat, SuccessCriteria
 from yolo_crd.hyperparameters import ALLOWED_HYPERPARAMETERS, hyperparameter_errors
 from yolo_crd.locations import OUTPUT_PATTERN, is_s3, parse_s3, source_ref
 from yolo_crd.wire import WireModel
@@ -20,6 +21,7 @@ __all__ = [
     "SecretRef",
     "StorageSpec",
     "StorageVolume",
+    "SuccessCriteria",
     "YoloTrainingSpec",
 ]
 
@@ -150,6 +152,23 @@ class YoloTrainingSpec(WireModel):
         "The Secret with the AWS_* variables for s3:// data, models and outputs ({\"secretRef\": {\"name\": "
         "...}}); default: the operator's objectStorage secret."))
 
+    export: list[ExportFormat] | None = Field(default=None, max_length=2, examples=[["onnx"]], description=(
+        "Formats to export best.pt to after training (onnx, torchscript); each export is validated on the val "
+        "split and stored as an artifact."))
+    export_tolerance: Annotated[float, Field(ge=0.0, le=1.0)] | None = Field(default=None, description=(
+        f"The most an export's mAP50-95 may differ from the .pt model's before the training fails with "
+        f"ExportMismatch (default {DEFAULT_EXPORT_TOLERANCE})."))
+    success_criteria: SuccessCriteria | None = Field(default=None, examples=[{"mAP50": 0.5}], description=(
+        "Minimum final metrics (precision, recall, mAP50, mAP50-95, f1Score, each 0..1); a training that misses "
+        "one fails with QualityGateNotMet, its weights kept."))
+
+    @field_validator("export")
+    @classmethod
+    def _export_formats_unique(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError(f"export lists a format twice: {value}")
+        return value
+
     @field_validator("model")
     @classmethod
     def _model_is_weights_or_architecture(cls, value: str) -> str:
@@ -205,6 +224,10 @@ class YoloTrainingSpec(WireModel):
         if self.device not in ("cpu", "mps") and len(self.device.split(",")) != self.gpus:
             raise ValueError(f"device {self.device!r} names a different number of GPUs than gpus={self.gpus}")
         return self
+
+    def export_limit(self) -> float:
+        """The export tolerance in force: ``exportTolerance``, else :data:`DEFAULT_EXPORT_TOLERANCE`."""
+        return DEFAULT_EXPORT_TOLERANCE if self.export_tolerance is None else self.export_tolerance
 
     def uses_object_storage(self) -> bool:
         """Whether the trainer reads or writes ``s3://`` objects for this spec (a source training's weights aside)."""

@@ -13,13 +13,17 @@ from typing import Annotated, Final, Literal
 
 from pydantic import Field, field_validator
 
+from yolo_crd.delivery import ExportProgress, ExportResult, QualityGate
 from yolo_crd.wire import StatusModel
 
 #: The most per-epoch entries in ``status.history``: a bounded sample (see :mod:`yolo_crd.history`), so that a
 #: status write costs the same at epoch 300 as at epoch 3 and the whole resource stays under 32 KiB.
 HISTORY_LIMIT: Final = 59
-#: The most entries in ``status.artifacts`` (a run produces five; the bound keeps the resource small).
-ARTIFACTS_LIMIT: Final = 16
+#: The most entries in ``status.artifacts``: a run's five files, its plots (at most 24) and its exports; the
+#: bound keeps the resource small (tests/unit/test_history.py measures a full one).
+ARTIFACTS_LIMIT: Final = 40
+#: The most entries in ``status.exports`` (one per format of :data:`yolo_crd.delivery.EXPORT_FORMATS`).
+EXPORTS_LIMIT: Final = 4
 
 
 class Phase(StrEnum):
@@ -38,6 +42,7 @@ class Stage(StrEnum):
     DOWNLOADING = "downloading"
     TRAINING = "training"
     FINALIZING = "finalizing"
+    EXPORTING = "exporting"
     COMPLETED = "completed"
     FAILED = "failed"
 
@@ -54,6 +59,10 @@ class Reason(StrEnum):
     STORAGE_UNAVAILABLE = "StorageUnavailable"  # object storage unreachable (or failing) after retries
     ACCESS_DENIED = "AccessDenied"  # object storage refused the credentials (or there are none)
     OUTPUT_INVALID = "OutputInvalid"  # spec.output names a bucket that does not exist
+    EXPORT_FAILED = "ExportFailed"  # an export of spec.export could not be made (ultralytics' message)
+    EXPORT_MISMATCH = "ExportMismatch"  # an export validates worse than the .pt model, beyond spec.exportTolerance
+    # the verdict's, on the trainer's report: the final metrics miss spec.successCriteria (yolo_crd.delivery)
+    QUALITY_GATE_NOT_MET = "QualityGateNotMet"
     # operator (and the local backend, which plays its part on one machine)
     INVALID_SPEC = "InvalidSpec"
     QUEUED = "Queued"
@@ -146,14 +155,21 @@ class DatasetSkipped(StatusModel):
     reasons: list[str] = Field(default_factory=list, max_length=5)
 
 
+#: What an artifact is: weights (best.pt, last.pt), metrics (results.csv), config (args.yaml, data.yaml),
+#: plot (ultralytics' curves, confusion matrices and batch images), export (best.onnx, best.torchscript).
+ArtifactKind = Literal["weights", "metrics", "config", "plot", "export"]
+
+
 class Artifact(StatusModel):
-    """One file a run produced: ``best.pt``, ``last.pt``, ``results.csv``, ``args.yaml``, ``data.yaml``.
+    """One file a run produced: ``best.pt``, ``last.pt``, ``results.csv``, ``args.yaml``, ``data.yaml``, its
+    plots (``confusion_matrix.png``...) and its exports (``best.onnx``...).
 
     ``uri`` is ``s3://...`` when the run has an output in object storage, else the file's path where the
-    trainer wrote it (a PVC or the local state directory).
+    trainer wrote it (a PVC or the local state directory). ``kind`` is absent in statuses of older trainers.
     """
 
     name: Annotated[str, Field(min_length=1, max_length=255)]
+    kind: ArtifactKind | None = None
     uri: Annotated[str, Field(min_length=1, max_length=2048)]
     size: Annotated[int, Field(ge=0)]
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
@@ -211,6 +227,9 @@ class TrainingStatus(StatusModel):
     artifacts: list[Artifact] | None = Field(default=None, max_length=ARTIFACTS_LIMIT)
     lineage: Lineage | None = None
     download: Download | None = None
+    exports: list[ExportResult] | None = Field(default=None, max_length=EXPORTS_LIMIT)
+    export_progress: ExportProgress | None = None
+    quality_gate: QualityGate | None = None
     reason: str | None = None
     message: str | None = None
     job_name: str | None = None

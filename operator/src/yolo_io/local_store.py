@@ -64,8 +64,9 @@ class FinalPhaseError(ValueError):
     """A patch would change the phase of a finished task (the CRD's CEL rule refuses the same on a cluster)."""
 
 
-#: A finished task's phase never changes, and a task whose trainer reported its success (stage completed with
-#: final metrics) never becomes Failed: the same rules as the CRD's transition rules on ``status``. Checked in
+#: A finished task's phase never changes, a task whose trainer reported its success (stage completed with
+#: final metrics that pass the quality gate) never becomes Failed, and one whose final report missed its quality
+#: gate never becomes Succeeded: the same rules as the CRD's transition rules on ``status``. Checked in
 #: the UPDATE itself, so a trainer process writing its final report cannot slip between a read and a write.
 _PHASE_STAYS = ("((coalesce(json_extract(status, '$.phase'), '') NOT IN ('Succeeded', 'Failed') "
                 "OR json_type(:patch, '$.phase') IS NULL "
@@ -73,7 +74,12 @@ _PHASE_STAYS = ("((coalesce(json_extract(status, '$.phase'), '') NOT IN ('Succee
                 "AND NOT (json_extract(:patch, '$.phase') IS 'Failed' "
                 "AND coalesce(json_extract(status, '$.phase'), '') IS NOT 'Failed' "
                 "AND json_extract(status, '$.stage') IS 'completed' "
-                "AND json_type(status, '$.finalMetrics') IS 'object'))")
+                "AND json_type(status, '$.finalMetrics') IS 'object' "
+                "AND json_type(status, '$.qualityGate.passed') IS NOT 'false') "
+                "AND NOT (json_extract(:patch, '$.phase') IS 'Succeeded' "
+                "AND json_extract(status, '$.stage') IS 'completed' "
+                "AND json_type(status, '$.finalMetrics') IS 'object' "
+                "AND json_type(status, '$.qualityGate.passed') IS 'false'))")
 
 
 def patch_status(conn: sqlite3.Connection, task_id: str, patch: dict[str, Any]) -> bool:
@@ -92,7 +98,8 @@ def patch_status(conn: sqlite3.Connection, task_id: str, patch: dict[str, Any]) 
     if current is None:
         return False
     if current.get("phase") not in ("Succeeded", "Failed"):
-        raise FinalPhaseError(f"task {task_id}: the trainer already reported its success; it cannot become Failed")
+        raise FinalPhaseError(f"task {task_id}: the trainer's final report decided it; its phase cannot be "
+                              f"{patch.get('phase')}")
     raise FinalPhaseError(f"task {task_id} is {current.get('phase')}: a finished training cannot change phase")
 
 

@@ -28,7 +28,7 @@ from yolo_crd.names import (
     PLURAL,
     VERSION,
 )
-from yolo_crd.outcome import finished, reported_success
+from yolo_crd.outcome import finished, reported
 from yolo_crd.sources import SourceError
 from yolo_crd.spec import YoloTrainingSpec
 from yolo_crd.status import Reason, TrainingStatus
@@ -156,7 +156,7 @@ def _news_for_the_verdict(raw: dict[str, Any]) -> bool:
         status = TrainingStatus.model_validate(raw)
     except ValidationError:
         return False
-    return (reported_success(status) and not finished(status)) or bool(translate.retold(status).patch)
+    return (reported(status) and not finished(status)) or bool(translate.retold(status).patch)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=CHILDREN)

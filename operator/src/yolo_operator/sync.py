@@ -22,7 +22,7 @@ from yolo_operator import metrics
 from yolo_operator.builders import child_name
 from yolo_operator.gateway import KubeGateway
 from yolo_operator.job_state import creation_may_fail, latest_refusal
-from yolo_operator.translate import Observation, awaits_job, observe, observed
+from yolo_operator.translate import Observation, awaits_job, observe, observed, with_quality_gate
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,8 @@ class Synchronizer:
             training = self.gateway.get_training(namespace, name)
             if training is None:
                 return None
-            observation = compute(training, TrainingStatus.model_validate(training.get("status") or {}))
+            status = TrainingStatus.model_validate(training.get("status") or {})
+            observation = with_quality_gate(compute(training, status), status, training.get("spec") or {})
             if observation.patch:
                 try:
                     self.gateway.patch_status(namespace, name, observation.patch,

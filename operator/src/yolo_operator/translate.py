@@ -11,8 +11,8 @@ as the decision they announce, and never moves a finished training.
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from yolo_crd.outcome import RunEnd, finished, reported_success, verdict
-from yolo_crd.status import Phase, Reason, TrainingStatus, utc_now
+from yolo_crd.outcome import RunEnd, finished, gate_condition, reported, verdict
+from yolo_crd.status import Condition, Phase, Reason, TrainingStatus, utc_now
 from yolo_operator.job_state import creation_may_fail, finishing, live, run_end, unschedulable, waiting
 
 #: The summary condition, Knative's convention for run-to-completion resources: Unknown while pending or
@@ -57,6 +57,17 @@ def ended(status: TrainingStatus, phase: Phase, reason: str | None, message: str
              "conditions": merge_conditions(status, (SUCCEEDED, "True" if success else "False", summary, text),
                                             ("Running", "False", summary, text), *more)}
     return Observation(patch, [("Normal" if success else "Warning", "Succeeded" if success else summary, text)])
+
+
+def with_quality_gate(found: Observation, status: TrainingStatus, spec: dict[str, Any]) -> Observation:
+    """``found`` with the ``QualityGate`` condition added when it finishes a training that has success criteria
+    (:func:`~yolo_crd.outcome.gate_condition`), so ``kubectl wait --for=condition=QualityGate`` always ends."""
+    if not spec.get("successCriteria") or found.patch.get("phase") not in (Phase.SUCCEEDED, Phase.FAILED):
+        return found
+    written = [Condition.model_validate(c) for c in found.patch.get("conditions") or []]
+    base = status.model_copy(update={"conditions": written or status.conditions})
+    found.patch["conditions"] = merge_conditions(base, gate_condition(status))
+    return found
 
 
 def observed(found: Observation, status: TrainingStatus, generation: int | None) -> Observation:
@@ -133,7 +144,7 @@ def job_end(job: dict[str, Any] | None, pods: list[dict[str, Any]], status: Trai
 def cancelled(status: TrainingStatus) -> Observation:
     """A cancel (the API's annotation) ends an unfinished training as Failed/Cancelled. A finished one stays,
     and so does one whose trainer already reported success: its weights exist, the sync concludes it."""
-    if reported_success(status):
+    if reported(status):
         return Observation({})
     found = conclude(status, RunEnd(False, Reason.CANCELLED.value, "cancelled"))
     if found is None:

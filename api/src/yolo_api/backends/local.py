@@ -28,7 +28,7 @@ from yolo_api.sources import check_source
 from yolo_crd import ownership
 from yolo_crd.history import parse_results
 from yolo_crd.locations import SourceRef
-from yolo_crd.outcome import RunEnd, Verdict, finished, verdict
+from yolo_crd.outcome import RunEnd, Verdict, finished, gate_condition, verdict
 from yolo_crd.retention import Reaped
 from yolo_crd.spec import YoloTrainingSpec
 from yolo_crd.status import Phase, Reason, TrainingStatus, utc_now
@@ -183,9 +183,14 @@ class LocalBackend:
                 found = verdict(record.status, end)
                 if found is None:
                     return None
+                patch: dict[str, Any] = {"phase": found.phase.value, "reason": found.reason,
+                                         "message": found.message, "completionTime": utc_now()}
+                if record.spec.get("successCriteria"):  # as the operator does: kubectl's QualityGate, locally
+                    kind, state, reason, text = gate_condition(record.status)
+                    patch["conditions"] = [{"type": kind, "status": state, "reason": reason, "message": text,
+                                            "lastTransitionTime": utc_now()}]
                 try:
-                    self.write_operator_fields(task_id, {"phase": found.phase.value, "reason": found.reason,
-                                                         "message": found.message, "completionTime": utc_now()})
+                    self.write_operator_fields(task_id, patch)
                 except local_store.FinalPhaseError:
                     continue
                 return found

@@ -72,7 +72,8 @@ seccompProfile:
 wire). tests/unit/test_admission_policies.py renders the chart and holds both lists equal to that table. */}}
 {{- define "yolo.trainerStatusFields" -}}
 stage currentEpoch totalEpochs progress metrics bestEpoch history finalMetrics weightsPath projectPath stopReason
-resumedFromEpoch trainingFailure datasetSkipped artifacts lineage download lastUpdateTime
+resumedFromEpoch trainingFailure datasetSkipped artifacts lineage download lastUpdateTime exports exportProgress
+qualityGate
 {{- end }}
 
 {{/* Status fields the operator writes: OPERATOR_FIELDS of operator/src/yolo_crd/ownership.py. */}}
