@@ -119,10 +119,25 @@ def _cel(value: Any, old: Any, schema: dict[str, Any], path: str, problems: list
             _cel(item, None, schema["items"], f"{path}[{index}]", problems)
 
 
+def structural_problems(schema: Any, path: str = "openAPIV3Schema") -> None:
+    """Raise :class:`SchemaError` for what kube-apiserver refuses in a CRD's schema itself (the CRD is invalid):
+    ``properties`` next to ``additionalProperties`` ("mutual exclusive")."""
+    if not isinstance(schema, dict):
+        return
+    if "properties" in schema and "additionalProperties" in schema:
+        raise SchemaError([f"{path}.additionalProperties: Forbidden: additionalProperties and properties are "
+                           "mutual exclusive"])
+    for key, sub in (schema.get("properties") or {}).items():
+        structural_problems(sub, f"{path}.properties[{key}]")
+    for key in ("items", "additionalProperties"):
+        structural_problems(schema.get(key), f"{path}.{key}")
+
+
 class StructuralSchema:
     """The schema of one CRD version; :meth:`admit` is what a create, update or patch goes through."""
 
     def __init__(self, kind: str, schema: dict[str, Any]) -> None:
+        structural_problems(schema)
         self.kind = kind
         self.schema = schema
         self._validator = jsonschema.Draft202012Validator(_as_json_schema(schema), format_checker=_FORMATS)

@@ -62,7 +62,13 @@ def _compare(model: dict[str, Any], crd: dict[str, Any], defs: dict[str, Any], p
             assert crd.get(crd_key) == model[bound], f"{path}: {bound} {crd.get(crd_key)} != {model[bound]}"
     if "enum" in model:
         assert set(crd["enum"]) == set(model["enum"]), f"{path}: enum"
-    if "properties" in model:
+    if "properties" in model and "properties" not in crd and isinstance(crd.get("additionalProperties"), dict):
+        # a map in the CRD whose keys a CEL rule lists (successCriteria): every model field is one of its keys
+        rule = " ".join(r["rule"] for r in crd.get("x-kubernetes-validations", []))
+        assert all(f"'{key}'" in rule for key in model["properties"]), f"{path}: keys differ from the rule"
+        for key, sub in model["properties"].items():
+            _compare(sub, crd["additionalProperties"], defs, f"{path}.{key}")
+    elif "properties" in model:
         assert set(crd.get("properties", {})) == set(model["properties"]), f"{path}: fields differ"
         for key, sub in model["properties"].items():
             _compare(sub, crd["properties"][key], defs, f"{path}.{key}")

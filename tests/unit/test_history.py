@@ -4,7 +4,7 @@ import json
 import random
 
 from yolo_crd.history import HISTORY_RECENT, HISTORY_SAMPLES, bounded, epoch_metrics, fitness
-from yolo_crd.status import HISTORY_LIMIT, EpochMetrics, FinalMetrics, StopReason, TrainingStatus
+from yolo_crd.status import ARTIFACTS_LIMIT, HISTORY_LIMIT, EpochMetrics, FinalMetrics, StopReason, TrainingStatus
 from yolo_trainer.progress import ProgressTracker
 
 COLUMNS = ("metrics/precision(B)", "metrics/recall(B)", "metrics/mAP50(B)", "metrics/mAP50-95(B)", "train/box_loss",
@@ -89,3 +89,25 @@ def test_the_whole_resource_stays_under_32_kib_and_parses() -> None:
         obj = resource(status)
         assert len(json.dumps(obj)) < 32 * 1024, epochs
         TrainingStatus.model_validate(obj["status"])
+
+
+def test_a_full_resource_with_every_artifact_export_and_gate_stays_under_32_kib() -> None:
+    """The largest status a run writes: 10,000 epochs, the artifact list full (weights, plots, exports) with
+    long object-storage URIs, two verified exports and a quality gate's longest message."""
+    tracker, patches = run(10_000)
+    status: dict[str, object] = {}
+    for patch in patches:
+        status.update(patch)
+    final = FinalMetrics.from_validation(0.5, 0.3, 0.6, 0.5)
+    status.update(tracker.completed(final, "/outputs/x/weights/best.pt", "/outputs/x", StopReason.EPOCHS))
+    prefix = "s3://a-rather-long-bucket-name-for-models/team-a/detectors/yolo/5b8f0c4e-2d4b-4b1e-9d7a-000000000001"
+    status["artifacts"] = [{"name": f"val_batch{i}_predictions-{'x' * 20}.jpg", "uri": f"{prefix}/val_batch{i}.jpg",
+                            "size": 123_456_789, "sha256": "a" * 64, "kind": "plot"} for i in range(ARTIFACTS_LIMIT)]
+    status["exports"] = [{"format": name, "artifact": f"best.{name}", "uri": f"{prefix}/best.{name}", "size": 12_345_678,
+                          "sha256": "b" * 64, "mAP50": 0.51234, "mAP50-95": 0.31234, "referenceMAP50": 0.51234,
+                          "referenceMAP50-95": 0.31234, "deltaMAP50": -0.00012, "deltaMAP50-95": 0.00034,
+                          "seconds": 12.5} for name in ("onnx", "torchscript")]
+    status["qualityGate"] = {"passed": False, "message": "m" * 1000}
+    obj = resource(status)
+    assert len(json.dumps(obj)) < 32 * 1024
+    TrainingStatus.model_validate(obj["status"])

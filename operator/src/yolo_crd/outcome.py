@@ -110,9 +110,9 @@ def verdict(status: TrainingStatus | None, end: RunEnd | None) -> Verdict | None
     if status is not None and finished(status):
         assert status.phase is not None
         return Verdict(status.phase, status.reason, status.message)
-    if gate_failed(status):
-        assert status is not None and status.quality_gate is not None
-        return Verdict(Phase.FAILED, Reason.QUALITY_GATE_NOT_MET.value, status.quality_gate.message)
+    gate = status.quality_gate if status is not None else None
+    if gate is not None and gate_failed(status):
+        return Verdict(Phase.FAILED, Reason.QUALITY_GATE_NOT_MET.value, gate.message)
     if reported_success(status):
         return Verdict(Phase.SUCCEEDED)
     if end is None:
