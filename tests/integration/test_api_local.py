@@ -82,6 +82,19 @@ def test_paths_outside_the_allowed_roots_are_422(api: TestClient, dataset3: Path
     assert api.get("/tasks").json()["data"]["total"] == 0
 
 
+@pytest.mark.parametrize(("extra", "fragment"), [
+    ({"export": ["onnx", "tensorrt"]}, "Input should be 'onnx' or 'torchscript'"),
+    ({"exportTolerance": 1.5}, "less than or equal to 1"),
+    ({"successCriteria": {"mAP50": 0.5, "accuracy": 0.9}}, "unknown metric(s) 'accuracy'"),
+    ({"success_criteria": {"recall": 2}}, "less than or equal to 1"),
+])
+def test_bad_exports_and_criteria_start_nothing(api: TestClient, dataset3: Path, extra: dict[str, Any],
+                                                fragment: str) -> None:
+    response = api.post("/train", json=body(dataset3, **extra))
+    assert response.status_code == 422 and fragment in str(response.json()["data"]["errors"])
+    assert api.get("/tasks").json()["data"]["total"] == 0
+
+
 def test_storage_is_refused_locally(api: TestClient, dataset3: Path) -> None:
     volumes = {"volumes": [{"name": "data", "claimName": "datasets", "mountPath": "/data"}]}
     response = api.post("/train", json={**body(dataset3), "storage": volumes})

@@ -2,7 +2,8 @@
 backend holds trainings as a test writes them (issue 19): text in brackets kept, paths never broken by the
 client, ``list`` readable at 80 columns and tab-separated when piped, mAP50 labelled by where it comes from,
 the API's language taken from the locale, output folders that cannot be written refused in one line, help
-without reStructuredText, and ``python -m yolo_api.demo --help`` that only helps.
+without reStructuredText, ``compare`` at 80 columns and piped, a quality gate and exports told at the end, and
+``python -m yolo_api.demo --help`` that only helps.
 """
 
 import hashlib
@@ -121,10 +122,44 @@ def test_download_into_a_file_is_one_line(served: tuple[str, MemoryBackend], tmp
     assert code == 0 and (tmp_path / "got" / "best.pt").read_bytes() == b"weights", output
 
 
+def test_compare_at_80_columns_and_piped(served: tuple[str, MemoryBackend]) -> None:
+    url, backend = served
+    first = backend.put(DONE, spec={"hyperparameters": {"lr0": 0.01}, "export": ["onnx"]})
+    second = backend.put({**DONE, "finalMetrics": {**DONE["finalMetrics"], "mAP50": 0.9}},  # type: ignore[dict-item]
+                         spec={"hyperparameters": {"lr0": 0.02}, "data": "/srv/datasets/a-rather-long-folder-name/"
+                                                                       "for-our-shapes/data.yaml"})
+    code, output = run([str(BIN / "yoloctl"), "compare", first, second], env=env_for(url))
+    lines = shown(output)
+    assert code == 0 and first[:8] in lines[0] and second[:8] in lines[0], output
+    assert all(len(line) <= 80 for line in lines), output
+    marked = {line.split()[1] for line in lines if line.startswith("*")}
+    assert marked == {"lr0", "data", "export"}, output
+    assert "a-rather-long-folder-name" in "".join(line.split()[-1] for line in lines)  # folded, never cut
+    code, output = piped([str(BIN / "yoloctl"), "compare", first[:8], second], env=env_for(url))
+    assert code == 0 and output.splitlines()[0] == f"field\tdiffers\t{first}\t{second}", output
+    code, output = run([str(BIN / "yoloctl"), "compare", first], env=env_for(url))
+    assert code == 2 and "compare takes 2 to 6 trainings, got 1" in one_line(output)
+
+
+def test_the_end_tells_the_quality_gate_and_the_exports(served: tuple[str, MemoryBackend]) -> None:
+    url, backend = served
+    export = {"format": "onnx", "artifact": "best.onnx", "uri": "/r/best.onnx", "size": 9, "sha256": "0" * 64,
+              "mAP50": 0.8, "mAP50-95": 0.4987, "referenceMAP50": 0.8, "referenceMAP50-95": 0.5,
+              "deltaMAP50": 0.0, "deltaMAP50-95": -0.0013}
+    gate = "quality gate met: mAP50 0.8123 >= 0.5"
+    task = backend.put({**DONE, "qualityGate": {"passed": True, "message": gate}, "exports": [export]})
+    code, output = run([str(BIN / "yoloctl"), "watch", task], env=env_for(url))
+    lines = shown(output)
+    assert code == 0 and lines[-2:] == [gate, "export onnx: best.onnx  mAP50-95 0.4987 (.pt 0.5000, difference "
+                                              "-0.0013)"], output
+    code, output = piped([str(BIN / "yoloctl"), "status", task], env=env_for(url))
+    assert code == 0 and '"quality_gate"' in output and '"exports"' in output and '"best.onnx"' in output
+
+
 def test_help_is_plain_text_and_names_yolo_lang() -> None:
     code, output = run([str(BIN / "yoloctl"), "--help"], env={"COLUMNS": "200"})
     assert code == 0 and "``" not in output and "YOLO_LANG" in output, output
-    for command in ("submit", "status", "watch", "list", "logs", "cancel", "download"):
+    for command in ("submit", "status", "watch", "list", "compare", "logs", "cancel", "download"):
         code, output = run([str(BIN / "yoloctl"), command, "--help"], env={"COLUMNS": "200"})
         assert code == 0 and "``" not in output, (command, output)
 

@@ -1,7 +1,9 @@
-"""``GET /tasks/{id}/artifacts`` and ``/artifacts/{name}`` over an in-memory backend: the list, a streamed local
-file, a 307 to a presigned URL (signed offline, for the public endpoint) or that URL as JSON
-(``?redirect=false``), and every refusal."""
+"""``GET /tasks/{id}/artifacts`` and ``/artifacts/{name}`` over an in-memory backend: the list with each kind, a
+streamed local file, a 307 to a presigned URL (signed offline, for the public endpoint) or that URL as JSON
+(``?redirect=false``), a plot served inline from a local file (from object storage: tests/integration/
+test_api_compare.py, against a real S3 server), and every refusal."""
 
+import hashlib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,11 +44,17 @@ def finished(backend: MemoryBackend, *artifacts: dict[str, object], output: str 
                        task_id=task, spec={"output": output} if output else None)
 
 
-def test_the_list_gives_size_sha256_and_a_download_url(http: TestClient, backend: MemoryBackend) -> None:
-    task = finished(backend, {"name": "best.pt", "uri": "s3://models/r/t/best.pt", "size": 7, "sha256": SHA})
-    [item] = http.get(f"/tasks/{task}/artifacts").json()["data"]["artifacts"]
-    assert item == {"name": "best.pt", "size": 7, "sha256": SHA,
-                    "url": f"http://testserver/tasks/{task}/artifacts/best.pt"}
+def test_the_list_gives_kind_size_sha256_and_a_download_url(http: TestClient, backend: MemoryBackend) -> None:
+    task = finished(backend, {"name": "best.pt", "uri": "s3://models/r/t/best.pt", "size": 7, "sha256": SHA},
+                    {"name": "best.onnx", "kind": "export", "uri": "s3://models/r/t/best.onnx", "size": 9, "sha256": SHA},
+                    {"name": "PR_curve.png", "kind": "plot", "uri": "s3://models/r/t/PR_curve.png", "size": 5,
+                     "sha256": SHA},
+                    {"name": "notes.txt", "uri": "s3://models/r/t/notes.txt", "size": 1, "sha256": SHA})
+    items = http.get(f"/tasks/{task}/artifacts").json()["data"]["artifacts"]
+    assert items[0] == {"name": "best.pt", "kind": "weights", "size": 7, "sha256": SHA,
+                        "url": f"http://testserver/tasks/{task}/artifacts/best.pt"}
+    # best.pt has no kind in this status (an older trainer's): the run's own files are known by name
+    assert [item["kind"] for item in items] == ["weights", "export", "plot", None]
     assert http.get(f"/tasks/{backend.put(None)}/artifacts").json()["data"]["artifacts"] == []
 
 
@@ -128,3 +136,71 @@ def test_no_credentials_is_a_503_not_a_crash(http: TestClient, backend: MemoryBa
                     output="s3://models/r")
     answer = http.get(f"/tasks/{task}/artifacts/best.pt")
     assert answer.status_code == 503 and "AWS_ACCESS_KEY_ID" in answer.json()["detail"]
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
+JPEG = b"\xff\xd8\xff\xe0" + b"\0" * 32
+
+
+def local_plots(backend: MemoryBackend, tmp_path: Path, **files: tuple[bytes, str | None]) -> str:
+    """A finished task whose artifacts are local files: ``name=(bytes, kind)``."""
+    artifacts = []
+    for name, (data, kind) in files.items():
+        path = tmp_path / name.replace("_dot_", ".")
+        path.write_bytes(data)
+        backend.files[str(path)] = path
+        artifacts.append({"name": path.name, "uri": str(path), "size": len(data),
+                          "sha256": hashlib.sha256(data).hexdigest(), **({"kind": kind} if kind else {})})
+    return finished(backend, *artifacts)
+
+
+def test_a_plot_is_served_inline_with_its_image_type(http: TestClient, backend: MemoryBackend,
+                                                     tmp_path: Path) -> None:
+    task = local_plots(backend, tmp_path, confusion_matrix_dot_png=(PNG, "plot"), val_batch0_pred_dot_jpg=(JPEG, "plot"))
+    png = http.get(f"/tasks/{task}/artifacts/confusion_matrix.png", params={"inline": "true"})
+    assert png.status_code == 200 and png.content == PNG
+    assert png.headers["content-type"] == "image/png"
+    assert png.headers["content-disposition"] == 'inline; filename="confusion_matrix.png"'
+    assert png.headers["x-content-type-options"] == "nosniff"
+    sha = hashlib.sha256(PNG).hexdigest()
+    assert png.headers["etag"] == f'"{sha}"' and png.headers["x-checksum-sha256"] == sha
+    jpeg = http.get(f"/tasks/{task}/artifacts/val_batch0_pred.jpg", params={"inline": "true"})
+    assert jpeg.status_code == 200 and jpeg.headers["content-type"] == "image/jpeg" and jpeg.content == JPEG
+    again = http.get(f"/tasks/{task}/artifacts/confusion_matrix.png", params={"inline": "true"},
+                     headers={"If-None-Match": f'"{sha}"'})
+    assert again.status_code == 304 and again.content == b""  # the browser's copy is still the one
+    attachment = http.get(f"/tasks/{task}/artifacts/confusion_matrix.png")  # without inline: as before
+    assert attachment.headers["content-type"] == "application/octet-stream"
+    assert attachment.headers["content-disposition"].startswith("attachment")
+
+
+@pytest.mark.parametrize(("name", "data", "kind", "fragment"), [
+    ("best.pt", b"weights", None, "is not a plot (its kind: weights)"),  # the kind of an older trainer's best.pt
+    ("best.onnx", b"onnx", "export", "is not a plot (its kind: export)"),
+    ("notes.txt", b"text", None, "is not a plot:"),
+    ("results.csv", b"epoch\n", "plot", "is not a PNG or JPEG image"),  # a plot, but not an image
+    ("fake.png", b"<html>", "plot", "is not a PNG image"),
+])
+def test_only_plot_images_are_served_inline(http: TestClient, backend: MemoryBackend, tmp_path: Path,
+                                            name: str, data: bytes, kind: str | None, fragment: str) -> None:
+    task = local_plots(backend, tmp_path, **{name.replace(".", "_dot_"): (data, kind)})
+    answer = http.get(f"/tasks/{task}/artifacts/{name}", params={"inline": "true"})
+    assert answer.status_code == 422, answer.text
+    [error] = answer.json()["data"]["errors"]
+    assert error["loc"] == ["query", "inline"] and fragment in error["msg"] and "download it without" in error["msg"]
+    assert http.get(f"/tasks/{task}/artifacts/{name}").status_code == 200  # the download itself still works
+
+
+def test_a_plot_over_8_mib_is_not_served_inline(http: TestClient, backend: MemoryBackend, tmp_path: Path) -> None:
+    big = PNG + b"\0" * (8 * 1024 * 1024)
+    task = local_plots(backend, tmp_path, huge_dot_png=(big, "plot"))
+    answer = http.get(f"/tasks/{task}/artifacts/huge.png", params={"inline": "true"})
+    assert answer.status_code == 422 and f"is {len(big)} bytes" in answer.text
+
+
+def test_inline_keeps_the_ownership_check(http: TestClient, backend: MemoryBackend) -> None:
+    """An s3:// plot outside the run's own output is refused before anything is read with the API's credentials."""
+    task = finished(backend, {"name": "x.png", "kind": "plot", "uri": "s3://other-team/secret/x.png", "size": 7,
+                              "sha256": SHA}, output="s3://models/r")
+    answer = http.get(f"/tasks/{task}/artifacts/x.png", params={"inline": "true"})
+    assert answer.status_code == 404 and "does not lie under this training's output" in answer.json()["detail"]

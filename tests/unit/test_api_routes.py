@@ -58,6 +58,37 @@ def test_invalid_bodies_get_422_with_actionable_errors(http: TestClient, backend
     assert backend.records == {}
 
 
+def test_exports_and_success_criteria_are_taken_in_either_spelling(http: TestClient, backend: MemoryBackend) -> None:
+    snake = {"export": ["onnx", "torchscript"], "export_tolerance": 0.02, "success_criteria": {"mAP50": 0.5, "recall": 0.6}}
+    camel = {"export": ["onnx"], "exportTolerance": 0.05, "successCriteria": {"mAP50-95": 0.4, "f1Score": 0.6}}
+    for extra in (snake, camel):
+        assert http.post("/train", json={"model": "m.yaml", "data": "d.yaml", **extra}).status_code == 200
+    first, second = backend.submitted
+    assert (first.export, first.export_limit(), first.success_criteria and first.success_criteria.thresholds()) == (
+        ["onnx", "torchscript"], 0.02, {"recall": 0.6, "mAP50": 0.5})
+    assert (second.export, second.export_limit(), second.success_criteria and second.success_criteria.thresholds()) == (
+        ["onnx"], 0.05, {"mAP50-95": 0.4, "f1Score": 0.6})
+
+
+@pytest.mark.parametrize(("extra", "fragment"), [
+    ({"export": ["tflite"]}, "Input should be 'onnx' or 'torchscript'"),
+    ({"export": ["onnx", "onnx"]}, "export lists a format twice"),
+    ({"export": "onnx"}, "valid list"),
+    ({"export_tolerance": 2}, "less than or equal to 1"),
+    ({"exportTolerance": -0.1}, "greater than or equal to 0"),
+    ({"success_criteria": {"accuracy": 0.5}}, "unknown metric(s) 'accuracy': successCriteria takes precision, recall"),
+    ({"successCriteria": {"mAP50": 1.5}}, "less than or equal to 1"),
+    ({"success_criteria": {"recall": -0.1}}, "greater than or equal to 0"),
+    ({"success_criteria": {}}, "must name at least one of"),
+])
+def test_bad_exports_and_criteria_are_422_and_start_nothing(http: TestClient, backend: MemoryBackend,
+                                                            extra: dict[str, Any], fragment: str) -> None:
+    response = http.post("/train", json={"model": "m.yaml", "data": "d.yaml", **extra})
+    assert response.status_code == 422 and response.json()["code"] == 1
+    assert fragment in str(response.json()["data"]["errors"])
+    assert backend.records == {} and backend.submitted == []
+
+
 def test_device_alone_sets_the_gpu_count(http: TestClient, backend: MemoryBackend) -> None:
     assert http.post("/train", json={"model": "m.yaml", "data": "d.yaml", "device": "0,1"}).status_code == 200
     assert backend.submitted[0].gpus == 2

@@ -1,4 +1,5 @@
-"""``yoloctl``: a small client for the API (either backend): submit, status, watch, list, logs, cancel, download.
+"""``yoloctl``: a small client for the API (either backend): submit, status, watch, list, compare, logs, cancel,
+download.
 
 Every failure is one line on stderr and an exit code (see ``yoloctl --help``), never a traceback. Text that
 comes from the server or the user (errors, paths, names) is printed as it is: never read as rich markup
@@ -16,7 +17,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from yolo_api.client_download import check_folder, download_artifacts
+from yolo_api.client_compare import check_count, check_distinct, compare_table, tsv_lines
+from yolo_api.client_delivery import check_submit, describe, export_detail, parse_criteria, parse_formats
+from yolo_api.client_download import ARTIFACT_KINDS, check_folder, download_artifacts
 from yolo_api.client_http import (
     EXIT_FAILED,
     EXIT_UNREACHABLE,
@@ -34,8 +37,9 @@ from yolo_crd.locations import TASK_PREFIX, is_s3, source_ref
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, help=(
     "Talk to a YOLO training API. Exit codes: 0 done (watch, status: the training succeeded); 1 the training "
-    f"failed or was cancelled; {EXIT_USAGE} a command line that cannot be sent; {EXIT_UNREACHABLE} the API could "
-    "not be reached; 4 the API refused the request (unknown task, missing token, invalid input). The API's "
+    f"failed or was cancelled; {EXIT_USAGE} a command line that cannot be sent (invalid values, which the API "
+    f"would refuse with a 422, are checked before sending); {EXIT_UNREACHABLE} the API could not be reached; 4 "
+    "the API refused the request (unknown task, missing token, a file it cannot read). The API's "
     "messages are in Chinese when the locale is (LC_ALL, LC_MESSAGES or LANG starting with zh), else in English; "
     "YOLO_LANG=en or YOLO_LANG=zh overrides the locale."))
 console = Console(highlight=False)
@@ -93,20 +97,30 @@ def submit(
     hp: Annotated[list[str] | None, typer.Option(help="hyperparameter KEY=VALUE, repeatable (e.g. lr0=0.01, "
                                                  "optimizer=SGD, time=1.5 for hours)")] = None,
     output: Annotated[str | None, typer.Option(help="s3://bucket/prefix for the run's artifacts")] = None,
+    export: Annotated[list[str] | None, typer.Option(help="export best.pt to these formats after training, each "
+                                                     "validated on the val split: onnx, torchscript (comma-separated "
+                                                     "or repeated)")] = None,
+    export_tolerance: Annotated[float | None, typer.Option(help="the most an export's mAP50-95 may differ from the "
+                                                           ".pt model's", show_default="0.01")] = None,
+    criteria: Annotated[list[str] | None, typer.Option(help="success criteria METRIC=MIN, comma-separated or repeated "
+                                                       "(precision, recall, mAP50, mAP50-95, f1Score; 0 to 1): a "
+                                                       "training that misses one fails, its weights kept")] = None,
 ) -> None:
     """Submit a training. Prints its task id alone on stdout (id=$(yoloctl submit ...)); how to follow it
-    goes to stderr."""
+    goes to stderr. Invalid values are exit code 2 with nothing sent."""
     hyperparameters = dict(parse_hyperparameter(pair) for pair in hp or [])
     body: dict[str, Any] = {"model": local_path(model, keep_bare_name=True), "data": local_path(data,
                             keep_bare_name=False), "epochs": epochs, "imgsz": imgsz, "batch": batch}
-    body.update({k: v for k, v in {"gpus": gpus, "name": name, "namespace": namespace, "output": output}.items()
-                 if v is not None})
+    body.update({k: v for k, v in {"gpus": gpus, "name": name, "namespace": namespace, "output": output,
+                                   "export": parse_formats(export), "export_tolerance": export_tolerance,
+                                   "success_criteria": parse_criteria(criteria)}.items() if v is not None})
     if hyperparameters:
         body["hyperparameters"] = hyperparameters
+    check_submit(body)  # what POST /train would refuse, refused here: exit 2, nothing sent
     with client(url) as http:
         if body["model"].startswith(TASK_PREFIX):  # task/<any unique start of a task id>, as elsewhere
             body["model"] = TASK_PREFIX + resolve_id(http, body["model"][len(TASK_PREFIX):])
-        task_id = call(http, "POST", "/train", json=body).json()["data"]["task_id"]
+        task_id = call(http, "POST", "/train", json=body, usage=(422,)).json()["data"]["task_id"]
     print(task_id)
     say(errors, f"submitted (pending); follow it with: yoloctl watch {task_id[:8]}")
 
@@ -119,25 +133,6 @@ def status(task: TaskOption, url: UrlOption = DEFAULT_URL) -> None:
     console.print_json(json.dumps(response.json(), ensure_ascii=False))
     if response.status_code == 500:
         raise typer.Exit(EXIT_FAILED)
-
-
-def describe(body: dict[str, Any]) -> str:
-    """How a training ended, from its envelope, for a person: metrics of best.pt and where it is, or why it
-    failed (a cancelled training says so once, not "(Cancelled): cancelled")."""
-    data = body.get("data", {})
-    if data.get("status") == "success":
-        result = data["result"]
-        metrics = "  ".join(f"{key} {value}" for key, value in result["final_metrics"].items())
-        stop = f" (stopped: {result['stop_reason']})" if result.get("stop_reason") else ""
-        return f"success{stop}, final metrics of best.pt: {metrics}\nweights: {result['weights_path']}"
-    if data.get("status") == "failure":
-        reason, error = str(data.get("reason") or ""), str(data.get("error") or "")
-        if reason == "Cancelled":
-            return "cancelled" if error.lower() in ("", "cancelled") else f"cancelled: {error}"
-        if not error or error.lower() == reason.lower():
-            return f"failed ({reason})" if reason else "failed"
-        return f"failed ({reason}): {error}" if reason else f"failed: {error}"
-    return str(data.get("status"))
 
 
 def watch_task(http: httpx.Client, task_id: str, *, give_up_after: float = 600.0, out: Console | None = None
@@ -163,6 +158,7 @@ def watch_task(http: httpx.Client, task_id: str, *, give_up_after: float = 600.0
                 detail = f"epoch {result['current_epoch']}/{result['total_epochs']}"
                 if "mAP50" in metrics:
                     detail += f"  mAP50 {metrics['mAP50']:.3f}  mAP50-95 {metrics.get('mAP50-95', 0):.3f}"
+                detail = export_detail(result) or detail
                 progress.update(bar, description=result["stage"], completed=result["progress_value"], detail=detail)
             elif state == "pending":
                 progress.update(bar, description="pending", detail=data.get("detail", ""))
@@ -207,6 +203,26 @@ def list_tasks(url: UrlOption = DEFAULT_URL,
 
 
 @app.command()
+def compare(tasks: Annotated[list[str], typer.Argument(help="2 to 6 task ids, or unique starts of them",
+                                                       show_default=False)],
+            url: UrlOption = DEFAULT_URL) -> None:
+    """Print trainings side by side: state, best epoch, best.pt's final metrics, quality gate and every parameter,
+    those that differ marked (*). A table in a terminal, tab-separated rows when piped (a differs column says
+    yes). Exit 2 for fewer than two or more than six trainings."""
+    check_count(tasks)  # before any request
+    with client(url) as http:
+        ids = [resolve_id(http, task) for task in tasks]
+        check_distinct(ids, tasks)
+        data = call(http, "GET", "/tasks/compare", params={"ids": ",".join(ids)}, usage=(422,)).json()["data"]
+    if not console.is_terminal:
+        for line in tsv_lines(data):
+            print(line)
+        return
+    console.print(compare_table(data))
+    say(console, "parameters marked * differ; metrics: best.pt's final ones (the best in bold)")
+
+
+@app.command()
 def logs(task: TaskOption, url: UrlOption = DEFAULT_URL,
          max_bytes: Annotated[int, typer.Option(help="how much of the end of the log")] = 64_000,
          raw: Annotated[bool, typer.Option("--raw", help="as written: colour codes and carriage-return "
@@ -229,15 +245,21 @@ def cancel(task: TaskOption, url: UrlOption = DEFAULT_URL) -> None:
 @app.command()
 def download(task: TaskOption,
              name: Annotated[str | None, typer.Argument(help="one artifact (best.pt, last.pt, results.csv, args.yaml, "
-                                                        "data.yaml)", show_default="all of them")] = None,
+                                                        "data.yaml, best.onnx, a plot...)",
+                                                        show_default="all of them")] = None,
              out: Annotated[Path, typer.Option("-o", "--output-dir", help="folder to write into")] = Path("."),
+             kind: Annotated[str | None, typer.Option(help=f"only artifacts of this kind: {', '.join(ARTIFACT_KINDS)}",
+                                                      show_default="any")] = None,
              url: UrlOption = DEFAULT_URL) -> None:
     """Download a training's artifacts and check each one's sha256 (a file that does not match is deleted).
-    Exit 0 when all were verified, 1 on a sha256 mismatch, 3 if the API or object storage could not be reached,
-    4 for an unknown task or artifact."""
+    Exports (--kind export) and plots (--kind plot) download like the weights. Exit 0 when all were verified,
+    1 on a sha256 mismatch, 3 if the API or object storage could not be reached, 4 for an unknown task or
+    artifact."""
     check_folder(out)  # before anything is asked of the API
+    if kind is not None and kind not in ARTIFACT_KINDS:
+        raise CliError(f"--kind {kind}: expected one of {', '.join(ARTIFACT_KINDS)}", EXIT_USAGE)
     with client(url) as http:
-        written = download_artifacts(http, resolve_id(http, task), name, out)
+        written = download_artifacts(http, resolve_id(http, task), name, out, kind=kind)
     for path, sha256 in written:
         say(console, f"{path}  sha256 {sha256} verified")
 

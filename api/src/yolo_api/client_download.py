@@ -13,6 +13,7 @@ without creating anything is checked before the API is asked.
 import hashlib
 import os
 from pathlib import Path
+from typing import Final, get_args
 
 import httpx
 
@@ -26,6 +27,10 @@ from yolo_api.client_http import (
     refused,
     unreachable,
 )
+from yolo_crd.status import ArtifactKind
+
+#: What ``--kind`` may name: the contract's artifact kinds.
+ARTIFACT_KINDS: Final = get_args(ArtifactKind)
 
 
 def unwritable(folder: Path, exc: OSError) -> CliError:
@@ -46,13 +51,18 @@ def check_folder(folder: Path) -> None:
         raise CliError(f"-o {folder}: {existing} is not writable by this user", EXIT_USAGE)
 
 
-def download_artifacts(http: httpx.Client, task_id: str, name: str | None, folder: Path) -> list[tuple[Path, str]]:
-    """Download one artifact (``name``) or all of them into ``folder``; return each path with its sha256."""
+def download_artifacts(http: httpx.Client, task_id: str, name: str | None, folder: Path, *,
+                       kind: str | None = None) -> list[tuple[Path, str]]:
+    """Download one artifact (``name``), those of one ``kind`` (``export``: best.onnx...), or all of them into
+    ``folder``; return each path with its sha256."""
     listed = call(http, "GET", f"/tasks/{task_id}/artifacts").json()["data"]["artifacts"]
-    chosen = [item for item in listed if name is None or item["name"] == name]
+    chosen = [item for item in listed if (name is None or item["name"] == name)
+              and (kind is None or item.get("kind") == kind)]
     if not chosen:
-        have = ", ".join(item["name"] for item in listed) or "none yet"
-        raise CliError(f"task {task_id} has no artifact {name!r} (it has: {have})" if name else
+        have = ", ".join(f"{item['name']} ({item.get('kind') or 'no kind'})" if kind else item["name"]
+                         for item in listed) or "none yet"
+        wanted = " ".join(filter(None, (f"of kind {kind!r}" if kind else None, repr(name) if name else None)))
+        raise CliError(f"task {task_id} has no artifact {wanted} (it has: {have})" if name or kind else
                        f"task {task_id} has no artifacts yet", EXIT_REFUSED)
     try:
         folder.mkdir(parents=True, exist_ok=True)

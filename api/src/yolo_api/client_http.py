@@ -69,12 +69,12 @@ def unreachable(url: str, exc: Exception) -> CliError:
                     EXIT_UNREACHABLE)
 
 
-def refused(response: httpx.Response) -> CliError:
-    """The one line for an error answer: its message, detail and field errors."""
+def refused(response: httpx.Response, code: int = EXIT_REFUSED) -> CliError:
+    """The one line for an error answer: its message, detail and field errors (exit ``code``)."""
     try:
         body = response.json()
     except ValueError:
-        return CliError(f"the API answered HTTP {response.status_code}: {response.text[:200]}", EXIT_REFUSED)
+        return CliError(f"the API answered HTTP {response.status_code}: {response.text[:200]}", code)
     parts = [str(body.get("message") or f"HTTP {response.status_code}")]
     if body.get("detail"):
         parts.append(str(body["detail"]))
@@ -82,7 +82,7 @@ def refused(response: httpx.Response) -> CliError:
         parts.append(f"{'.'.join(error.get('loc', [])[1:]) or 'body'}: {error.get('msg')}")
     if response.status_code == 401:
         parts.append("set YOLO_API_TOKEN or YOLO_API_TOKEN_FILE (local API: <state-dir>/api-token)")
-    return CliError(" — ".join(parts), EXIT_REFUSED)
+    return CliError(" — ".join(parts), code)
 
 
 def preferred_language(environ: Mapping[str, str]) -> str:
@@ -126,14 +126,16 @@ def printable_log(text: str) -> str:
     return "\n".join(lines)
 
 
-def call(http: httpx.Client, method: str, path: str, *, ok: tuple[int, ...] = (200,), **kwargs: Any) -> httpx.Response:
-    """One request; a transport failure or an answer outside ``ok`` becomes a :class:`CliError`."""
+def call(http: httpx.Client, method: str, path: str, *, ok: tuple[int, ...] = (200,), usage: tuple[int, ...] = (),
+         **kwargs: Any) -> httpx.Response:
+    """One request; a transport failure or an answer outside ``ok`` becomes a :class:`CliError`: exit code 2 for a
+    status in ``usage`` (a 422 to a command line's values: it cannot be sent as it is), else 4."""
     try:
         response = http.request(method, path, **kwargs)
     except httpx.TransportError as exc:
         raise unreachable(str(http.base_url), exc) from None
     if response.status_code not in ok:
-        raise refused(response)
+        raise refused(response, EXIT_USAGE if response.status_code in usage else EXIT_REFUSED)
     return response
 
 

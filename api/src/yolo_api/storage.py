@@ -1,4 +1,5 @@
-"""Every object-storage call the API makes: presigned download URLs and reading a small object's text.
+"""Every object-storage call the API makes: presigned download URLs, and reading a small object (results.csv's
+text, a plot the dashboard shows inline).
 
 boto3, like the trainer (see docs/storage.md for why): it reads the standard ``AWS_*`` variables of the
 API's own environment (locally the user's; on a cluster a Secret named in the chart). Presigning needs no
@@ -16,7 +17,7 @@ from yolo_crd.locations import parse_s3
 from yolo_io import s3
 from yolo_io.s3 import StorageError
 
-__all__ = ["StorageError", "make_client", "presigned_url", "read_text"]
+__all__ = ["StorageError", "make_client", "presigned_url", "read_bytes", "read_text"]
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -57,11 +58,23 @@ def presigned_url(uri: str, *, expires: int, public_endpoint: str | None = None,
                                      "the AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY of the bucket") from None
 
 
-def read_text(uri: str, *, max_bytes: int = MAX_TEXT_BYTES) -> str:
-    """The text of a small object (``results.csv``), at most ``max_bytes``; raises :class:`StorageError`."""
+def _read(uri: str, limit: int) -> bytes:
+    """The first ``limit`` bytes of an object; raises :class:`StorageError`."""
     where = parse_s3(uri)
     try:
-        body = _client(None).get_object(Bucket=where.bucket, Key=where.key, Range=f"bytes=0-{max_bytes - 1}")["Body"]
-        return body.read().decode("utf-8", errors="replace")
+        body = _client(None).get_object(Bucket=where.bucket, Key=where.key, Range=f"bytes=0-{limit - 1}")["Body"]
+        return body.read()
     except Exception as exc:  # botocore's errors, turned into one that says what to do
         raise s3.classify(exc, f"reading {uri}") from None
+
+
+def read_text(uri: str, *, max_bytes: int = MAX_TEXT_BYTES) -> str:
+    """The text of a small object (``results.csv``), at most ``max_bytes``; raises :class:`StorageError`."""
+    return _read(uri, max_bytes).decode("utf-8", errors="replace")
+
+
+def read_bytes(uri: str, *, max_bytes: int) -> bytes | None:
+    """The whole of a small object (a plot), or None when it is larger than ``max_bytes`` (never cut short: an
+    image with its end missing is no image); raises :class:`StorageError`."""
+    data = _read(uri, max_bytes + 1)
+    return None if len(data) > max_bytes else data
