@@ -9,6 +9,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 CRD_PATH = ROOT / "deploy/helm/yolo-training-operator/crds/yolotrainings.yolo-operator.io.yaml"
+SWEEP_CRD_PATH = CRD_PATH.parent / "yolosweeps.yolo-operator.io.yaml"
 
 
 def load_crd() -> dict[str, Any]:
@@ -17,6 +18,12 @@ def load_crd() -> dict[str, Any]:
 
 def openapi_schema() -> dict[str, Any]:
     return dict(load_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
+
+
+def sweep_openapi_schema() -> dict[str, Any]:
+    """The YoloSweep CRD's schema."""
+    crd = yaml.safe_load(SWEEP_CRD_PATH.read_text(encoding="utf-8"))
+    return dict(crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
 
 
 def pruned_paths(value: Any, schema: dict[str, Any], path: str = "") -> list[str]:

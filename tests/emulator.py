@@ -78,7 +78,7 @@ import kmock
 from kmock._internal import enums, rendering
 from kmock._internal.k8s import KubernetesScaffold
 
-from crd import openapi_schema
+from crd import openapi_schema, sweep_openapi_schema
 from emulator_rules import (
     ADMIN,
     ADMIN_TOKEN,
@@ -114,6 +114,7 @@ DEFAULT_RESOURCES: dict[str, tuple[str, bool, set[str]]] = {
     "rbac.authorization.k8s.io/v1/rolebindings": ("RoleBinding", True, set()),
     "events.k8s.io/v1/events": ("Event", True, set()),
     "yolo-operator.io/v1alpha1/yolotrainings": ("YoloTraining", True, {"status"}),
+    "yolo-operator.io/v1alpha1/yolosweeps": ("YoloSweep", True, {"status"}),
     "authentication.k8s.io/v1/tokenreviews": ("TokenReview", False, set()),
     "authorization.k8s.io/v1/subjectaccessreviews": ("SubjectAccessReview", False, set()),
 }
@@ -189,6 +190,7 @@ class ApiEmulator(WatchStreams, KubernetesScaffold):
         for key, (kind, namespaced, subresources) in DEFAULT_RESOURCES.items():
             self.declare(key, kind, namespaced, subresources)
         self.schemas["yolo-operator.io/v1alpha1/yolotrainings"] = StructuralSchema("YoloTraining", openapi_schema())
+        self.schemas["yolo-operator.io/v1alpha1/yolosweeps"] = StructuralSchema("YoloSweep", sweep_openapi_schema())
 
     def declare(self, key: str, kind: str, namespaced: bool, subresources: set[str]) -> None:
         """Serve a resource (``group/version/plural``; core group is empty) with discovery info."""

@@ -20,15 +20,18 @@ from kubernetes import client, config
 
 from crd import CRD_PATH
 from kubelet import LocalKubelet
-from trainings import G, P
+from trainings import SWEEPS, G, P
+from waiting import eventually
 
 
 @pytest.fixture(scope="module")
 def kube() -> Iterator[client.ApiClient]:
     if not os.environ.get("KUBECONFIG"):
         pytest.fail("--with-e2e needs KUBECONFIG pointing at a cluster")
-    subprocess.run(["kubectl", "apply", "--server-side", "--force-conflicts", "-f", str(CRD_PATH)], check=True)
-    subprocess.run(["kubectl", "wait", "--for=condition=Established", f"crd/{P}.{G}", "--timeout=60s"], check=True)
+    subprocess.run(["kubectl", "apply", "--server-side", "--force-conflicts", "-f", str(CRD_PATH.parent)], check=True)
+    for crd in (f"crd/{P}.{G}", f"crd/{SWEEPS}.{G}"):  # a CRD just made has no conditions yet: kubectl errs
+        eventually(lambda crd=crd: subprocess.run(["kubectl", "wait", "--for=condition=Established", crd,
+                                                   "--timeout=30s"], check=False).returncode == 0, timeout=60)
     with config.new_client_from_config(os.environ["KUBECONFIG"]) as api:
         yield api
 

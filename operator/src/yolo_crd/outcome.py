@@ -30,7 +30,7 @@ FINISHED_PHASES: Final = frozenset({Phase.SUCCEEDED, Phase.FAILED})
 #: Operator reasons that are the true cause of a failure even when the trainer reported one before it:
 #: the trainer was stopped from outside (or never started) and could not know.
 OUTSIDE_CAUSES: Final = frozenset({
-    Reason.DEADLINE_EXCEEDED, Reason.OOM_KILLED, Reason.CANCELLED, Reason.INVALID_SPEC,
+    Reason.DEADLINE_EXCEEDED, Reason.OOM_KILLED, Reason.CANCELLED, Reason.EARLY_STOPPED, Reason.INVALID_SPEC,
     Reason.IMAGE_PULL_BACK_OFF, Reason.UNSCHEDULABLE,
 })
 NO_FINAL_METRICS: Final = "training ended without reporting final metrics"

@@ -78,6 +78,7 @@ class Reason(StrEnum):
     JOB_DELETED = "JobDeleted"
     TRAINER_EXITED = "TrainerExited"
     CANCELLED = "Cancelled"
+    EARLY_STOPPED = "EarlyStopped"  # a sweep's median rule stopped this trial (yolo_crd.search.early_stops)
 
 
 class StopReason(StrEnum):

@@ -11,14 +11,17 @@ import socket
 from typing import Any, Final
 
 from yolo_crd import ownership
-from yolo_crd.names import API_VERSION, GROUP, KIND, LABEL_TASK_ID, MANAGED_BY, PLURAL, VERSION
+from yolo_crd.names import API_VERSION, GROUP, KIND, LABEL_TASK_ID, MANAGED_BY, PLURAL, SWEEP_PLURAL, VERSION
 from yolo_crd.status import utc_now
 
 log = logging.getLogger(__name__)
 
-#: (apiGroup, resource, verbs) of each call below: the source of the operator's RBAC in the chart.
+#: (apiGroup, resource, verbs) of each call below and of :mod:`yolo_operator.sweep_gateway`: the source of the
+#: operator's RBAC in the chart. ``create`` on trainings: a sweep's trials.
 PERMISSIONS: Final = (
-    (GROUP, PLURAL, ("get", "list", "watch", "patch", "delete")),
+    (GROUP, PLURAL, ("get", "list", "watch", "create", "patch", "delete")),
+    (GROUP, SWEEP_PLURAL, ("get", "list", "watch", "patch")),  # patch: kopf's annotations (progress, diff base)
+    (GROUP, f"{SWEEP_PLURAL}/status", ("patch",)),
     (GROUP, f"{PLURAL}/status", ("get", "patch")),  # get: granted to each trainer's Role (RBAC grants only what
     # the granter holds)
     ("batch", "jobs", ("get", "list", "watch", "create", "patch")),
@@ -47,6 +50,7 @@ class KubeGateway:
         from kubernetes import client
 
         self._client = api_client
+        self.api_client = api_client  # shared with the sweep controller's gateway
         self._custom = client.CustomObjectsApi(api_client)
         self._batch = client.BatchV1Api(api_client)
         self._core = client.CoreV1Api(api_client)

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from yolo_crd.names import (
     ANNOTATION_CANCEL,
+    ANNOTATION_EARLY_STOP,
     GROUP,
     LABEL_MANAGED_BY,
     LABEL_NAME,
@@ -34,10 +35,11 @@ from yolo_crd.spec import YoloTrainingSpec
 from yolo_crd.status import Reason, TrainingStatus
 from yolo_crd.wire import one_line
 from yolo_io.kubeclient import in_cluster_server, load_api_client
-from yolo_operator import children, metrics, policy, translate
+from yolo_operator import children, metrics, policy, sweeps, translate
 from yolo_operator.gateway import KubeGateway
 from yolo_operator.retention import Reaper
 from yolo_operator.settings import OperatorSettings
+from yolo_operator.sweep_gateway import SweepGateway
 from yolo_operator.sync import Synchronizer
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo,
     memo.config = config
     memo.gateway = KubeGateway(load_api_client())
     memo.syncer = Synchronizer(memo.gateway)
+    memo.sweeps = sweeps.SweepController(SweepGateway(memo.gateway.api_client))
     memo.reaper = Reaper(memo.gateway, config.training_ttl_seconds)
     metrics.TRAININGS.clear()
     memo.metrics_server = metrics.serve(config.metrics_port) if config.metrics_port else None
@@ -125,6 +128,8 @@ async def shutdown(memo: kopf.Memo, **_: Any) -> None:
     reaper: Reaper | None = getattr(memo, "reaper", None)
     if reaper is not None:
         await reaper.close()
+    if hasattr(memo, "sweeps"):
+        await memo.sweeps.queue.close()
     server = getattr(memo, "metrics_server", None)
     if server is not None:
         server.shutdown()
@@ -263,10 +268,14 @@ async def _reconcile(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, memo
     except ValueError as exc:
         invalid = str(exc)
         await fail(lambda now: translate.invalid(now, invalid), invalid)
-    if (meta.get("annotations") or {}).get(ANNOTATION_CANCEL) == "true":
+    annotations = meta.get("annotations") or {}
+    if annotations.get(ANNOTATION_CANCEL) == "true" or annotations.get(ANNOTATION_EARLY_STOP):
+        # a cancel wins over a sweep's early stop: the user asked for it
+        reason, why = ((Reason.CANCELLED, "cancelled") if annotations.get(ANNOTATION_CANCEL) == "true"
+                       else (Reason.EARLY_STOPPED, annotations[ANNOTATION_EARLY_STOP]))
         await asyncio.to_thread(children.stop_for_cancel, gateway, owner, current)
-        await syncer.write(namespace, name,
-                           lambda _t, now: translate.observed(translate.cancelled(now), now, generation))
+        await syncer.write(namespace, name, lambda _t, now: translate.observed(
+            translate.cancelled(now, reason, why), now, generation))
         return
     if not await _job_was_made(gateway, namespace, name, current):  # (made just before a crash: 409 finds it)
         refused_here = policy.refusal(parsed, memo.config)

@@ -10,23 +10,21 @@ the training is gone; requests that arrive while one is queued are coalesced int
 
 import asyncio
 import logging
-import random
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from yolo_crd.outcome import finished
 from yolo_crd.status import TrainingStatus
 from yolo_operator import metrics
 from yolo_operator.builders import child_name
+from yolo_operator.coalesce import Coalescer, Key
 from yolo_operator.gateway import KubeGateway
 from yolo_operator.job_state import creation_may_fail, latest_refusal
 from yolo_operator.translate import Observation, awaits_job, observe, observed, with_quality_gate
 
 log = logging.getLogger(__name__)
 
-Key = tuple[str, str]  # (namespace, name)
 Compute = Callable[[dict[str, Any], TrainingStatus], Observation]
 _CONFLICT_ATTEMPTS = 8
 
@@ -35,21 +33,14 @@ class Conflicted(Exception):
     """Other writers kept changing the training between our read and our write."""
 
 
-@dataclass
-class _Request:
-    task: "asyncio.Task[None] | None" = None
-    again: bool = True
-
-
 class Synchronizer:
     """See the module docstring."""
 
     def __init__(self, gateway: KubeGateway, *, initial_backoff: float = 0.5, max_backoff: float = 60.0) -> None:
         self.gateway = gateway
         self._locks: weakref.WeakValueDictionary[Key, asyncio.Lock] = weakref.WeakValueDictionary()
-        self._requests: dict[Key, _Request] = {}
-        self._initial_backoff = initial_backoff
-        self._max_backoff = max_backoff
+        self._queue = Coalescer(self._sync_timed, "status sync", initial_backoff=initial_backoff,
+                                max_backoff=max_backoff)
         self._told_no_events = False
 
     def _lock(self, key: Key) -> asyncio.Lock:
@@ -128,34 +119,12 @@ class Synchronizer:
 
     def request(self, namespace: str, name: str) -> None:
         """Sync soon, in the background, retried until it succeeds; coalesced with a sync already queued."""
-        key = (namespace, name)
-        request = self._requests.get(key)
-        if request is None:
-            request = self._requests[key] = _Request()
-            request.task = asyncio.create_task(self._serve(key, request), name=f"sync {namespace}/{name}")
-        request.again = True
+        self._queue.request(namespace, name)
 
-    async def _serve(self, key: Key, request: _Request) -> None:
-        backoff = self._initial_backoff
-        try:
-            while request.again:
-                request.again = False
-                try:
-                    with metrics.timed("sync"):
-                        await self.sync(*key)
-                    backoff = self._initial_backoff
-                except Exception as exc:
-                    request.again = True
-                    log.warning("status sync of %s/%s failed (%s: %s); retrying in %.1fs", *key,
-                                type(exc).__name__, exc, backoff)
-                    await asyncio.sleep(backoff * random.uniform(0.8, 1.2))  # noqa: S311 - jitter, not crypto
-                    backoff = min(self._max_backoff, backoff * 2)
-        finally:
-            del self._requests[key]
+    async def _sync_timed(self, key: Key) -> None:
+        with metrics.timed("sync"):
+            await self.sync(*key)
 
     async def close(self) -> None:
         """Cancel the syncs still queued (at operator shutdown)."""
-        tasks = [request.task for request in self._requests.values() if request.task is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._queue.close()

@@ -141,15 +141,16 @@ def job_end(job: dict[str, Any] | None, pods: list[dict[str, Any]], status: Trai
     return job_outcome(end)
 
 
-def cancelled(status: TrainingStatus) -> Observation:
-    """A cancel (the API's annotation) ends an unfinished training as Failed/Cancelled. A finished one stays,
-    and so does one whose trainer already reported success: its weights exist, the sync concludes it."""
+def cancelled(status: TrainingStatus, reason: Reason = Reason.CANCELLED, message: str = "cancelled") -> Observation:
+    """A cancel (the API's annotation; a sweep's early stop, with reason EarlyStopped) ends an unfinished training
+    as Failed with that reason. A finished one stays, and so does one whose trainer already sent its final report:
+    its weights exist, the sync concludes it."""
     if reported(status):
         return Observation({})
-    found = conclude(status, RunEnd(False, Reason.CANCELLED.value, "cancelled"))
+    found = conclude(status, RunEnd(False, reason.value, message))
     if found is None:
         return Observation({})
-    found.events = [("Normal", Reason.CANCELLED.value, "training cancelled")]
+    found.events = [("Normal", reason.value, "training cancelled" if reason == Reason.CANCELLED else message)]
     return found
 
 
