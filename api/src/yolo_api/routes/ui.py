@@ -1,8 +1,12 @@
 """``/ui``: the training dashboard, static files served by the API itself (no CDN, no build step).
 
-The page holds no data: it reads ``/tasks``, ``/tasks/{id}/metrics``, ``/tasks/{id}/artifacts`` and the
-events endpoint with the user's bearer token, so serving it needs no authentication. The token reaches the
-page in the URL fragment (``/ui#token=...``), which browsers never send to a server, or through its form.
+The page holds no data: it reads ``/tasks``, ``/tasks/{id}/metrics``, ``/tasks/{id}/artifacts``,
+``/task_status/{id}``, ``/tasks/compare`` and the events endpoint with the user's bearer token, so serving it
+needs no authentication. The token reaches the page in the URL fragment (``/ui#token=...``), which browsers
+never send to a server, or through its form. Plots are fetched with the token too and shown from ``blob:``
+URLs: the CSP lets images come from the API, ``blob:`` and ``data:`` URLs, and everything else (scripts,
+styles, requests) from the API only, inline styles aside (uPlot sets them).
+
 The page links its icon (``static/favicon.svg``); ``/favicon.ico`` answers the same icon to what asks for
 it there (a browser on ``/docs`` or on a JSON answer), rather than a 404 in every log.
 """
@@ -15,6 +19,8 @@ from fastapi.staticfiles import StaticFiles
 
 router = APIRouter()
 STATIC = resources.files("yolo_api") / "static"
+#: Everything from the API itself; images also from blob: (plots fetched with the token) and data: URLs.
+CSP = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' blob: data:"
 
 
 @router.get("/", include_in_schema=False)
@@ -28,7 +34,7 @@ async def ui() -> HTMLResponse:
     """The dashboard page."""
     return HTMLResponse((STATIC / "index.html").read_text(encoding="utf-8"),
                         headers={"Cache-Control": "no-cache", "Referrer-Policy": "no-referrer",
-                                 "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'"})
+                                 "Content-Security-Policy": CSP})
 
 
 @router.get("/favicon.ico", include_in_schema=False)

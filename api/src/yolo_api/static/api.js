@@ -13,7 +13,7 @@ const Api = {
     if (fragment.get("token")) {
       sessionStorage.setItem("yolo-token", fragment.get("token"));
       fragment.delete("token");
-      const rest = fragment.toString();
+      const rest = fragment.toString().replace(/%2C/gi, ",");  // #compare=<id>,<id> stays readable
       history.replaceState(null, "", location.pathname + (rest ? `#${rest}` : ""));
     }
     this.token = sessionStorage.getItem("yolo-token");
@@ -35,8 +35,31 @@ const Api = {
       throw new Error("unauthenticated");
     }
     const body = await response.json();
-    if (!response.ok && response.status !== 500) throw new Error(body.message || `HTTP ${response.status}`);
+    if (!response.ok && response.status !== 500) throw new Error(this.explain(body, response.status));
     return body;
+  },
+
+  // What an error answer says: its detail, else each invalid field's problem (a 422), else its message.
+  explain(body, status) {
+    const errors = (body.data && body.data.errors) || [];
+    const problems = errors.map((error) => error.msg).filter(Boolean).join("; ");
+    return body.detail || problems || body.message || `HTTP ${status}`;
+  },
+
+  // One artifact's bytes as a Blob, for an <img> through a blob: URL (an <img src> cannot send the token).
+  // ?inline=true: a plot is answered as the image itself with its media type, from the run directory or
+  // through the API from object storage (this page's CSP keeps fetch on the API).
+  async blob(path) {
+    const response = await fetch(`${path}?inline=true`, { headers: this.headers() });
+    if (response.status === 401) {
+      this.onUnauthenticated();
+      throw new Error("unauthenticated");
+    }
+    if (!response.ok) {
+      const json = (response.headers.get("Content-Type") || "").startsWith("application/json");
+      throw new Error(json ? this.explain(await response.json(), response.status) : `HTTP ${response.status}`);
+    }
+    return response.blob();
   },
 
   get(path) {

@@ -1,29 +1,16 @@
 // The training dashboard: a page of trainings (filter by state, page through all of them) and, above it,
 // the detail of the selected one (deep link: /ui#task=<id>): its paths, hyperparameters, why it stopped or
-// failed, final metrics as a table, per-epoch curves and, once it succeeded, its artifacts to download.
-// Everything stays live through one event stream.
+// failed, final metrics as a table, per-epoch curves and, once it ended, what it delivered (delivery.js:
+// artifacts, exports, quality gate; gallery.js: its plots). Checkboxes pick trainings to compare side by side
+// (compare.js). Everything stays live through one event stream.
 "use strict";
 
 const PAGE = 50;
 const LABELS = { pending: "pending", progress: "running", success: "success", failure: "failed", cancelled: "cancelled" };
-const state = { rows: new Map(), offset: 0, total: 0, filter: "", selected: null, curvesOf: null, refetch: null,
-  artifactsOf: null };
+const state = { rows: new Map(), offset: 0, total: 0, filter: "", selected: null, curvesOf: null, refetch: null };
 
-const $ = (id) => document.getElementById(id);
-const fmt = (value, digits = 3) => (value === null || value === undefined ? "" : Number(value).toFixed(digits));
-const localTime = (iso) => (iso ? new Date(iso).toLocaleString() : "");
 const label = (row) => LABELS[row.state || row.status] || row.status;
-const UNITS = ["B", "KiB", "MiB", "GiB", "TiB"];
-
-function size(bytes) {  // 6.2 MiB, 812 B
-  let value = Number(bytes) || 0;
-  let unit = 0;
-  while (value >= 1024 && unit < UNITS.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  return unit ? `${value.toFixed(1)} ${UNITS[unit]}` : `${value} B`;
-}
+const writeHash = () => Hash.write({ task: state.selected, compare: Compare.selection });
 
 function setConnection(text) {
   $("connection").textContent = text;
@@ -32,8 +19,10 @@ function setConnection(text) {
 function renderRow(row, tr) {
   tr.className = `state-${row.state}` + (state.selected === row.task_id ? " selected" : "");
   const cells = tr.children;
-  cells[0].textContent = row.namespace ? `${row.namespace}/${row.name}` : row.name;
-  cells[0].title = row.task_id;
+  const name = row.namespace ? `${row.namespace}/${row.name}` : row.name;
+  cells[0].querySelector(".name").textContent = name;
+  cells[0].querySelector(".name").title = row.task_id;
+  cells[0].querySelector("input").setAttribute("aria-label", `compare ${name}`);
   cells[1].innerHTML = "";
   const badge = document.createElement("span");
   badge.className = `badge ${row.state}`;
@@ -79,16 +68,24 @@ function renderTable() {
     const tr = document.createElement("tr");
     tr.dataset.task = row.task_id;
     tr.dataset.testid = "task-row";
-    tr.innerHTML = "<td></td><td></td><td><div class='bar'><div data-testid='progress-bar'></div></div></td>" +
+    tr.innerHTML = "<td><input type='checkbox' class='pick' data-testid='pick'><span class='name'></span></td>" +
+      "<td></td><td><div class='bar'><div data-testid='progress-bar'></div></div></td>" +
       "<td></td><td></td><td></td><td></td><td><button class='danger small' data-testid='cancel'>Cancel</button></td>";
     tr.addEventListener("click", () => select(row.task_id));
     tr.querySelector("button").addEventListener("click", (event) => {
       event.stopPropagation();
       cancel(row.task_id);
     });
+    const pick = tr.querySelector("input");
+    pick.dataset.task = row.task_id;
+    pick.addEventListener("click", (event) => event.stopPropagation());  // picks, does not open the detail
+    pick.addEventListener("change", () => {
+      if (!Compare.toggle(row.task_id, row.name, pick.checked)) pick.checked = false;
+    });
     renderRow(row, tr);
     body.appendChild(tr);
   }
+  Compare.renderBar();
   const last = Math.min(state.offset + state.rows.size, state.total);
   $("page").textContent = state.total ? `${state.offset + 1}–${last} of ${state.total}` : "no trainings";
   $("prev").disabled = state.offset === 0;
@@ -131,6 +128,7 @@ function onRow(row) {
     schedulePageLoad();  // it left this view, or a new one belongs on the first page
   }
   if (state.selected === row.task_id) showDetail(row);
+  Compare.onRow(row);
 }
 
 function fact(table, name, value) {
@@ -181,53 +179,7 @@ function showDetail(row) {
     state.curvesOf = curves;
     drawCurves(row.task_id, row.status === "success" || row.status === "failure").catch((error) => console.warn(error));
   }
-  if (row.status !== "success") {  // running, failed, cancelled: no section (a success never changes again)
-    state.artifactsOf = null;
-    $("artifacts").hidden = true;
-  } else if (state.artifactsOf !== row.task_id) {
-    state.artifactsOf = row.task_id;
-    $("artifacts").hidden = true;  // until this training's list has come
-    listArtifacts(row.task_id).catch((error) => console.warn(error));
-  }
-}
-
-async function listArtifacts(taskId) {
-  const body = await Api.get(`/tasks/${encodeURIComponent(taskId)}/artifacts`);
-  if (state.artifactsOf !== taskId) return;
-  const rows = $("artifacts").querySelector("tbody");
-  rows.innerHTML = "";
-  $("artifacts-error").hidden = true;
-  for (const item of body.data.artifacts || []) {
-    const tr = rows.insertRow();
-    tr.dataset.testid = "artifact";
-    tr.dataset.name = item.name;
-    tr.insertCell().textContent = item.name;
-    const bytes = tr.insertCell();
-    bytes.textContent = size(item.size);
-    bytes.title = `${item.size} bytes`;
-    const sha = document.createElement("code");  // the whole value, cut short by CSS: selecting copies it all
-    sha.className = "sha256";
-    sha.textContent = item.sha256;
-    sha.title = `sha256 ${item.sha256}`;
-    tr.insertCell().appendChild(sha);
-    const path = `/tasks/${encodeURIComponent(taskId)}/artifacts/${encodeURIComponent(item.name)}`;
-    const link = document.createElement("a");
-    link.href = path;
-    link.download = item.name;
-    link.textContent = "download";
-    link.dataset.testid = "artifact-download";
-    link.addEventListener("click", (event) => {  // with the token: see Api.download
-      event.preventDefault();
-      $("artifacts-error").hidden = true;
-      Api.download(path, item.name).catch((error) => {
-        $("artifacts-error").textContent = `${item.name}: ${error.message}`;
-        $("artifacts-error").hidden = false;
-      });
-    });
-    tr.insertCell().appendChild(link);
-  }
-  if (!rows.rows.length) rows.insertRow().insertCell().textContent = "no artifacts";
-  $("artifacts").hidden = false;
+  Delivery.show(row);
 }
 
 // The curves, or one line instead of two empty charts when no epoch was recorded (yet).
@@ -246,8 +198,8 @@ async function drawCurves(taskId, ended) {
 async function select(taskId) {
   state.selected = taskId;
   state.curvesOf = null;
-  state.artifactsOf = null;
-  history.replaceState(null, "", `#task=${taskId}`);
+  Delivery.reset();
+  writeHash();
   document.querySelectorAll("#tasks tbody tr").forEach((tr) => tr.classList.toggle("selected", tr.dataset.task === taskId));
   const row = state.rows.get(taskId) || (await Api.get(`/tasks/${encodeURIComponent(taskId)}`)).data;
   showDetail(row);
@@ -272,9 +224,9 @@ function wire() {
   $("next").addEventListener("click", () => { state.offset += PAGE; loadPage(); });
   $("detail-close").addEventListener("click", () => {
     state.selected = null;
-    state.artifactsOf = null;
+    Delivery.reset();
     $("detail").hidden = true;
-    history.replaceState(null, "", location.pathname);
+    writeHash();
   });
   $("detail-cancel").addEventListener("click", () => state.selected && cancel(state.selected));
   $("login").addEventListener("submit", (event) => {
@@ -286,6 +238,20 @@ function wire() {
     $("login").hidden = false;
     setConnection("a token is needed");
   };
+  Gallery.wire();
+  Compare.wire();
+  window.addEventListener("hashchange", () => openLink());
+}
+
+// What the fragment names: a training's detail (#task=<id>), a comparison (#compare=<id>,<id>), or both.
+function openLink() {
+  const link = Hash.read();
+  if (link.task && link.task !== state.selected) select(link.task).catch((error) => console.warn(error));
+  if (link.compare.length && link.compare.join(",") !== Compare.shown) {
+    Compare.selection = [...new Set(link.compare)];
+    Compare.renderBar();
+    Compare.show().catch((error) => console.warn(error));
+  }
 }
 
 async function start() {
@@ -295,8 +261,8 @@ async function start() {
     if (event === "ready") loadPage().catch((error) => console.warn(error));  // after the stream: no gap
     else if (event === "task") onRow(data);
   }, (status) => setConnection(status === "live" ? "live" : "reconnecting…"));
-  const deepLink = new URLSearchParams(location.hash.slice(1)).get("task");
-  if (deepLink) select(deepLink).catch((error) => console.warn(error));
+  Compare.renderBar();
+  openLink();
 }
 
 start();
