@@ -88,7 +88,15 @@ def trial_record(training: Mapping[str, Any], spec: YoloSweepSpec) -> TrialRecor
         parameters = json.loads((meta.get("annotations") or {}).get(ANNOTATION_TRIAL_PARAMETERS) or "{}")
     except (KeyError, ValueError):
         return None
-    status = TrainingStatus.model_validate(training.get("status") or {})
+    annotations = meta.get("annotations") or {}
+    return record_of(spec, number, str(meta.get("name", "")), parameters,
+                     TrainingStatus.model_validate(training.get("status") or {}), task_id=meta.get("uid"),
+                     stopping=ANNOTATION_CANCEL in annotations or ANNOTATION_EARLY_STOP in annotations)
+
+
+def record_of(spec: YoloSweepSpec, number: int, name: str, parameters: dict[str, Any], status: TrainingStatus, *,
+              task_id: str | None = None, stopping: bool = False) -> TrialRecord:
+    """A trial's record from its number, name, parameters and training status (any backend's)."""
     state = _state(status)
     curve = {m.epoch: v for m in status.history or [] if (v := epoch_value(spec.objective, m)) is not None}
     latest = epoch_value(spec.objective, status.metrics)
@@ -96,12 +104,9 @@ def trial_record(training: Mapping[str, Any], spec: YoloSweepSpec) -> TrialRecor
         curve[status.metrics.epoch] = latest
     final = epoch_value(spec.objective, status.final_metrics) if spec.objective.goal == "maximize" else latest
     weights = next((a.uri for a in status.artifacts or [] if a.name == "best.pt"), status.weights_path)
-    annotations = meta.get("annotations") or {}
-    return TrialRecord(number, str(meta.get("name", "")), parameters, state,
-                       final if state == "succeeded" else latest,
-                       status.metrics.epoch if status.metrics is not None else None, curve,
-                       meta.get("uid"), weights, status.reason or status.message,
-                       stopping=ANNOTATION_CANCEL in annotations or ANNOTATION_EARLY_STOP in annotations)
+    return TrialRecord(number, name, parameters, state, final if state == "succeeded" else latest,
+                       status.metrics.epoch if status.metrics is not None else None, curve, task_id, weights,
+                       status.reason or status.message, stopping=stopping)
 
 
 def _state(status: TrainingStatus) -> TrialState:
