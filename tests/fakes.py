@@ -1,4 +1,4 @@
-"""An in-memory task backend for route tests (no trainer, no cluster)."""
+"""An in-memory task backend for route tests (no trainer, no cluster), with sweeps."""
 
 from __future__ import annotations
 
@@ -9,8 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from yolo_api.backends import History, TaskRecord, filter_state
+from yolo_api.backends.sweeps import SweepRecord, trial_rows
+from yolo_api.errors import sweep_exists
 from yolo_crd.spec import YoloTrainingSpec
 from yolo_crd.status import Phase, Reason, TrainingStatus
+from yolo_crd.sweep import YoloSweepSpec
+from yolo_crd.sweep_status import YoloSweepStatus
 
 TOKEN = "test-token-0123456789abcdef"  # the static API token of route and local tests
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -25,6 +29,10 @@ class MemoryBackend:
         self.gpus = 1
         self.logs_by_task: dict[str, str] = {}
         self.files: dict[str, Path] = {}  # artifact uri -> a file this backend can read
+        self.sweep_records: dict[str, SweepRecord] = {}
+        self.trial_rows: dict[str, list[dict[str, Any]]] = {}  # sweep id -> its trial rows, unsorted
+        self.submitted_sweeps: list[tuple[YoloSweepSpec, str | None, str | None]] = []
+        self.cancel_concludes = True  # a cancel ends the sweep at once (local); False: it is only requested
 
     def start(self) -> None: ...
     def stop(self) -> None: ...
@@ -98,3 +106,44 @@ class MemoryBackend:
 
     def artifact_file(self, task_id: str, uri: str) -> Path | None:
         return self.files.get(uri)
+
+    # -- sweeps ----------------------------------------------------------------------------------------
+
+    def put_sweep(self, spec: dict[str, Any], status: dict[str, Any] | None = None, *, name: str = "s",
+                  namespace: str | None = None, sweep_id: str | None = None,
+                  trials: list[dict[str, Any]] | None = None) -> str:
+        sweep_id = sweep_id or str(uuid.uuid4())
+        self.version += 1
+        self.sweep_records[sweep_id] = SweepRecord(
+            sweep_id=sweep_id, name=name, namespace=namespace, spec=spec,
+            status=YoloSweepStatus.model_validate(status or {}), version=self.version,
+            created_at=f"2026-01-02T00:{len(self.sweep_records) // 60:02d}:{len(self.sweep_records) % 60:02d}Z")
+        self.trial_rows[sweep_id] = list(trials or [])
+        return sweep_id
+
+    def submit_sweep(self, spec: YoloSweepSpec, name: str | None, namespace: str | None) -> SweepRecord:
+        if name and any(r.name == name and r.namespace == namespace for r in self.sweep_records.values()):
+            raise sweep_exists(name, namespace)
+        self.submitted_sweeps.append((spec, name, namespace))
+        return self.sweep_records[self.put_sweep(spec.wire(), name=name or "sweep-x", namespace=namespace)]
+
+    def get_sweep(self, sweep_id: str) -> SweepRecord | None:
+        return self.sweep_records.get(sweep_id)
+
+    def list_sweeps(self, namespaces: Collection[str] | None = None) -> list[SweepRecord]:
+        return sorted((r for r in self.sweep_records.values() if namespaces is None or r.namespace in namespaces),
+                      key=lambda r: r.created_at, reverse=True)
+
+    def sweep_trials(self, sweep_id: str) -> list[dict[str, Any]]:
+        record = self.sweep_records.get(sweep_id)
+        return [] if record is None else trial_rows(record, self.trial_rows[sweep_id])
+
+    def cancel_sweep(self, sweep_id: str) -> SweepRecord | None:
+        record = self.sweep_records.get(sweep_id)
+        if record is None or record.final():
+            return record
+        update: dict[str, Any] = {"phase": "Failed", "reason": "Cancelled"} if self.cancel_concludes else \
+            {"phase": "Running", "reason": "Cancelled", "message": "cancelling its trials"}
+        self.sweep_records[sweep_id] = dataclasses.replace(
+            record, cancelled=True, status=record.status.model_copy(update=update))
+        return self.sweep_records[sweep_id]

@@ -210,3 +210,19 @@ def test_trainings_use_only_allowed_images_secrets_and_priority_classes(policies
         in low.stderr, low.stderr
     high = apply("high", priorityClassName="high")
     assert high.returncode == 0, high.stderr
+
+
+def test_a_sweeps_template_is_held_to_the_same_lists(policies: Policies) -> None:
+    def sweep(name: str, **template: Any) -> str:
+        return json.dumps({"apiVersion": f"{G}/{V}", "kind": "YoloSweep", "metadata": {"name": name}, "spec": {
+            "template": {"model": "yolov8n.yaml", "data": "/data/d.yaml", "gpus": 0, **template},
+            "parameters": {"lr0": {"values": [0.01]}}, "objective": {"metric": "mAP50-95"}, "maxTrials": 1}})
+
+    evil = kubectl("apply", "-n", policies.namespace, "-f", "-", stdin=sweep("evil", image=f"{TRAINER_REPOSITORY}-evil:1"))
+    assert evil.returncode != 0
+    assert f"spec.template.image {TRAINER_REPOSITORY}-evil:1 is not allowed" in evil.stderr, evil.stderr
+    secret = kubectl("apply", "-n", policies.namespace, "-f", "-",
+                     stdin=sweep("secret", objectStorage={"secretRef": {"name": "admin-credentials"}}))
+    assert "spec.template.objectStorage.secretRef admin-credentials is not allowed" in secret.stderr, secret.stderr
+    ok = kubectl("apply", "-n", policies.namespace, "-f", "-", stdin=sweep("fine", image=f"{TRAINER_REPOSITORY}:1.2"))
+    assert ok.returncode == 0, ok.stderr

@@ -179,7 +179,7 @@ def test_the_operator_is_named_by_its_service_account(extra: tuple[str, ...], ac
 
 def test_policies_follow_the_watched_namespaces_and_can_be_turned_off() -> None:
     everywhere = docs_of("ValidatingAdmissionPolicyBinding", render())
-    assert len(everywhere) == 2 and all("matchResources" not in doc["spec"] for doc in everywhere.values())
+    assert len(everywhere) == 3 and all("matchResources" not in doc["spec"] for doc in everywhere.values())
     scoped = docs_of("ValidatingAdmissionPolicyBinding", render(None, "--set", "operator.watchNamespaces={a,b}"))
     for doc in scoped.values():
         [selector] = doc["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"]
@@ -203,9 +203,10 @@ def test_allow_lists_are_the_same_for_the_policy_the_operator_and_the_api(
         extra: tuple[str, ...], images: list[str], secrets: list[str], classes: list[str] | None,
         monkeypatch: pytest.MonkeyPatch) -> None:
     docs = render(None, "--set", f"trainer.image.repository={REPO}", *extra)
-    references = policy(docs, "-training-references")
-    assert variable(references, "allowedImages") == str(images).replace("'", '"').replace(", ", ",")
-    assert variable(references, "allowedSecrets") == str(secrets).replace("'", '"').replace(", ", ",")
+    for name in ("-training-references", "-sweep-references"):  # a sweep's template is checked the same way
+        references = policy(docs, name)
+        assert variable(references, "allowedImages") == str(images).replace("'", '"').replace(", ", ",")
+        assert variable(references, "allowedSecrets") == str(secrets).replace("'", '"').replace(", ", ",")
     operator_env, api_env = env_of(docs, "operator"), env_of(docs, "api")
     for key, value in operator_env.items():
         monkeypatch.setenv(key, value)

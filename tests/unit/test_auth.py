@@ -64,7 +64,7 @@ def test_every_data_route_needs_a_token(backend: MemoryBackend) -> None:
     with TestClient(app) as http:
         for method, path in data_routes:
             for headers in ({}, {"Authorization": "Bearer wrong-token-0000000000"}, {"Authorization": TOKEN}):
-                response = http.request(method, path.format(task_id=task, name="best.pt"), headers=headers,
+                response = http.request(method, path.format(task_id=task, name="best.pt", sweep_id=task), headers=headers,
                                         json=BODY if method == "POST" else None)
                 assert response.status_code == 401, (method, path, headers)
                 assert response.headers["www-authenticate"].startswith("Bearer")

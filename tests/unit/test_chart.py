@@ -94,6 +94,8 @@ def test_rbac_has_no_wildcards_and_covers_every_call(values: Path | None) -> Non
     for group, resource, verbs in AUTH_PERMISSIONS:  # TokenReview + SubjectAccessReview (auth.mode=kubernetes)
         assert covers(rules_of(docs, "-api-auth"), group, resource, verbs)
     assert not covers(api, "yolo-operator.io", "yolotrainings/status", ("patch",))  # the API never writes status
+    assert covers(api, "yolo-operator.io", "yolosweeps", ("get", "list", "watch", "create", "patch"))  # /sweeps
+    assert not covers(api, "yolo-operator.io", "yolosweeps/status", ("patch",))
     assert not covers(api, "batch", "jobs", ("create",))
 
 

@@ -15,7 +15,7 @@ from yolo_api.auth import Authenticator, NoAuth, StaticToken, load_or_create_tok
 from yolo_api.backends import TaskBackend
 from yolo_api.errors import http_message, install_error_handlers, language
 from yolo_api.metrics import RequestMetrics, TrainingCollector, register_process_collectors
-from yolo_api.routes import artifacts, compare, events, health, tasks, ui
+from yolo_api.routes import artifacts, compare, events, health, sweeps, tasks, ui
 from yolo_api.settings import ApiSettings
 
 log = logging.getLogger(__name__)
@@ -152,6 +152,7 @@ def create_app(settings: ApiSettings | None = None, backend: TaskBackend | None 
     app.include_router(compare.router)  # before GET /tasks/{task_id}, which would take "compare" for a task id
     app.include_router(tasks.details)  # after /tasks/events, which GET /tasks/{task_id} would shadow
     app.include_router(artifacts.router)
+    app.include_router(sweeps.router)
     app.include_router(ui.router)
     app.mount("/ui/static", ui.static_files(), name="ui-static")
     app.include_router(health.router)

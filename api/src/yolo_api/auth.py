@@ -3,9 +3,10 @@
 Three modes, chosen by ``YOLO_API_AUTH``:
 
 * ``kubernetes`` (default with the Kubernetes backend): the token is reviewed by the cluster
-  (TokenReview), then each action is a SubjectAccessReview on ``yolotrainings`` in the task's namespace,
-  so a user has exactly the rights ``kubectl`` gives them. Prometheus scrapes ``/metrics`` with the
-  non-resource rule ``get /metrics``, as it does for kubelets and kube-rbac-proxy.
+  (TokenReview), then each action is a SubjectAccessReview on ``yolotrainings`` (``yolosweeps`` for the
+  ``/sweeps`` routes) in the object's namespace, so a user has exactly the rights ``kubectl`` gives them.
+  Prometheus scrapes ``/metrics`` with the non-resource rule ``get /metrics``, as it does for kubelets
+  and kube-rbac-proxy.
 * ``token`` (default with the local backend): one static token from ``YOLO_API_AUTH_TOKEN``, a file,
   or generated into the state directory (mode 0600) on first start. Its holder may do everything.
 * ``none``: no checks; only when asked for explicitly, and logged as a warning at start.
@@ -25,12 +26,15 @@ from typing import Protocol
 from starlette.requests import HTTPConnection
 
 from yolo_api.errors import ApiError
+from yolo_crd.names import PLURAL, SWEEP_PLURAL
 
 log = logging.getLogger(__name__)
 
-#: Actions, named by the Kubernetes verb that guards them on ``yolotrainings``.
+#: Actions, named by the Kubernetes verb that guards them on the resource (``yolotrainings`` unless said).
 GET, LIST, CREATE, DELETE = "get", "list", "create", "delete"
 METRICS = "metrics"  # the non-resource URL /metrics
+#: The resources whose verbs guard the routes: trainings (the default), and sweeps for ``/sweeps``.
+TRAININGS, SWEEPS = PLURAL, SWEEP_PLURAL
 
 
 @dataclass(frozen=True)
@@ -53,8 +57,9 @@ class Authenticator(Protocol):
     async def authenticate(self, token: str | None) -> Principal | None:
         """The caller behind a bearer token (None: not authenticated)."""
 
-    async def allowed(self, who: Principal, action: str, namespace: str | None) -> bool:
-        """Whether ``who`` may do ``action`` on trainings in ``namespace`` (None: all namespaces)."""
+    async def allowed(self, who: Principal, action: str, namespace: str | None, resource: str = TRAININGS) -> bool:
+        """Whether ``who`` may do ``action`` on ``resource`` (trainings unless said) in ``namespace`` (None: all
+        namespaces)."""
 
 
 def token_key(token: str) -> str:
@@ -73,7 +78,7 @@ def unauthenticated() -> ApiError:
     return ApiError(401, "unauthenticated", {}, headers={"WWW-Authenticate": 'Bearer realm="yolo-training-api"'})
 
 
-def forbidden(action: str, namespace: str | None, resource: str = "yolotrainings") -> ApiError:
+def forbidden(action: str, namespace: str | None, resource: str = TRAININGS) -> ApiError:
     """403 naming the missing right, so that a user knows what to ask their cluster admin for."""
     where = f" in namespace {namespace!r}" if namespace else ""
     return ApiError(403, "forbidden", {"verb": action, "resource": resource, "namespace": namespace},
@@ -87,7 +92,7 @@ class NoAuth:
         """Always the anonymous principal."""
         return ANONYMOUS
 
-    async def allowed(self, who: Principal, action: str, namespace: str | None) -> bool:
+    async def allowed(self, who: Principal, action: str, namespace: str | None, resource: str = TRAININGS) -> bool:
         """Always allowed."""
         return True
 
@@ -107,7 +112,7 @@ class StaticToken:
             return self._principal
         return None
 
-    async def allowed(self, who: Principal, action: str, namespace: str | None) -> bool:
+    async def allowed(self, who: Principal, action: str, namespace: str | None, resource: str = TRAININGS) -> bool:
         """The token holder may do everything."""
         return who.key == self._principal.key
 

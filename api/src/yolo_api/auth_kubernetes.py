@@ -1,7 +1,8 @@
 """``auth=kubernetes``: delegate to the cluster (TokenReview, then SubjectAccessReview), with a cache.
 
 A user's token is reviewed by the API server; each action is then asked of the cluster's authorizer for
-that user, their groups and extra attributes, on ``yolotrainings`` in the task's namespace. So the HTTP API
+that user, their groups and extra attributes, on ``yolotrainings`` (or ``yolosweeps``) in the object's
+namespace. So the HTTP API
 grants exactly what ``kubectl`` would, and RBAC stays the one place where rights are kept.
 
 Reviews run in a worker thread (the kubernetes client blocks) and are cached. When the API server cannot
@@ -17,9 +18,9 @@ from typing import Any
 
 from cachetools import TLRUCache
 
-from yolo_api.auth import GET, METRICS, Principal, token_key
+from yolo_api.auth import GET, METRICS, TRAININGS, Principal, token_key
 from yolo_api.errors import ApiError
-from yolo_crd.names import GROUP, PLURAL
+from yolo_crd.names import GROUP
 
 log = logging.getLogger(__name__)
 
@@ -30,14 +31,14 @@ PERMISSIONS = (("authentication.k8s.io", "tokenreviews", ("create",)),
                ("authorization.k8s.io", "subjectaccessreviews", ("create",)))
 
 
-def access_review(who: Principal, action: str, namespace: str | None) -> dict[str, Any]:
-    """The SubjectAccessReview body for one action (pure: unit-tested)."""
+def access_review(who: Principal, action: str, namespace: str | None, resource: str = TRAININGS) -> dict[str, Any]:
+    """The SubjectAccessReview body for one action on ``resource`` (pure: unit-tested)."""
     spec: dict[str, Any] = {"user": who.name, "groups": list(who.groups), "uid": who.uid or None,
                             "extra": who.extra or None}
     if action == METRICS:
         spec["nonResourceAttributes"] = {"path": "/metrics", "verb": GET}
     else:
-        spec["resourceAttributes"] = {"group": GROUP, "resource": PLURAL, "verb": action,
+        spec["resourceAttributes"] = {"group": GROUP, "resource": resource, "verb": action,
                                       "namespace": namespace or ""}
     return {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
             "spec": {k: v for k, v in spec.items() if v is not None}}
@@ -114,15 +115,15 @@ class KubernetesAuth:
         remember(self._principals, key, who if authenticated else False, self.ttl if authenticated else self.ttl / 10)
         return who if authenticated else None
 
-    async def allowed(self, who: Principal, action: str, namespace: str | None) -> bool:
+    async def allowed(self, who: Principal, action: str, namespace: str | None, resource: str = TRAININGS) -> bool:
         """The cluster authorizer's decision for ``who`` (cached)."""
-        cache_key = (who.key, action, namespace)
+        cache_key = (who.key, action, namespace, resource)
         cached = fresh(self._decisions, cache_key)
         if cached is not None:
             return bool(cached)
         try:
             status = await self._call(self._authz.create_subject_access_review,
-                                      access_review(who, action, namespace), "SubjectAccessReview")
+                                      access_review(who, action, namespace, resource), "SubjectAccessReview")
         except ApiError:
             kept = stale(self._decisions, cache_key)
             if kept is None:

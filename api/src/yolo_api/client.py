@@ -1,5 +1,5 @@
 """``yoloctl``: a small client for the API (either backend): submit, status, watch, list, compare, logs, cancel,
-download.
+download, and ``yoloctl sweep ...`` (``client_sweep.py``).
 
 Every failure is one line on stderr and an exit code (see ``yoloctl --help``), never a traceback. Text that
 comes from the server or the user (errors, paths, names) is printed as it is: never read as rich markup
@@ -7,7 +7,6 @@ comes from the server or the user (errors, paths, names) is printed as it is: ne
 """
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,12 +27,15 @@ from yolo_api.client_http import (
     call,
     client,
     follow,
+    local_path,
     printable_log,
     resolve_id,
+    say,
 )
+from yolo_api.client_sweep import sweep_app
 from yolo_api.client_table import task_table, tsv_rows
 from yolo_crd.hyperparameters import HyperValue, parse_hp
-from yolo_crd.locations import TASK_PREFIX, is_s3, source_ref
+from yolo_crd.locations import TASK_PREFIX
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, help=(
     "Talk to a YOLO training API. Exit codes: 0 done (watch, status: the training succeeded); 1 the training "
@@ -42,17 +44,13 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, help=(
     "the API refused the request (unknown task, missing token, a file it cannot read). The API's "
     "messages are in Chinese when the locale is (LC_ALL, LC_MESSAGES or LANG starting with zh), else in English; "
     "YOLO_LANG=en or YOLO_LANG=zh overrides the locale."))
+app.add_typer(sweep_app, name="sweep")
 console = Console(highlight=False)
 errors = Console(stderr=True, highlight=False)
 UrlOption = Annotated[str, typer.Option(envvar="YOLO_API_URL", help="base URL of the API")]
 TaskOption = Annotated[str, typer.Argument(help="a task id, or any unique start of one (as `yoloctl list` shows)")]
 DEFAULT_URL = "http://127.0.0.1:8000"
 WIDE = 130  # columns from which `yoloctl list` shows stage, progress and creation time too
-
-
-def say(out: Console, text: str) -> None:
-    """Print server or user text as it is: no markup, no highlighting, no wrapping inside a path."""
-    out.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 def parse_hyperparameter(pair: str) -> tuple[str, HyperValue]:
@@ -64,20 +62,6 @@ def parse_hyperparameter(pair: str) -> tuple[str, HyperValue]:
         return parse_hp(pair)
     except ValueError as exc:
         raise CliError(f"--hp {exc}", EXIT_USAGE) from None
-
-
-def local_path(value: str, *, keep_bare_name: bool) -> str:
-    """A relative path made absolute against the caller's working directory (the API has its own).
-
-    ``keep_bare_name`` leaves a bare name such as ``yolov8n.yaml`` alone when no such file is here: ultralytics
-    knows it (or, for ``.pt``, downloads it when the trainer is allowed to).
-    """
-    if is_s3(value) or source_ref(value) is not None:
-        return value  # object storage, or an earlier training: not a path
-    path = Path(value).expanduser()
-    if path.is_absolute() or (keep_bare_name and os.sep not in value and not path.exists()):
-        return str(path) if path.is_absolute() else value
-    return str(path.absolute())
 
 
 @app.command()

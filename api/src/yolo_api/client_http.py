@@ -8,7 +8,8 @@
   reconnects with ``Last-Event-ID`` until the API has been unreachable for ``give_up_after`` seconds.
 * Every request says which language the user reads (``Accept-Language``, :func:`preferred_language`): the
   API answers in the spec's Chinese to a client that does not say.
-* :func:`printable_log` turns the end of a trainer's log into what a terminal would have shown.
+* :func:`printable_log` turns the end of a trainer's log into what a terminal would have shown; :func:`say` prints
+  server and user text as it is; :func:`local_path` makes a command line's relative paths the caller's.
 """
 
 import json
@@ -21,8 +22,10 @@ from typing import Any, Final
 
 import httpx
 from httpx_sse import EventSource
+from rich.console import Console
 
 from yolo_api.settings import default_state_dir
+from yolo_crd.locations import is_s3, source_ref
 
 EXIT_FAILED: Final = 1  # the training failed or was cancelled
 EXIT_USAGE: Final = 2  # a command line that cannot be sent (click's code for usage errors)
@@ -37,6 +40,25 @@ class CliError(Exception):
     def __init__(self, message: str, code: int) -> None:
         super().__init__(message)
         self.code = code
+
+
+def say(out: Console, text: str) -> None:
+    """Print server or user text as it is: no markup, no highlighting, no wrapping inside a path."""
+    out.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def local_path(value: str, *, keep_bare_name: bool) -> str:
+    """A relative path made absolute against the caller's working directory (the API has its own).
+
+    ``keep_bare_name`` leaves a bare name such as ``yolov8n.yaml`` alone when no such file is here: ultralytics
+    knows it (or, for ``.pt``, downloads it when the trainer is allowed to).
+    """
+    if is_s3(value) or source_ref(value) is not None:
+        return value  # object storage, or an earlier training: not a path
+    path = Path(value).expanduser()
+    if path.is_absolute() or (keep_bare_name and os.sep not in value and not path.exists()):
+        return str(path) if path.is_absolute() else value
+    return str(path.absolute())
 
 
 def resolve_token() -> str | None:

@@ -1,5 +1,6 @@
 """``yoloctl list``'s two renderings of ``GET /tasks`` rows: a table for a terminal, tab-separated lines when
-piped. mAP50 is labelled with which it is: the last epoch's, or best.pt's final value once a training succeeded."""
+piped. mAP50 is labelled with which it is: the last epoch's, or best.pt's final value once a training succeeded.
+The same two renderings of ``GET /sweeps`` rows and of a sweep's trials serve ``yoloctl sweep list`` and ``watch``."""
 
 from datetime import datetime
 from typing import Any
@@ -58,4 +59,66 @@ def task_table(items: list[dict[str, Any]], *, wide: bool) -> Table:
     table.add_column("name", overflow="ellipsis", min_width=4)
     for row in rows:
         table.add_row(*(Text(cell) for cell in row))
+    return table
+
+
+def _clean(cells: tuple[str, ...]) -> str:
+    return "\t".join(cell.replace("\t", " ").replace("\n", " ") for cell in cells)
+
+
+def _value(value: Any) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else "" if value is None else str(value)
+
+
+def sweep_tsv(items: list[dict[str, Any]]) -> list[str]:
+    """``yoloctl sweep list`` when piped: a header line, then one tab-separated line per sweep."""
+    lines = [_clean(("sweep_id", "name", "namespace", "state", "done", "running", "best_objective", "best_trial",
+                     "metric", "algorithm", "created_at"))]
+    for item in items:
+        best = item.get("best") or {}
+        lines.append(_clean((item["sweep_id"], item["name"], item.get("namespace") or "", item["state"],
+                             item.get("done") or "", _value((item.get("counts") or {}).get("running")),
+                             _value(best.get("objective")), best.get("name") or "",
+                             (item.get("objective") or {}).get("metric") or "", item.get("algorithm") or "",
+                             item["created_at"])))
+    return lines
+
+
+def sweep_table(items: list[dict[str, Any]]) -> Table:
+    """``yoloctl sweep list`` in a terminal: id, state, trials done, best objective and trial, algorithm, name."""
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for name in ("sweep id", "state", "done", "best", "algorithm"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("name", overflow="ellipsis", min_width=4)
+    for item in items:
+        best = item.get("best") or {}
+        metric = (item.get("objective") or {}).get("metric") or ""
+        shown = f"{best['objective']:.4f} {metric} ({best.get('name')})" if best.get("objective") is not None else ""
+        table.add_row(*(Text(cell) for cell in (item["sweep_id"], item["state"], item.get("done") or "", shown,
+                                                item.get("algorithm") or "", item["name"])))
+    return table
+
+
+def trial_tsv(trials: list[dict[str, Any]], parameters: list[str]) -> list[str]:
+    """A sweep's trials when piped (best first): number, name, state, objective, epoch, each parameter, task id."""
+    lines = [_clean(("trial", "name", "state", "objective", "epoch", *parameters, "task_id", "reason"))]
+    for row in trials:
+        values = row.get("parameters") or {}
+        lines.append(_clean((str(row["trial"]), row["name"], row["state"], _value(row.get("objective")),
+                             _value(row.get("epoch")), *(_value(values.get(p)) for p in parameters),
+                             row.get("task_id") or "", row.get("reason") or "")))
+    return lines
+
+
+def trial_table(trials: list[dict[str, Any]], parameters: list[str], metric: str) -> Table:
+    """A sweep's trials in a terminal, sorted by objective as the API sorts them (best first)."""
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for name in ("#", "trial", "state", metric or "objective", "epoch", *parameters):
+        table.add_column(name, no_wrap=True)
+    for row in trials:
+        values = row.get("parameters") or {}
+        objective = row.get("objective")
+        table.add_row(*(Text(cell) for cell in (
+            str(row["trial"]), row["name"], row["state"], "" if objective is None else f"{objective:.4f}",
+            _value(row.get("epoch")), *(_value(values.get(p)) for p in parameters))))
     return table

@@ -5,9 +5,10 @@ from typing import Annotated, cast
 from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
 
-from yolo_api.auth import Authenticator, Principal, bearer_token, forbidden, unauthenticated
+from yolo_api.auth import TRAININGS, Authenticator, Principal, bearer_token, forbidden, unauthenticated
 from yolo_api.backends import TaskBackend
-from yolo_api.errors import request_lang
+from yolo_api.backends.sweeps import SweepBackend
+from yolo_api.errors import ApiError, request_lang
 
 
 # Dependencies are ``async def``: FastAPI runs a plain ``def`` dependency in its thread pool, and a thread
@@ -15,6 +16,14 @@ from yolo_api.errors import request_lang
 async def get_backend(request: HTTPConnection) -> TaskBackend:
     """The backend created by :func:`yolo_api.app.create_app`."""
     return cast(TaskBackend, request.app.state.backend)
+
+
+async def get_sweeps(request: HTTPConnection) -> SweepBackend:
+    """The backend as a :class:`SweepBackend`; 501 for a backend that runs no sweeps."""
+    backend = request.app.state.backend
+    if not hasattr(backend, "submit_sweep"):
+        raise ApiError(501, "not_served", {}, detail="this backend runs no sweeps")
+    return cast(SweepBackend, backend)
 
 
 async def get_lang(request: Request) -> str:
@@ -30,17 +39,23 @@ async def get_caller(connection: HTTPConnection) -> Principal:
     return who
 
 
-async def may(connection: HTTPConnection, who: Principal, action: str, namespace: str | None) -> bool:
-    """Whether the caller may do ``action`` in ``namespace``."""
-    return await cast(Authenticator, connection.app.state.auth).allowed(who, action, namespace)
+async def may(connection: HTTPConnection, who: Principal, action: str, namespace: str | None,
+              resource: str = TRAININGS) -> bool:
+    """Whether the caller may do ``action`` on ``resource`` (trainings unless said) in ``namespace``."""
+    auth = cast(Authenticator, connection.app.state.auth)
+    if resource == TRAININGS:  # the trainings' question keeps its three-argument form (any Authenticator answers it)
+        return await auth.allowed(who, action, namespace)
+    return await auth.allowed(who, action, namespace, resource)
 
 
-async def require(connection: HTTPConnection, who: Principal, action: str, namespace: str | None) -> None:
-    """403 unless the caller may do ``action`` in ``namespace``."""
-    if not await may(connection, who, action, namespace):
-        raise forbidden(action, namespace)
+async def require(connection: HTTPConnection, who: Principal, action: str, namespace: str | None,
+                  resource: str = TRAININGS) -> None:
+    """403 unless the caller may do ``action`` on ``resource`` in ``namespace``."""
+    if not await may(connection, who, action, namespace, resource):
+        raise forbidden(action, namespace, resource)
 
 
 BackendDep = Annotated[TaskBackend, Depends(get_backend)]
+SweepsDep = Annotated[SweepBackend, Depends(get_sweeps)]
 LangDep = Annotated[str, Depends(get_lang)]
 CallerDep = Annotated[Principal, Depends(get_caller)]

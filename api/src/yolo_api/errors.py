@@ -19,6 +19,15 @@ HTTP_MESSAGES: dict[int, dict[str, str]] = {
     413: {"zh": "请求体过大", "en": "Request body too large"},
     501: {"zh": "此后端不提供该功能", "en": "Not served by this backend"},
 }
+#: Answers about sweeps (the envelope's own messages are about one training), in the same two languages.
+SWEEP_MESSAGES: dict[str, dict[str, str]] = {
+    "sweep_submitted": {"zh": "调参任务已提交", "en": "Sweep submitted"},
+    "sweep_not_found": {"zh": "调参任务不存在", "en": "Sweep not found"},
+    "sweep_exists": {"zh": "调参任务名称已被占用", "en": "A sweep of that name exists"},
+    "sweep_cancel_requested": {"zh": "已请求取消调参任务", "en": "Sweep cancel requested"},
+    "sweep_cancelled": {"zh": "调参任务已取消", "en": "Sweep cancelled"},
+    "sweep_finished": {"zh": "调参任务已结束", "en": "Sweep already finished"},
+}
 
 
 def language(accept_language: str) -> str:
@@ -44,6 +53,11 @@ def request_lang(request: HTTPConnection) -> str:
 def http_message(status: int, lang: str, default: str) -> str:
     """The message of an HTTP-level error in ``lang``."""
     return HTTP_MESSAGES.get(status, {}).get(lang, default)
+
+
+def sweep_message(key: str, lang: str) -> str:
+    """One of :data:`SWEEP_MESSAGES` in ``lang`` (Chinese unless ``en``)."""
+    return SWEEP_MESSAGES[key]["en" if lang == "en" else "zh"]
 
 
 class ApiError(Exception):
@@ -75,6 +89,18 @@ def task_reaped(gone: Reaped) -> ApiError:
                                     "deleted_at": gone.deleted_at}, detail=gone.explain())
 
 
+def sweep_not_found(sweep_id: str) -> ApiError:
+    """404 for a sweep that does not exist, or whose namespace the caller may not read (no existence oracle)."""
+    return ApiError(404, "sweep_not_found", {"sweep_id": sweep_id[:200]})
+
+
+def sweep_exists(name: str, namespace: str | None) -> ApiError:
+    """409 for a sweep name already taken in its namespace: its trials are named after it."""
+    where = f" in namespace {namespace!r}" if namespace else ""
+    return ApiError(409, "sweep_exists", {"name": name, "namespace": namespace},
+                    detail=f"a sweep named {name!r} exists{where}: choose another name, or leave it out")
+
+
 def invalid(errors: list[dict[str, Any]]) -> ApiError:
     """A 422 with every problem listed, so a client can fix them all at once."""
     return ApiError(422, "invalid", {"errors": errors})
@@ -95,6 +121,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         lang = request_lang(request)
         text = message(exc.message_key, lang) if exc.message_key in MESSAGES["zh"] else \
+            sweep_message(exc.message_key, lang) if exc.message_key in SWEEP_MESSAGES else \
             http_message(exc.status, lang, exc.message_key)
         body: dict[str, Any] = {"code": 1, "message": text, "data": exc.data}
         if exc.detail:

@@ -6,14 +6,21 @@ lets ``gpus`` be left out (the backend then decides: :meth:`TrainRequest.names_g
 this wire (``object_storage``, ``ttl_seconds_after_finished``), as the API has always taken them; the CRD's
 camelCase spellings (``objectStorage``) are accepted too. Nested objects keep the CRD's camelCase
 (``object_storage: {"secretRef": ...}``).
+
+:class:`SweepRequest` (``POST /sweeps``) derives in the same way from :class:`yolo_crd.sweep.YoloSweepSpec`: its
+``template`` is a ``POST /train`` body, validated exactly as one, and the sweep's own fields come in either
+spelling (``max_trials`` or ``maxTrials``).
 """
 
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, AliasGenerator, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import AliasChoices, AliasGenerator, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
+from yolo_crd.names import SWEEP_NAME_MAX
 from yolo_crd.spec import YoloTrainingSpec
+from yolo_crd.sweep import YoloSweepSpec
+from yolo_crd.wire import problem
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
@@ -57,3 +64,38 @@ class TrainRequest(YoloTrainingSpec):
     def spec(self) -> YoloTrainingSpec:
         """The validated training spec (without the API's ``name`` and ``namespace``)."""
         return self._spec
+
+
+class SweepRequest(YoloSweepSpec):
+    """The body of ``POST /sweeps``: a sweep spec whose template is a ``POST /train`` body, plus the sweep's name
+    and namespace; see the module docstring."""
+
+    model_config = ConfigDict(alias_generator=AliasGenerator(validation_alias=_either_spelling,
+                                                             serialization_alias=lambda name: name))
+
+    template: TrainRequest = Field(description=(
+        "the trials' training spec, as POST /train takes it (without name and namespace)"))
+    name: Annotated[str, Field(min_length=1, max_length=SWEEP_NAME_MAX, pattern=DNS_LABEL)] | None = Field(
+        default=None, description="the sweep's name (a DNS label; its trials are <name>-000, ...); default: generated")
+    namespace: Annotated[str, Field(min_length=1, max_length=63, pattern=DNS_LABEL)] | None = Field(
+        default=None, description="Kubernetes backend: the namespace of the sweep and its trials; default: the API's")
+
+    @model_validator(mode="after")
+    def _parameters_usable(self) -> "SweepRequest":
+        """Replaces the spec's check of the same name: the same check, over the template's training spec."""
+        if self.template.name is not None or self.template.namespace is not None:
+            raise ValueError("template: name and namespace belong to the sweep (the top of the body); trials are "
+                             "named <sweep>-000, <sweep>-001, ...")
+        self.sweep(self.template.spec.gpus)
+        return self
+
+    def sweep(self, default_gpus: int) -> YoloSweepSpec:
+        """The sweep spec; a template that names neither ``gpus`` nor ``device`` gets ``default_gpus`` (the
+        backend's). Raises ValueError naming each field that is wrong."""
+        template = self.template.spec if self.template.names_gpus() else \
+            self.template.spec.model_copy(update={"gpus": default_gpus})
+        fields = {name: getattr(self, name) for name in YoloSweepSpec.model_fields if name != "template"}
+        try:
+            return YoloSweepSpec.model_validate({**fields, "template": template})
+        except ValidationError as exc:
+            raise ValueError("; ".join(problem(error) for error in exc.errors())) from None

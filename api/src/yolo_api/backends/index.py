@@ -8,21 +8,34 @@ The index keeps a slim projection of each resource: no per-epoch history and no 
 needs (the history is fetched on demand for ``/tasks/{id}/metrics``). 10,000 finished trainings then fit
 in well under the replica's memory limit. An event older than what the index holds (a consistent read
 after an index miss can be ahead of the watch) never replaces the newer record. Changes are logged in
-version order, so "what changed since" costs the changes, not a scan of every training.
+version order, so "what changed since" costs the changes, not a scan of every training. A training that is
+a sweep's trial also keeps its link to the sweep (:class:`TrialLink`: the controlling sweep's uid, the trial's
+number and parameters), so that a sweep's trials are found without an API-server call.
+
+:class:`SweepIndex` holds the YoloSweeps the same way, fed by a second LIST+WATCH.
 """
 
 import bisect
+import json
 import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, Final
 
 from cachetools import TTLCache
 from pydantic import ValidationError
 
 from yolo_api.backends import TaskRecord
-from yolo_crd.names import ANNOTATION_CANCEL
+from yolo_crd.names import (
+    ANNOTATION_CANCEL,
+    ANNOTATION_EARLY_STOP,
+    ANNOTATION_TRIAL_PARAMETERS,
+    LABEL_SWEEP,
+    LABEL_TRIAL,
+    SWEEP_KIND,
+)
 from yolo_crd.retention import Reaped, tombstone
 from yolo_crd.status import TrainingStatus, utc_now
 
@@ -61,6 +74,36 @@ def record_from_object(obj: dict[str, Any]) -> TaskRecord | None:
                       cancelled=annotations.get(ANNOTATION_CANCEL) == "true")
 
 
+@dataclass(frozen=True)
+class TrialLink:
+    """What makes a training a sweep's trial: the uid and name of the sweep that controls it, its number and
+    parameters, and whether a cancel or an early stop was asked of it."""
+
+    sweep_uid: str
+    sweep: str
+    number: int
+    parameters: dict[str, Any]
+    stopping: bool = False
+
+
+def trial_link(obj: dict[str, Any]) -> TrialLink | None:
+    """The trial link of a YoloTraining (its trial label and its controller, a YoloSweep), or None."""
+    meta = obj.get("metadata") or {}
+    owner = next((ref for ref in meta.get("ownerReferences") or []
+                  if ref.get("controller") and ref.get("kind") == SWEEP_KIND), None)
+    annotations = meta.get("annotations") or {}
+    labels = meta.get("labels") or {}
+    try:
+        sweep, number = str(labels[LABEL_SWEEP]), int(labels[LABEL_TRIAL])
+        parameters = json.loads(annotations.get(ANNOTATION_TRIAL_PARAMETERS) or "{}")
+    except (KeyError, ValueError):
+        return None
+    if owner is None or not owner.get("uid") or not isinstance(parameters, dict):
+        return None
+    return TrialLink(owner["uid"], sweep, number, parameters,
+                     stopping=ANNOTATION_CANCEL in annotations or ANNOTATION_EARLY_STOP in annotations)
+
+
 class TrainingIndex:
     """Task records by uid; see the module docstring."""
 
@@ -74,10 +117,18 @@ class TrainingIndex:
         self.relists = 0
         self._listeners: dict[str, set[Callable[[], None]]] = {}
         self._changes: deque[tuple[int, str]] = deque(maxlen=CHANGE_LOG)  # (version, task id), ascending
+        self._links: dict[str, TrialLink] = {}  # task id -> its sweep, for the trainings that are trials
 
     def replace_all(self, objects: Iterable[dict[str, Any]]) -> None:
         """Swap in the result of a LIST (first start or a relist after 410 Gone)."""
-        records = {r.task_id: r for r in map(record_from_object, objects) if r is not None}
+        records: dict[str, TaskRecord] = {}
+        links: dict[str, TrialLink] = {}
+        for obj in objects:
+            record = record_from_object(obj)
+            if record is not None:
+                records[record.task_id] = record
+                if (link := trial_link(obj)) is not None:
+                    links[record.task_id] = link
         now = utc_now()
         with self._lock:
             for task_id, gone in self._records.items():  # deleted while the watch was away (410 Gone, a reconnect)
@@ -85,7 +136,7 @@ class TrainingIndex:
                     stone = tombstone(task_id, gone.name, gone.namespace, gone.spec, gone.status, now)
                     if stone is not None:
                         self._reaped[task_id] = stone
-            self._records = records
+            self._records, self._links = records, links
             self._changes = deque(sorted((r.version, r.task_id) for r in records.values())[-CHANGE_LOG:],
                                   maxlen=CHANGE_LOG)
             self.relists += 1
@@ -108,11 +159,14 @@ class TrainingIndex:
                 return held  # older than what we have (the watch is behind a consistent read): keep ours
             if event_type == "DELETED":
                 self._records.pop(record.task_id, None)
+                self._links.pop(record.task_id, None)
                 gone = tombstone(record.task_id, record.name, record.namespace, record.spec, record.status, utc_now())
                 if gone is not None:
                     self._reaped[record.task_id] = gone
             else:
                 self._records[record.task_id] = record
+                if (link := trial_link(obj)) is not None:
+                    self._links[record.task_id] = link
             if from_watch:
                 self._changes.append((record.version, record.task_id))
             listeners = list(self._listeners.get(record.task_id, ()))
@@ -171,6 +225,12 @@ class TrainingIndex:
         """A snapshot of every record."""
         with self._lock:
             return list(self._records.values())
+
+    def trials(self, sweep_uid: str) -> list[tuple[TaskRecord, TrialLink]]:
+        """The trainings that the sweep ``sweep_uid`` controls, with their links (a scan of the trials only)."""
+        with self._lock:
+            return [(record, link) for task_id, link in self._links.items()
+                    if link.sweep_uid == sweep_uid and (record := self._records.get(task_id)) is not None]
 
     def latest_version(self) -> int:
         """The highest version the index has seen (0 when empty)."""

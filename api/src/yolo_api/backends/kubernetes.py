@@ -6,6 +6,7 @@ the other's: a miss is checked against the API server (a consistent read by the 
 ``POST /train`` sets and the operator adds to trainings made with kubectl) before answering 404, and the
 answer is remembered briefly, so unknown ids cannot flood the API server. The per-epoch history, which
 the index leaves out, is read on demand (results.csv in object storage, else the resource) and cached.
+Sweeps are served the same way, from a second watch (``backends/kubernetes_sweeps.py``).
 """
 
 import logging
@@ -18,6 +19,7 @@ from cachetools import TTLCache
 
 from yolo_api.backends import History, TaskRecord, filter_state
 from yolo_api.backends.index import TrainingIndex, record_from_object
+from yolo_api.backends.kubernetes_sweeps import KubernetesSweeps, SweepIndex
 from yolo_api.backends.watch import TrainingWatch
 from yolo_api.errors import ApiError, invalid, unavailable
 from yolo_api.settings import ApiSettings
@@ -25,19 +27,21 @@ from yolo_api.sources import check_source
 from yolo_api.storage import StorageError, read_text
 from yolo_crd.history import parse_results
 from yolo_crd.locations import RESULTS, SourceRef, owned_uri
-from yolo_crd.names import ANNOTATION_CANCEL, API_VERSION, GROUP, KIND, LABEL_TASK_ID, PLURAL, VERSION
+from yolo_crd.names import ANNOTATION_CANCEL, API_VERSION, GROUP, KIND, LABEL_TASK_ID, PLURAL, SWEEP_PLURAL, VERSION
 from yolo_crd.retention import Reaped
 from yolo_crd.spec import YoloTrainingSpec
 from yolo_crd.status import TrainingStatus
+from yolo_crd.sweep import YoloSweepSpec
 from yolo_io.kubeclient import load_api_client
 
 log = logging.getLogger(__name__)
 
 #: (apiGroup, resource, verbs) of every API-server call below: the source of the API's RBAC in the chart.
-PERMISSIONS = ((GROUP, PLURAL, ("get", "list", "watch", "create", "patch")),)
+PERMISSIONS = ((GROUP, PLURAL, ("get", "list", "watch", "create", "patch")),
+               (GROUP, SWEEP_PLURAL, ("get", "list", "watch", "create", "patch")))
 
 
-class KubernetesBackend:
+class KubernetesBackend(KubernetesSweeps):
     """See the module docstring."""
 
     def __init__(self, settings: ApiSettings, api_client: Any = None) -> None:
@@ -48,6 +52,8 @@ class KubernetesBackend:
         self.api_client = api_client or load_api_client()
         self._api = client.CustomObjectsApi(self.api_client)
         self.watch = TrainingWatch(self._api, settings, self.index)
+        self.sweeps = SweepIndex()
+        self.sweep_watch = TrainingWatch(self._api, settings, self.sweeps, plural=SWEEP_PLURAL)
         self._unknown: TTLCache[str, bool] = TTLCache(maxsize=10_000, ttl=settings.lookup_negative_seconds)
         self._full: TTLCache[str, dict[str, Any]] = TTLCache(maxsize=256, ttl=settings.full_cache_seconds)
         self._texts: TTLCache[str, str] = TTLCache(maxsize=64, ttl=settings.full_cache_seconds)
@@ -63,8 +69,10 @@ class KubernetesBackend:
     # -- reads ---------------------------------------------------------------------------------------
 
     def ready(self) -> bool:
-        """The first LIST is in and the index has heard from the API server lately (``watch_stale_seconds``)."""
-        return self.index.ready.is_set() and self.watch.fresh()
+        """The first LIST of trainings and of sweeps is in, and both indexes have heard from the API server lately
+        (``watch_stale_seconds``)."""
+        return (self.index.ready.is_set() and self.watch.fresh() and self.sweeps.ready.is_set()
+                and self.sweep_watch.fresh())
 
     def get(self, task_id: str) -> TaskRecord | None:
         """From the index; never an API-server call."""
@@ -164,11 +172,7 @@ class KubernetesBackend:
     def submit(self, spec: YoloTrainingSpec, name: str | None, namespace: str | None) -> TaskRecord:
         """Create a YoloTraining (generateName) and label it with its uid, the task id any replica can look up."""
         target = self.namespace_for(namespace)
-        if spec.storage is None and self.settings.default_storage is not None:
-            spec = spec.model_copy(update={"storage": self.settings.default_storage})
-        if spec.output is None and self.settings.default_output:
-            spec = spec.model_copy(update={"output": self.settings.default_output})
-        check_source(spec, lambda ref: self.find_source(ref, target), namespace=target, local=False)
+        spec = self.training_defaults(spec, target)
         body = {"apiVersion": API_VERSION, "kind": KIND,
                 "metadata": {"generateName": f"{name or 'train'}-"}, "spec": spec.wire()}
         created = self._api.create_namespaced_custom_object(GROUP, VERSION, target, PLURAL, body)
@@ -179,6 +183,19 @@ class KubernetesBackend:
         assert record is not None
         self._unknown.pop(record.task_id, None)
         return record
+
+    def training_defaults(self, spec: YoloTrainingSpec, namespace: str) -> YoloTrainingSpec:
+        """The spec with the API's default storage and output where it names none; its source checked (422)."""
+        if spec.storage is None and self.settings.default_storage is not None:
+            spec = spec.model_copy(update={"storage": self.settings.default_storage})
+        if spec.output is None and self.settings.default_output:
+            spec = spec.model_copy(update={"output": self.settings.default_output})
+        check_source(spec, lambda ref: self.find_source(ref, namespace), namespace=namespace, local=False)
+        return spec
+
+    def template_defaults(self, spec: YoloSweepSpec, namespace: str) -> YoloSweepSpec:
+        """A sweep's template gets what a training would (:meth:`training_defaults`)."""
+        return spec.model_copy(update={"template": self.training_defaults(spec.template, namespace)})
 
     def find_source(self, ref: SourceRef, namespace: str) -> TaskRecord | None:
         """The training ``task/<id>`` or ``training/<name>`` names, from the index (the operator checks again)."""
@@ -206,9 +223,11 @@ class KubernetesBackend:
     # -- the watch -----------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the LIST+WATCH thread."""
+        """Start the LIST+WATCH threads (trainings, sweeps)."""
         self.watch.start()
+        self.sweep_watch.start()
 
     def stop(self) -> None:
-        """Stop the watch."""
+        """Stop the watches."""
         self.watch.stop()
+        self.sweep_watch.stop()

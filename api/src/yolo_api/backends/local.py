@@ -5,8 +5,8 @@ The backend plays the operator's part and writes only the operator's fields (``p
 trainer saying why. The trainer writes its own fields (stage, epochs, its own failure) through the local
 sink, exactly as on a cluster. A task stays ``Pending`` until its trainer reports (the envelope then says
 ``progress``). The trainer processes (the queue, re-attaching after a restart, explaining a trainer that
-died without a word) are ``local_trainers.py``'s. One API at a time owns a state directory (an advisory
-lock), so two cannot both run its queue.
+died without a word) are ``local_trainers.py``'s, sweeps ``local_sweeps.py``'s. One API at a time owns a
+state directory (an advisory lock), so two cannot both run its queue.
 """
 
 import datetime as dt
@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from yolo_api.backends import History, TaskRecord, filter_state, local_retention
-from yolo_api.backends.local_host import StateLock, cuda_devices
-from yolo_api.backends.local_trainers import TrainerProcesses
+from yolo_api.backends.local_host import StateLock, cuda_devices, log_end
+from yolo_api.backends.local_sweeps import LocalSweeps
+from yolo_api.backends.local_trainers import QUEUED, TrainerProcesses
 from yolo_api.backends.paths import confine_spec_paths, recorded_file, refuse_cluster_fields
 from yolo_api.errors import invalid
 from yolo_api.settings import ApiSettings
@@ -37,11 +38,11 @@ from yolo_io import local_store
 log = logging.getLogger(__name__)
 
 _COLUMNS = "task_id, name, spec, status, created_at, pid, updated_at"
-_UNFINISHED = f"json_extract(status, '$.phase') NOT IN ('{Phase.SUCCEEDED.value}', '{Phase.FAILED.value}')"
 
 
-class LocalBackend:
-    """See the module docstring. It is the task store of its trainer processes (:class:`TaskRows`)."""
+class LocalBackend(LocalSweeps):
+    """See the module docstring. It is the task store of its trainer processes (:class:`TaskRows`), and runs
+    sweeps (:class:`~yolo_api.backends.local_sweeps.LocalSweeps`)."""
 
     def __init__(self, settings: ApiSettings) -> None:
         self.settings = settings
@@ -51,6 +52,7 @@ class LocalBackend:
         self._conn = local_store.connect(self.state_dir / "state.db")
         self._state_lock = StateLock(self.state_dir)
         self.lock = threading.RLock()  # a verdict (finish or cancel) is decided under it: the first one stands
+        self.sweep_lock = threading.Lock()
         self._gpus: int | None = settings.local_gpus
         self.trainers = TrainerProcesses(settings, self, self.state_dir, self.runs_dir)
 
@@ -145,19 +147,7 @@ class LocalBackend:
 
     def logs(self, task_id: str, max_bytes: int) -> str | None:
         """The end of the trainer's log file."""
-        path = self.log_path(task_id)
-        if not path.is_file():
-            return None
-        with path.open("rb") as handle:
-            start = max(0, path.stat().st_size - max_bytes)
-            handle.seek(start)
-            data = handle.read()
-        if start:  # a cut inside a character: drop its continuation bytes rather than show U+FFFD
-            skip = 0
-            while skip < min(3, len(data)) and data[skip] & 0xC0 == 0x80:
-                skip += 1
-            data = data[skip:]
-        return data.decode("utf-8", errors="replace")
+        return log_end(self.log_path(task_id), max_bytes)
 
     # -- writes --------------------------------------------------------------------------------------
 
@@ -199,25 +189,21 @@ class LocalBackend:
     def started_unfinished(self) -> Sequence[tuple[str, int]]:
         """(task id, trainer pid) of every task whose trainer was started and has no verdict yet."""
         with self.lock:
-            rows = self._conn.execute(
-                f"SELECT task_id, pid FROM tasks WHERE pid IS NOT NULL AND {_UNFINISHED}").fetchall()  # noqa: S608
-        return [(task_id, int(pid)) for task_id, pid in rows]
+            return local_store.started_unfinished(self._conn)
 
     def queued(self, limit: int) -> Sequence[tuple[str, str, str]]:
         """(task id, name, spec JSON) of the oldest ``limit`` tasks waiting for a trainer."""
         with self.lock:
-            rows = self._conn.execute(
-                "SELECT task_id, name, spec FROM tasks WHERE json_extract(status, '$.phase') = ? AND pid IS NULL "
-                "ORDER BY created_at, rowid LIMIT ?", (Phase.PENDING.value, limit)).fetchall()
-        return [(task_id, name, spec) for task_id, name, spec in rows]
+            return local_store.queued(self._conn, limit)
 
     def record_pid(self, task_id: str, pid: int) -> None:
         """Remember which process trains ``task_id`` (to re-attach after a restart)."""
         with self.lock:
             self._conn.execute("UPDATE tasks SET pid = ? WHERE task_id = ?", (pid, task_id))
 
-    def submit(self, spec: YoloTrainingSpec, name: str | None, namespace: str | None) -> TaskRecord:
-        """Queue a training; paths must lie inside the allowed roots. It starts when a slot is free."""
+    def prepare(self, spec: YoloTrainingSpec) -> dict[str, Any]:
+        """The checks of a local ``POST /train`` (a 422 naming each field): no cluster-only field, a known source,
+        GPUs that exist, paths inside the allowed roots; returns the spec to store (paths absolute)."""
         refuse_cluster_fields(spec)
         if spec.output is None and self.settings.default_output:
             spec = spec.model_copy(update={"output": self.settings.default_output})
@@ -228,13 +214,15 @@ class LocalBackend:
             raise invalid([{"loc": ["body", "gpus"], "type": "gpus_not_available",
                             "msg": f"gpus={spec.gpus}, but this machine has {seen} (local backend): set gpus to "
                                    f"{available} or leave gpus out to train on what there is"}])
-        wire = confine_spec_paths(spec.wire(), self.settings.roots(),
+        return confine_spec_paths(spec.wire(), self.settings.roots(),
                                   allow_downloads=self.settings.trainer_allow_downloads)
+
+    def submit(self, spec: YoloTrainingSpec, name: str | None, namespace: str | None) -> TaskRecord:
+        """Queue a training (:meth:`prepare`'s checks first); it starts when a slot is free."""
         task_id = str(uuid.uuid4())
+        wire = self.prepare(spec)
         with self.lock:
-            local_store.insert_task(self._conn, task_id, name or "train", wire)
-            self.write_operator_fields(task_id, {"phase": Phase.PENDING.value, "reason": Reason.QUEUED.value,
-                                  "message": "waiting for a free trainer slot"})
+            local_store.insert_task(self._conn, task_id, name or "train", wire, QUEUED)
         self.trainers.wake()
         record = self.get(task_id)
         assert record is not None

@@ -1,5 +1,5 @@
 """What the local backend needs to know about this machine: its CUDA devices, the state directory's owner,
-signal names, and the last line of a trainer's log.
+signal names, and the end of a trainer's log.
 """
 
 import fcntl
@@ -81,3 +81,19 @@ def tail(path: Path, limit: int = 300) -> str:
     except OSError:
         return ""
     return lines[-1][-limit:] if lines else ""
+
+
+def log_end(path: Path, max_bytes: int) -> str | None:
+    """The last ``max_bytes`` of a trainer's log (never starting inside a character), or None without a log."""
+    if not path.is_file():
+        return None
+    with path.open("rb") as handle:
+        start = max(0, path.stat().st_size - max_bytes)
+        handle.seek(start)
+        data = handle.read()
+    if start:  # a cut inside a character: drop its continuation bytes rather than show U+FFFD
+        skip = 0
+        while skip < min(3, len(data)) and data[skip] & 0xC0 == 0x80:
+            skip += 1
+        data = data[skip:]
+    return data.decode("utf-8", errors="replace")

@@ -27,9 +27,13 @@ from yolo_api.sources import check_source
 from yolo_crd.locations import SourceRef, source_ref
 from yolo_crd.outcome import RunEnd, Verdict, finished
 from yolo_crd.spec import YoloTrainingSpec
-from yolo_crd.status import Reason, utc_now
+from yolo_crd.status import Phase, Reason, utc_now
 
 log = logging.getLogger(__name__)
+#: The status a task is queued with (``POST /train``, a sweep's trial): the scheduler launches Pending tasks.
+QUEUED: dict[str, Any] = {"phase": Phase.PENDING.value, "reason": Reason.QUEUED.value,
+                          "message": "waiting for a free trainer slot"}
+
 
 @dataclass
 class Running:
@@ -81,6 +85,9 @@ class TaskRows(Protocol):
 
     def retire(self) -> Sequence[str]:
         """Delete the finished tasks whose retention passed; their ids."""
+
+    def step_sweeps(self) -> None:
+        """One step of every unfinished sweep (it queues their next trials)."""
 
 
 class TrainerProcesses:
@@ -154,6 +161,7 @@ class TrainerProcesses:
         while not self._stopping.is_set():
             try:
                 self._reap()
+                self.tasks.step_sweeps()  # after the reap, which ended trials; before the launch of new ones
                 self._launch()
                 if time.monotonic() >= next_retire:  # --retain-days: once a minute is on time enough
                     next_retire = time.monotonic() + 60

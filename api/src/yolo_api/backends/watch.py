@@ -1,4 +1,5 @@
-"""The LIST+WATCH of YoloTrainings that feeds the API's index, and how it knows it is still alive.
+"""The LIST+WATCH of YoloTrainings (or of YoloSweeps) that feeds an index of the API, and how it knows it is
+still alive.
 
 One thread lists the trainings (page by page, so 10,000 of them never sit in memory at once), then
 watches from the list's resourceVersion with bookmarks. A broken connection resumes from the last seen
@@ -6,32 +7,42 @@ resourceVersion after a jittered backoff; 410 Gone (history compacted) relists. 
 silently (a proxy that keeps the connection open and sends nothing): every read has a timeout longer
 than the API server's bookmark period, so a silent stream is dropped and re-opened, and the time of the
 last word from the API server (a page, an event, a bookmark, a watch that ended normally) is kept, so
-``/readyz`` can fail when the index has gone stale.
+``/readyz`` can fail when the index has gone stale. The Kubernetes backend runs one such watch per resource.
 """
 
 import logging
 import random
 import threading
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, Protocol
 
-from yolo_api.backends.index import TrainingIndex
 from yolo_api.settings import ApiSettings
 from yolo_crd.names import GROUP, PLURAL, VERSION
 
 log = logging.getLogger(__name__)
 
 
-class TrainingWatch:
-    """See the module docstring."""
+class Fed(Protocol):
+    """What a watch feeds: an index that takes a whole LIST, then one event at a time."""
 
-    def __init__(self, api: Any, settings: ApiSettings, index: TrainingIndex) -> None:
+    def replace_all(self, objects: Iterable[dict[str, Any]]) -> None:
+        """Swap in the result of a LIST."""
+
+    def apply(self, event_type: str, obj: dict[str, Any]) -> Any:
+        """Apply one ADDED, MODIFIED or DELETED event."""
+
+
+class TrainingWatch:
+    """See the module docstring; ``plural``: the resource watched (``yolotrainings`` unless said)."""
+
+    def __init__(self, api: Any, settings: ApiSettings, index: Fed, plural: str = PLURAL) -> None:
         self._api = api
         self._settings = settings
         self._index = index
+        self.plural = plural
         self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="yolotrainings-watch", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"{plural}-watch", daemon=True)
         self.reconnects = 0
         self.last_contact = 0.0  # time.monotonic() of the last word from the API server
 
@@ -50,11 +61,11 @@ class TrainingWatch:
     def list_call(self) -> tuple[Any, tuple[Any, ...]]:
         """The list (and watch) call for the namespaces served, with its positional arguments."""
         if self._settings.namespace:
-            return self._api.list_namespaced_custom_object, (GROUP, VERSION, self._settings.namespace, PLURAL)
-        return self._api.list_cluster_custom_object, (GROUP, VERSION, PLURAL)
+            return self._api.list_namespaced_custom_object, (GROUP, VERSION, self._settings.namespace, self.plural)
+        return self._api.list_cluster_custom_object, (GROUP, VERSION, self.plural)
 
     def _pages(self, versions: list[str]) -> Iterator[dict[str, Any]]:
-        """Every training, a page at a time; the list's resourceVersion goes into ``versions``."""
+        """Every object, a page at a time; the list's resourceVersion goes into ``versions``."""
         call, args = self.list_call()
         token: str | None = None
         while True:
@@ -95,14 +106,15 @@ class TrainingWatch:
                 backoff = 0.5
             except ApiException as exc:
                 if exc.status == 410:
-                    log.info("watch history expired (410 Gone); relisting")
+                    log.info("watch history of %s expired (410 Gone); relisting", self.plural)
                     version = None
                     continue
-                log.warning("watch of yolotrainings failed (%s %s); retrying in %.1fs", exc.status, exc.reason, backoff)
+                log.warning("watch of %s failed (%s %s); retrying in %.1fs", self.plural, exc.status, exc.reason,
+                            backoff)
                 backoff = self._pause(backoff)
             except Exception as exc:  # refused, reset, or silent past the read timeout: resume where we were
                 self.reconnects += 1
-                log.warning("watch of yolotrainings broke (%s); reconnecting in %.1fs", exc, backoff)
+                log.warning("watch of %s broke (%s); reconnecting in %.1fs", self.plural, exc, backoff)
                 backoff = self._pause(backoff)
 
     def _pause(self, backoff: float) -> float:

@@ -126,3 +126,46 @@ matchResources:
         values: {{ toJson .Values.operator.watchNamespaces }}
 {{- end }}
 {{- end }}
+
+{{/* The reference checks of a training spec (image, object-storage Secret, PriorityClass) as policy
+validations; .obj and .old are the spec's CEL paths (object.spec, or a sweep's object.spec.template), .field
+its name in messages. One definition for trainings and sweeps' templates, so their lists never drift. */}}
+{{- define "yolo.referenceValidations" -}}
+    # a prefix ending in '/' allows every image under it; any other names one repository: bare, ':tag' or '@digest'
+    - expression: >-
+        !has({{ .obj }}.image)
+        || (oldObject != null && has({{ .old }}.image) && {{ .old }}.image == {{ .obj }}.image)
+        || variables.allowedImages.exists(p, p.endsWith('/') ? {{ .obj }}.image.startsWith(p)
+        : ({{ .obj }}.image == p || (({{ .obj }}.image.startsWith(p + ':') || {{ .obj }}.image.startsWith(p + '@'))
+        && !{{ .obj }}.image.substring(size(p)).contains('/'))))
+      messageExpression: >-
+        '{{ .field }}.image ' + {{ .obj }}.image + ' is not allowed: allowed images are '
+        + (size(variables.allowedImages) == 0 ? 'none' : variables.allowedImages.join(', '))
+        + ' (a prefix ending in / allows every image under it, any other names one repository, with any :tag
+        or @digest; chart value trainer.allowedImages)'
+      reason: Forbidden
+    # exact names, or name prefixes ending in '*'
+    - expression: >-
+        !has({{ .obj }}.objectStorage)
+        || (oldObject != null && has({{ .old }}.objectStorage)
+        && {{ .old }}.objectStorage.secretRef.name == {{ .obj }}.objectStorage.secretRef.name)
+        || variables.allowedSecrets.exists(s, s.endsWith('*')
+        ? {{ .obj }}.objectStorage.secretRef.name.startsWith(s.substring(0, size(s) - 1))
+        : {{ .obj }}.objectStorage.secretRef.name == s)
+      messageExpression: >-
+        '{{ .field }}.objectStorage.secretRef ' + {{ .obj }}.objectStorage.secretRef.name + ' is not allowed: allowed
+        Secrets are ' + (size(variables.allowedSecrets) == 0 ? 'none' : variables.allowedSecrets.join(', '))
+        + ' (an entry ending in * is a name prefix; chart values objectStorage.allowedSecrets and secretName)'
+      reason: Forbidden
+    # an empty list allows any PriorityClass
+    - expression: >-
+        !has({{ .obj }}.priorityClassName) || size(variables.allowedPriorityClasses) == 0
+        || (oldObject != null && has({{ .old }}.priorityClassName)
+        && {{ .old }}.priorityClassName == {{ .obj }}.priorityClassName)
+        || variables.allowedPriorityClasses.exists(s, s.endsWith('*')
+        ? {{ .obj }}.priorityClassName.startsWith(s.substring(0, size(s) - 1)) : {{ .obj }}.priorityClassName == s)
+      messageExpression: >-
+        '{{ .field }}.priorityClassName ' + {{ .obj }}.priorityClassName + ' is not allowed: allowed PriorityClasses are '
+        + variables.allowedPriorityClasses.join(', ') + ' (chart value trainer.allowedPriorityClasses)'
+      reason: Forbidden
+{{- end }}
