@@ -10,6 +10,8 @@ from: no work between scrapes, and no exporter inside the trainer pod. They exis
 unfinished and for ``metrics_retention_seconds`` after it ends (so its last values are scraped), then go:
 cardinality follows the trainings that matter now, not every training ever run. ``yolo_training_info``
 carries the state, so dashboards can tell running from failed; the ETA exists only while training runs.
+Sweeps follow the same rule: each sweep's trials by state and its best objective, while it runs and for the
+same retention after it ends, from the records ``GET /sweeps`` answers from (a backend without sweeps has none).
 """
 
 import datetime as dt
@@ -51,6 +53,9 @@ TRAINING_SERIES: tuple[tuple[str, str, Any], ...] = (
     ("dfl_loss", "Training DFL loss of the last epoch", lambda s: s.metrics and s.metrics.train_dfl_loss),
 )
 LABELS = ["namespace", "name", "task_id"]
+SWEEP_LABELS = ["namespace", "name", "sweep_id"]
+#: The trial states of ``yolo_sweep_trials`` (the keys of a sweep status's ``counts``), each exported, 0 included.
+SWEEP_TRIAL_STATES = ("pending", "running", "succeeded", "failed", "earlyStopped")
 
 
 def _ended_ago(record: TaskRecord, now: dt.datetime) -> float | None:
@@ -84,6 +89,7 @@ class TrainingCollector(Collector):
         yield GaugeMetricFamily("yolo_api_index_size", "Trainings held in the API's index", value=len(records))
         yield from self._watch_counters()
         yield from self._trainings(records)
+        yield from self._sweeps()
 
     def _watch_counters(self) -> Iterator[Metric]:
         for attribute, help_text in (("reconnects", "Watch connections that broke and were resumed"),
@@ -122,6 +128,40 @@ class TrainingCollector(Collector):
         yield info
         yield from (family for family, _ in families)
         yield eta
+
+
+    def _sweeps(self) -> Iterator[Metric]:
+        list_sweeps = getattr(self.backend, "list_sweeps", None)
+        if list_sweeps is None:
+            return
+        now = dt.datetime.now(dt.UTC)
+        info = GaugeMetricFamily("yolo_sweep_info", "1 for each sweep exported; its state",
+                                 labels=[*SWEEP_LABELS, "state"])
+        trials = GaugeMetricFamily("yolo_sweep_trials", "A sweep's trials by state", labels=[*SWEEP_LABELS, "state"])
+        best = GaugeMetricFamily("yolo_sweep_best_objective", "The final objective of a sweep's best succeeded trial",
+                                 labels=[*SWEEP_LABELS, "metric"])
+        for sweep in list_sweeps():
+            if sweep.final() and _ago(sweep.status.completion_time, now) > self.retention:
+                continue
+            values = [sweep.namespace or "", sweep.name, sweep.sweep_id]
+            info.add_metric([*values, sweep.state()], 1)
+            counts = sweep.status.counts.wire() if sweep.status.counts else {}
+            for state in SWEEP_TRIAL_STATES:
+                trials.add_metric([*values, state], float(counts.get(state) or 0))
+            if sweep.status.best is not None:
+                metric = str((sweep.spec.get("objective") or {}).get("metric") or "")
+                best.add_metric([*values, metric], sweep.status.best.objective)
+        yield info
+        yield trials
+        yield best
+
+
+def _ago(stamp: str | None, now: dt.datetime) -> float:
+    """Seconds since an RFC 3339 time (0 when absent or unreadable: the series stay until it is known)."""
+    try:
+        return (now - dt.datetime.fromisoformat(stamp)).total_seconds() if stamp else 0.0
+    except ValueError:
+        return 0.0
 
 
 def register_process_collectors(registry: CollectorRegistry) -> None:

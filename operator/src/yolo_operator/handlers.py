@@ -73,6 +73,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo,
     memo.sweeps = sweeps.SweepController(SweepGateway(memo.gateway.api_client))
     memo.reaper = Reaper(memo.gateway, config.training_ttl_seconds)
     metrics.TRAININGS.clear()
+    metrics.SWEEPS.clear()
     memo.metrics_server = metrics.serve(config.metrics_port) if config.metrics_port else None
     if unfinished_trainings is None:  # kopf passes every index to every handler, by the index's name
         raise RuntimeError("kopf did not pass the unfinished_trainings index")

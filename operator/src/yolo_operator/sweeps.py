@@ -102,9 +102,11 @@ class SweepController:
         """One step of a sweep; returns the status written (None when the sweep is gone or finished)."""
         sweep = self.gateway.get_sweep(namespace, name)
         if sweep is None or (sweep.get("metadata") or {}).get("deletionTimestamp"):
+            metrics.SWEEPS.forget(namespace, name)
             return None
         meta, old = sweep["metadata"], dict(sweep.get("status") or {})
         if old.get("phase") in FINAL_PHASES:
+            metrics.SWEEPS.observe(namespace, name, old, _metric(sweep))
             return None
         try:
             spec = YoloSweepSpec.model_validate(sweep.get("spec") or {})
@@ -137,6 +139,7 @@ class SweepController:
         patch = status_patch(old, status, meta.get("generation"))
         if patch:
             self.gateway.patch_sweep_status(namespace, name, patch)
+        metrics.SWEEPS.observe(namespace, name, status.wire(), spec.objective.metric)
         return status
 
     def _fail(self, sweep: dict[str, Any], message: str) -> YoloSweepStatus:
@@ -145,8 +148,14 @@ class SweepController:
         patch = status_patch(dict(sweep.get("status") or {}), status, meta.get("generation"))
         if patch:
             self.gateway.patch_sweep_status(meta["namespace"], meta["name"], patch)
+        metrics.SWEEPS.observe(meta["namespace"], meta["name"], status.wire(), _metric(sweep))
         log.error("sweep %s/%s failed: %s", meta["namespace"], meta["name"], message)
         return status
+
+
+def _metric(sweep: dict[str, Any]) -> str:
+    """The objective's metric as the spec names it (read without validating: for the metrics' label only)."""
+    return str(((sweep.get("spec") or {}).get("objective") or {}).get("metric") or "")
 
 
 def _refusal(exc: Exception) -> str | None:

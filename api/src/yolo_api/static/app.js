@@ -10,7 +10,7 @@ const LABELS = { pending: "pending", progress: "running", success: "success", fa
 const state = { rows: new Map(), offset: 0, total: 0, filter: "", selected: null, curvesOf: null, refetch: null };
 
 const label = (row) => LABELS[row.state || row.status] || row.status;
-const writeHash = () => Hash.write({ task: state.selected, compare: Compare.selection });
+const writeHash = () => Hash.write({ task: state.selected, compare: Compare.selection, sweep: Sweeps.current });
 
 function setConnection(text) {
   $("connection").textContent = text;
@@ -240,12 +240,15 @@ function wire() {
   };
   Gallery.wire();
   Compare.wire();
+  Sweeps.wire();
   window.addEventListener("hashchange", () => openLink());
 }
 
-// What the fragment names: a training's detail (#task=<id>), a comparison (#compare=<id>,<id>), or both.
+// What the fragment names: a training's detail (#task=<id>), a comparison (#compare=<id>,<id>), a sweep
+// (#sweep=<id>, sweeps.js), or several of them.
 function openLink() {
   const link = Hash.read();
+  if (link.sweep && link.sweep !== Sweeps.current) Sweeps.open(link.sweep).catch((error) => console.warn(error));
   if (link.task && link.task !== state.selected) select(link.task).catch((error) => console.warn(error));
   if (link.compare.length && link.compare.join(",") !== Compare.shown) {
     Compare.selection = [...new Set(link.compare)];

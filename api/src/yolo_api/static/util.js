@@ -1,5 +1,6 @@
 // Small helpers every part of the dashboard uses: element lookup, number and size formatting, local times,
-// and the URL fragment (#task=<id>&compare=<id>,<id>), which holds what the page shows so a link reopens it.
+// and the URL fragment (#task=<id>&compare=<id>,<id>&sweep=<id>), which holds what the page shows so a link
+// reopens it.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -26,18 +27,20 @@ function make(tag, className = "", text = "") {
 }
 
 const Hash = {
-  // {task: "<id>" | null, compare: ["<id>", ...]} from the fragment (the token is taken out by Api.loadToken).
+  // {task: "<id>" | null, compare: ["<id>", ...], sweep: "<id>" | null} from the fragment (the token is taken
+  // out by Api.loadToken).
   read() {
     const fragment = new URLSearchParams(location.hash.slice(1));
     const ids = (fragment.get("compare") || "").split(",").map((id) => id.trim()).filter(Boolean);
-    return { task: fragment.get("task"), compare: ids };
+    return { task: fragment.get("task"), compare: ids, sweep: fragment.get("sweep") };
   },
 
   // Written with replaceState (no history entry per click); commas stay readable in the link.
-  write({ task, compare }) {
+  write({ task, compare, sweep }) {
     const parts = [];
     if (task) parts.push(`task=${encodeURIComponent(task)}`);
     if (compare && compare.length) parts.push(`compare=${compare.map(encodeURIComponent).join(",")}`);
+    if (sweep) parts.push(`sweep=${encodeURIComponent(sweep)}`);
     history.replaceState(null, "", parts.length ? `#${parts.join("&")}` : location.pathname);
   },
 };
