@@ -3,7 +3,17 @@
 import sys
 import time
 
-from bench import api_events, api_scale, api_status, operator_reconcile, scale, status_size, trainer_overhead
+from bench import (
+    api_events,
+    api_scale,
+    api_status,
+    export_time,
+    operator_reconcile,
+    scale,
+    status_size,
+    sweep_cost,
+    trainer_overhead,
+)
 
 
 def main() -> int:
@@ -13,7 +23,9 @@ def main() -> int:
     api_scale.main([])
     api_events.main([])
     operator_reconcile.main([])
+    sweep_cost.main([])
     trainer_overhead.main([])
+    export_time.main([])
     scale.main([])
     status_size.main([])
     print(f"\nmake bench: {time.monotonic() - started:.0f}s")

@@ -40,7 +40,7 @@ def claims(tmp_path: Path) -> dict[str, Path]:
 
 def test_trains_two_epochs_offline_read_only_as_any_uid(engine: Engine, claims: dict[str, Path]) -> None:
     spec = {"model": "yolov8n.yaml", "data": "/data/shapes/data.yaml", "epochs": 2, "imgsz": 64, "gpus": 0,
-            "hyperparameters": {"workers": 0}}
+            "hyperparameters": {"workers": 0}, "export": ["onnx", "torchscript"]}
     env = {"YOLO_TRAINER_SPEC": json.dumps(spec), "YOLO_TRAINER_OUTPUT_DIR": "/outputs",
            "YOLO_TRAINER_TASK_ID": "offline-run"}
     pod = offline_pod(["python", "-m", "yolo_trainer"], [], env)
@@ -51,7 +51,13 @@ def test_trains_two_epochs_offline_read_only_as_any_uid(engine: Engine, claims: 
     assert (run / "weights" / "best.pt").stat().st_uid == UID
     final = [line for line in result.stdout.splitlines() if '"stage": "completed"' in line]
     assert final and '"finalMetrics"' in final[-1], result.stdout[-3000:]
-    for trace in ("Downloading", "Error writing", "not writable, using", "Matplotlib created a temporary"):
+    assert '"exports"' in final[-1] and '"kind": "plot"' in final[-1], final[-1][-3000:]
+    # the exports' packages are in the image, the plots draw offline
+    assert (run / "weights" / "best.onnx").stat().st_size > 100_000 and (run / "weights" / "best.torchscript").is_file()
+    for plot in ("confusion_matrix.png", "BoxPR_curve.png", "results.png", "val_batch0_pred.jpg"):
+        assert (run / plot).stat().st_size > 1000, plot
+    for trace in ("Downloading", "Error writing", "not writable, using", "Matplotlib created a temporary",
+                  "AutoUpdate"):
         assert trace not in result.stdout, trace
 
 

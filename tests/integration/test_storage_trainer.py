@@ -83,21 +83,35 @@ def test_artifacts_are_uploaded_and_a_run_is_restored_from_them(creds: S3Server,
     run = tmp_path / "run"
     (run / "weights").mkdir(parents=True)
     for file, body in (("weights/best.pt", b"best"), ("weights/last.pt", b"last"), ("results.csv", b"epoch\n1\n"),
-                       ("args.yaml", b"epochs: 3\n")):
+                       ("args.yaml", b"epochs: 3\n"), ("confusion_matrix.png", b"\x89PNG"),
+                       ("final-val/confusion_matrix.png", b"\x89PNG final"), ("val_batch0_pred.jpg", b"\xff\xd8")):
+        (run / file).parent.mkdir(parents=True, exist_ok=True)
         (run / file).write_bytes(body)
     data = tmp_path / "data.yaml"
     data.write_text("train: x\n")
     published: list[list[dict[str, Any]]] = []
     prefix = S3Uri(name, "runs/task-1")
-    manifest = Uploader(ObjectStore(), prefix, published.append).finish(run, data)
-    assert {a["name"] for a in manifest} == {"best.pt", "last.pt", "results.csv", "args.yaml", "data.yaml"}
+    uploader = Uploader(ObjectStore(), prefix, published.append)
+    manifest = uploader.finish(run, data)
+    kinds = {a["name"]: a["kind"] for a in manifest}
+    assert kinds == {"best.pt": "weights", "last.pt": "weights", "results.csv": "metrics", "args.yaml": "config",
+                     "data.yaml": "config", "confusion_matrix.png": "plot", "val_batch0_pred.jpg": "plot"}
     assert published[-1] == manifest
     best = next(a for a in manifest if a["name"] == "best.pt")
-    assert best == {"name": "best.pt", "uri": f"s3://{name}/runs/task-1/best.pt", "size": 4,
+    assert best == {"name": "best.pt", "kind": "weights", "uri": f"s3://{name}/runs/task-1/best.pt", "size": 4,
                     "sha256": sha256_of(run / "weights/best.pt")}
+    stored = creds.client().get_object(Bucket=name, Key="runs/task-1/confusion_matrix.png")["Body"].read()
+    assert stored == b"\x89PNG final"  # the final validation's, under the run's prefix
+    # an export is stored under the same prefix, after the rest; a second upload of it replaces its entry
+    (run / "weights/best.onnx").write_bytes(b"onnx")
+    for _ in range(2):
+        entry = uploader.upload("best.onnx", run / "weights/best.onnx")
+    assert entry["kind"] == "export" and entry["uri"] == f"s3://{name}/runs/task-1/best.onnx"
+    assert [a["name"] for a in published[-1]].count("best.onnx") == 1 and len(published[-1]) == len(manifest) + 1
     fresh = tmp_path / "elsewhere"  # a pod on another node, no PVC
     assert restore_run(ObjectStore(), prefix, fresh) is True
     assert (fresh / "weights/last.pt").read_bytes() == b"last" and (fresh / "results.csv").is_file()
+    assert (fresh / "confusion_matrix.png").read_bytes() == b"\x89PNG final"  # a finished run's plots come back
     assert restore_run(ObjectStore(), prefix, fresh) is False  # it has its own checkpoint now
 
 

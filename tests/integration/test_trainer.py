@@ -68,6 +68,9 @@ def test_three_epochs_report_truthfully_and_best_pt_loads(dataset3: Path, tmp_pa
     weights, project = Path(final["weightsPath"]), Path(final["projectPath"])
     assert weights.is_absolute() and weights == project / "weights" / "best.pt"
     assert project == tmp_path / "runs" / "task-1"  # never runs/detect/...
+    kinds = {a["name"]: a["kind"] for a in final["artifacts"]}
+    assert kinds["best.pt"] == "weights" and kinds["results.csv"] == "metrics" and kinds["BoxPR_curve.png"] == "plot"
+    assert "qualityGate" not in final and "exports" not in final  # neither was asked for
 
     from ultralytics import YOLO
 
@@ -159,7 +162,10 @@ def test_progress_from_results_csv_when_callbacks_cannot_run(dataset3: Path, tmp
     state = sink.state()
     assert [h["epoch"] for h in state["history"]] == [1, 2]
     assert state["stage"] == "completed" and set(state["finalMetrics"]) == SPEC_KEYS
-    assert (tmp_path / "runs" / "task-1" / "final-val").is_dir()  # best.pt validated by the launcher
+    final_val = tmp_path / "runs" / "task-1" / "final-val"  # best.pt validated by the launcher, with its plots
+    plots = {a["name"]: Path(a["uri"]) for a in state["artifacts"] if a["kind"] == "plot"}
+    assert plots["confusion_matrix.png"] == final_val / "confusion_matrix.png"
+    assert plots["val_batch0_pred.jpg"].read_bytes().startswith(b"\xff\xd8\xff") and "results.png" in plots
 
 
 def _status(db: Path) -> dict[str, Any]:

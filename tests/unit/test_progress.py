@@ -1,7 +1,10 @@
-"""Truthful progress: epochs never exceed the total, progress never exceeds 100 nor goes backwards."""
+"""Truthful progress: epochs never exceed the total, progress never exceeds 100 nor goes backwards, and with
+exports requested the epochs take it to 90% and the exports the rest."""
+
+import pytest
 
 from yolo_crd.status import FinalMetrics, StopReason
-from yolo_trainer.progress import ProgressTracker, epoch_metrics
+from yolo_trainer.progress import EPOCHS_SHARE_WITH_EXPORTS, ProgressTracker, epoch_metrics, overall_progress
 
 ROW = {"metrics/precision(B)": 0.8, "metrics/recall(B)": 0.6, "metrics/mAP50(B)": 0.7, "metrics/mAP50-95(B)": 0.4}
 
@@ -85,3 +88,36 @@ def test_completion_and_failure() -> None:
     failed = tracker.failed("DatasetInvalid", "bad labels")
     assert failed == {"stage": "failed", "trainingFailure": {"reason": "DatasetInvalid", "message": "bad labels"},
                       "lastUpdateTime": clock()}
+
+
+@pytest.mark.parametrize(("epochs", "exports", "exports_done", "percent"), [
+    ((3, 3), 0, 0, 100.0), ((1, 3), 0, 0, 33.3), ((3, 3), 2, 0, 90.0), ((1, 2), 1, 0, 45.0),
+    ((3, 3), 2, 0.5, 92.5), ((3, 3), 2, 1.5, 97.5), ((3, 3), 2, 2, 100.0), ((3, 3), 2, 5, 100.0)])
+def test_the_progress_rule_with_and_without_exports(epochs: tuple[int, int], exports: int, exports_done: float,
+                                                    percent: float) -> None:
+    assert overall_progress(*epochs, exports=exports, exports_done=exports_done) == percent
+    assert EPOCHS_SHARE_WITH_EXPORTS == 90.0
+
+
+def test_with_exports_the_last_epoch_is_90_percent_and_exporting_moves_on_to_100() -> None:
+    tracker = ProgressTracker(2, clock=clock, exports=1)
+    tracker.started(0, 2)
+    assert [(p or {}).get("progress") for p in (done(tracker, 1, 2), done(tracker, 2, 2, last=True))] == [45.0, 90.0]
+    exporting = tracker.exporting("onnx", 0, 1, "exporting")
+    assert exporting == {"stage": "exporting", "progress": 90.0, "lastUpdateTime": clock(),
+                         "exportProgress": {"format": "onnx", "done": 0, "total": 1, "step": "exporting"}}
+    assert tracker.exporting("onnx", 0, 1, "validating")["progress"] == 95.0
+    record = {"format": "onnx", "artifact": "best.onnx"}
+    assert tracker.exports([record]) == {"exports": [record]}
+    gate = {"passed": False, "message": "quality gate not met: mAP50 0.5 < 0.9"}
+    final = tracker.completed(FinalMetrics.from_validation(0.5, 0.3, 0.9, 0.7), "/o/w/best.pt", "/o",
+                              StopReason.EPOCHS, [], quality_gate=gate, exports=[record])
+    assert final["progress"] == 100.0 and final["stage"] == "completed" and final["qualityGate"] == gate
+    assert final["exports"] == [record] and final["exportProgress"] is None  # the stage is over
+
+
+def test_an_early_stop_still_exports_from_90_percent() -> None:
+    tracker = ProgressTracker(10, clock=clock, exports=2)
+    tracker.started(0, 10)
+    assert (done(tracker, 4, 10) or {})["progress"] == 36.0  # patience stopped it at epoch 4
+    assert tracker.exporting("torchscript", 1, 2, "exporting")["progress"] == 95.0

@@ -1,7 +1,9 @@
 """A run's artifacts: uploaded to ``<output>/<task id>/`` in object storage, or listed where they were written.
 
-The artifacts are ``best.pt``, ``last.pt``, ``results.csv``, ``args.yaml`` and the data YAML used (as
-``data.yaml``), each with its size and sha256 in ``status.artifacts``. With an output in object storage:
+The artifacts are ``best.pt``, ``last.pt``, ``results.csv``, ``args.yaml``, the data YAML used (as
+``data.yaml``), the run's plots (:mod:`yolo_trainer.plots`) and its exports (:mod:`yolo_trainer.export`), each
+with its kind (:func:`~yolo_trainer.plots.kind_of`), size and sha256 in ``status.artifacts``. With an output in
+object storage:
 
 * during training, every ``every`` epochs, ultralytics' ``on_model_save`` callback (or, in multi-GPU DDP
   runs, where ultralytics runs no callback of ours, :meth:`Uploader.on_results_row` from the results.csv
@@ -25,25 +27,32 @@ from pathlib import Path
 from typing import Any
 
 from yolo_crd.locations import ARGS, BEST, DATA, LAST, RESULTS, S3Uri
-from yolo_trainer.storage import ObjectStore, StorageError, sha256_of
+from yolo_trainer.plots import kind_of, select_plots
+from yolo_trainer.storage import ObjectStore, StorageError, sha256_of, walk
 
 log = logging.getLogger(__name__)
 Publish = Callable[[list[dict[str, Any]]], None]
 
 
 def run_files(run_dir: Path, data_yaml: Path | None) -> dict[str, Path]:
-    """The artifact files of a run directory that exist, by artifact name."""
+    """The artifact files of a run directory that exist, by artifact name: weights, metrics, config, plots."""
     files = {BEST: run_dir / "weights" / BEST, LAST: run_dir / "weights" / LAST, RESULTS: run_dir / RESULTS,
              ARGS: run_dir / ARGS}
     if data_yaml is not None:
         files[DATA] = data_yaml
-    return {name: path for name, path in files.items() if path.is_file()}
+    return {**{name: path for name, path in files.items() if path.is_file()}, **select_plots(run_dir)}
+
+
+def artifact(name: str, uri: str, path: Path, sha256: str | None = None) -> dict[str, Any]:
+    """One ``status.artifacts`` entry for the file at ``path``, stored at ``uri``."""
+    entry = {"name": name, "kind": kind_of(name), "uri": uri, "size": path.stat().st_size,
+             "sha256": sha256 or sha256_of(path)}
+    return {key: value for key, value in entry.items() if value is not None}
 
 
 def local_artifacts(run_dir: Path, data_yaml: Path | None) -> list[dict[str, Any]]:
     """The artifacts as files where the trainer wrote them (no output in object storage)."""
-    return [{"name": name, "uri": str(path), "size": path.stat().st_size, "sha256": sha256_of(path)}
-            for name, path in run_files(run_dir, data_yaml).items()]
+    return [artifact(name, str(path), path) for name, path in run_files(run_dir, data_yaml).items()]
 
 
 class Uploader:
@@ -71,7 +80,7 @@ class Uploader:
         sha256 = sha256_of(path)
         uri = self._prefix.child(name)
         self._store.upload(path, uri, sha256)
-        entry = {"name": name, "uri": str(uri), "size": path.stat().st_size, "sha256": sha256}
+        entry = artifact(name, str(uri), path, sha256)
         with self._lock:
             self._manifest[name] = entry
             manifest = list(self._manifest.values())
@@ -236,10 +245,18 @@ def restore_run(store: ObjectStore, prefix: S3Uri, run_dir: Path) -> bool:
     """Fetch an interrupted run's files from object storage when ``run_dir`` has no checkpoint of its own.
 
     Returns True when a ``last.pt`` was restored (the run then resumes from it, or, if it finished,
-    only validates ``best.pt`` again).
+    only validates ``best.pt`` again). The plots of a finished run come back too, so that its artifacts are
+    listed again in full.
     """
     if (run_dir / "weights" / LAST).is_file() or store.head(prefix.child(LAST)) is None:
         return False
+    try:
+        plots = [name for _, name in walk(store, prefix) if "/" not in name and kind_of(name) == "plot"]
+    except StorageError as exc:  # credentials may read objects without listing them; plots are not essential
+        log.warning("the run's plots are not restored: %s", exc.message)
+        plots = []
+    for name in plots:
+        store.download(prefix.child(name), run_dir / name)
     for name, dest in ((BEST, run_dir / "weights" / BEST), (RESULTS, run_dir / RESULTS), (ARGS, run_dir / ARGS),
                        (LAST, run_dir / "weights" / LAST)):  # last.pt last: its presence says the rest is there
         if store.head(prefix.child(name)) is not None:

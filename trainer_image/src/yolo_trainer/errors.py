@@ -49,8 +49,9 @@ def storage_failure(exc: "StorageError") -> TrainingFailure:
     return TrainingFailure(Reason.TRAINING_ERROR, exc.message)
 
 
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (emoji markers dropped), at most 1000 characters: fit for a status."""
+    text = " ".join(str(exc).replace("❌", " ").split()) or type(exc).__name__
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
 
 
@@ -62,7 +63,7 @@ def classify(exc: BaseException, *, batch: int, imgsz: int) -> TrainingFailure:
 
     if isinstance(exc, StorageError):
         return storage_failure(exc)
-    text = _one_line(exc)
+    text = one_line(exc)
     if type(exc).__name__ == "OutOfMemoryError" or "CUDA out of memory" in text:
         return TrainingFailure(
             Reason.OUT_OF_MEMORY,

@@ -36,6 +36,9 @@ class TrainerSettings(BaseSettings):
     follow_results_csv: bool | None = Field(
         default=None, description="report from results.csv instead of callbacks (default: when gpus > 1)"
     )
+    plots: bool = Field(
+        default=True, description="draw ultralytics' plots (curves, confusion matrices, batches) and keep them as "
+                                  "artifacts; false saves a few seconds per training, minutes on very large datasets")
 
     def run_id(self) -> str:
         """The run directory's name: the task id, unique even when a resource name is reused."""

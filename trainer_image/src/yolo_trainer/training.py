@@ -4,6 +4,11 @@ The run directory is chosen here, never by the user: ``<output_dir>/<task id>``,
 ``project=`` would land under ``runs/detect/``). When it already holds an unfinished ``last.pt`` (a pod
 restarted after preemption), training resumes from it; when it holds a finished run, only the final
 validation is redone, so a retry after an undelivered final status reports the same result.
+
+Plots are on (``plots=True``) unless the trainer's settings turn them off (``YOLO_TRAINER_PLOTS=false``):
+ultralytics draws them into the run directory, and a validation of ``best.pt`` that the trainer runs itself
+draws its curves and confusion matrices into ``<run>/final-val`` (:mod:`yolo_trainer.plots` picks the
+artifacts from both).
 """
 
 import dataclasses
@@ -17,6 +22,7 @@ from yolo_crd.spec import YoloTrainingSpec
 from yolo_crd.status import FinalMetrics, Reason, StopReason
 from yolo_trainer.callbacks import ProgressCallbacks
 from yolo_trainer.errors import EXIT_INVALID_INPUT, TrainingFailure
+from yolo_trainer.plots import FINAL_VALIDATION_DIR
 from yolo_trainer.progress import ProgressTracker
 from yolo_trainer.reporter import StatusReporter
 from yolo_trainer.results_csv import ResultsFollower, read_results
@@ -54,7 +60,7 @@ def final_metrics(validation: Any) -> FinalMetrics:
     return FinalMetrics.from_validation(float(box.map50), float(box.map), float(box.mp), float(box.mr))
 
 
-def train_arguments(spec: YoloTrainingSpec, data: Path, run_dir: Path) -> dict[str, Any]:
+def train_arguments(spec: YoloTrainingSpec, data: Path, run_dir: Path, *, plots: bool = True) -> dict[str, Any]:
     """The ultralytics ``train()`` keyword arguments for a spec; outputs always go to ``run_dir``."""
     return {
         **spec.hyperparameters,
@@ -66,7 +72,7 @@ def train_arguments(spec: YoloTrainingSpec, data: Path, run_dir: Path) -> dict[s
         "project": str(run_dir.parent),
         "name": run_dir.name,
         "exist_ok": True,
-        "plots": False,
+        "plots": plots,
         "verbose": False,
     }
 
@@ -77,8 +83,8 @@ def _validate_best(best: Path, args: dict[str, Any], run_dir: Path) -> FinalMetr
     device = str(args["device"]).split(",")[0]
     batch = args["batch"] if args["batch"] > 0 else 16
     validation = YOLO(str(best)).val(
-        data=args["data"], imgsz=args["imgsz"], batch=batch, device=device, plots=False,
-        project=str(run_dir), name="final-val", exist_ok=True, verbose=False,
+        data=args["data"], imgsz=args["imgsz"], batch=batch, device=device, plots=args["plots"],
+        project=str(run_dir), name=FINAL_VALIDATION_DIR, exist_ok=True, verbose=False,
     )
     return final_metrics(validation)
 
@@ -128,6 +134,7 @@ def run_training(
     follow_results_csv: bool,
     callbacks: dict[str, Callable[[Any], None]] | None = None,
     on_results_row: Callable[[int, Path], object] | None = None,
+    plots: bool = True,
 ) -> Outcome:
     """Train (or resume, or only re-validate a finished run) and return the final metrics of best.pt.
 
@@ -138,7 +145,7 @@ def run_training(
     """
     from ultralytics import YOLO
 
-    args = train_arguments(spec, data, run_dir)
+    args = train_arguments(spec, data, run_dir, plots=plots)
     last, best = run_dir / "weights" / "last.pt", run_dir / "weights" / "best.pt"
     done = checkpoint_epoch(last)
     if done:
@@ -156,7 +163,7 @@ def run_training(
             log.info("resuming %s from epoch %d", last, done)
             model = YOLO(str(last))
             kwargs = {key: args[key] for key in (*_RESUME_OVERRIDES, "data") if key in args}
-            kwargs.update(resume=True, plots=False, verbose=False)
+            kwargs.update(resume=True, verbose=False)
         else:
             model = YOLO(spec.model)
             kwargs = args
