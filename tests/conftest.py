@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +10,10 @@ import pytest
 
 from apiserver import ApiServer
 from s3server import S3Server
+
+# Real trainings in tests draw no plots (2.5 to 3.5 s each, on 2 cores) unless their module asks for them
+# (``from plotting import plots_drawn``): the modules that check plots do; the product's default is on.
+os.environ.setdefault("YOLO_TRAINER_PLOTS", "false")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -23,6 +23,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from fakes import AUTH, TOKEN
+from plotting import plots_drawn  # noqa: F401 - this module's trainings draw plots
 from s3server import S3Server
 from serving import serve
 from yolo_api.app import create_app

@@ -25,6 +25,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from fakes import AUTH, TOKEN
+from plotting import plots_drawn  # noqa: F401 - this module's trainings draw plots
 from s3server import S3Server, closed_endpoint
 from serving import serve
 from waiting import eventually

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from apiserver import ApiServer
+from plotting import plots_drawn  # noqa: F401 - this module's trainings draw plots
 from yolo_crd.spec import YoloTrainingSpec
 from yolo_crd.status import f1_score
 from yolo_io import local_store

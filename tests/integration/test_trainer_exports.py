@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from plotting import plots_drawn  # noqa: F401 - this module's trainings draw plots
 from yolo_crd.outcome import verdict
 from yolo_crd.spec import YoloTrainingSpec
 from yolo_crd.status import Phase, TrainingStatus

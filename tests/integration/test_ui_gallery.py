@@ -26,6 +26,7 @@ from playwright.sync_api import Browser, Page, Request, Route, expect
 from test_ui import OUTPUT, local_settings, open_page, screenshot
 
 from fakes import AUTH, TOKEN, MemoryBackend
+from plotting import plots_drawn  # noqa: F401 - this module's trainings draw plots
 from serving import serve
 from waiting import eventually
 from yolo_api.app import create_app

@@ -87,6 +87,7 @@ def test_plots_are_on_unless_the_trainers_settings_turn_them_off(tmp_path: Path,
     from yolo_trainer.training import train_arguments
 
     spec = YoloTrainingSpec(model="yolov8n.yaml", data=str(tmp_path / "data.yaml"))
+    monkeypatch.delenv("YOLO_TRAINER_PLOTS", raising=False)  # the test session turns them off (tests/conftest.py)
     assert TrainerSettings().plots is True
     assert train_arguments(spec, tmp_path / "data.yaml", tmp_path / "run")["plots"] is True
     monkeypatch.setenv("YOLO_TRAINER_PLOTS", "false")
