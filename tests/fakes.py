@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 import uuid
 from collections.abc import Collection
 from pathlib import Path
@@ -147,3 +148,23 @@ class MemoryBackend:
         self.sweep_records[sweep_id] = dataclasses.replace(
             record, cancelled=True, status=record.status.model_copy(update=update))
         return self.sweep_records[sweep_id]
+
+
+class RecordingSink:
+    """A trainer's status sink that keeps every patch; :meth:`state` is the status they make together."""
+
+    def __init__(self) -> None:
+        self.patches: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+
+    def send(self, patch: dict[str, Any]) -> None:
+        with self.lock:
+            self.patches.append(patch)
+
+    def state(self) -> dict[str, Any]:
+        from yolo_trainer.reporter import compose
+
+        merged: dict[str, Any] = {}
+        for patch in self.patches:
+            merged = compose(merged, patch)
+        return {k: v for k, v in merged.items() if v is not None}

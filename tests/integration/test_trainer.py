@@ -5,7 +5,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -13,32 +12,16 @@ from typing import Any
 import pytest
 
 from apiserver import ApiServer
+from fakes import RecordingSink
 from plotting import plots_drawn  # noqa: F401 - this module's trainings draw plots
 from yolo_crd.spec import YoloTrainingSpec
 from yolo_crd.status import f1_score
 from yolo_io import local_store
-from yolo_trainer.reporter import compose
 from yolo_trainer.runner import run
 from yolo_trainer.settings import TrainerSettings
 
 pytestmark = pytest.mark.slow
 SPEC_KEYS = {"mAP50", "mAP50-95", "precision", "recall", "f1_score"}
-
-
-class RecordingSink:
-    def __init__(self) -> None:
-        self.patches: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
-
-    def send(self, patch: dict[str, Any]) -> None:
-        with self.lock:
-            self.patches.append(patch)
-
-    def state(self) -> dict[str, Any]:
-        merged: dict[str, Any] = {}
-        for patch in self.patches:
-            merged = compose(merged, patch)
-        return {k: v for k, v in merged.items() if v is not None}
 
 
 def make_spec(data: Path, epochs: int, **hyperparameters: Any) -> YoloTrainingSpec:

@@ -3,18 +3,17 @@ validated, a quality gate it misses, the plots people look at, and retries of th
 export (a forced mismatch, an export that raises) with everything made so far still listed. One training
 (1 epoch, imgsz 64) serves all of it: the retries only re-validate best.pt and export again."""
 
-import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from fakes import RecordingSink
 from plotting import plots_drawn  # noqa: F401 - this module's trainings draw plots
 from yolo_crd.outcome import verdict
 from yolo_crd.spec import YoloTrainingSpec
 from yolo_crd.status import Phase, TrainingStatus
 from yolo_trainer import export
-from yolo_trainer.reporter import compose
 from yolo_trainer.runner import run
 from yolo_trainer.settings import TrainerSettings
 
@@ -27,22 +26,6 @@ PNG, JPEG = b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff"
 PLOTS = ["results.png", "BoxPR_curve.png", "BoxF1_curve.png", "BoxP_curve.png", "BoxR_curve.png",
          "confusion_matrix.png", "confusion_matrix_normalized.png", "labels.jpg", "train_batch0.jpg",
          "val_batch0_labels.jpg", "val_batch0_pred.jpg"]
-
-
-class RecordingSink:
-    def __init__(self) -> None:
-        self.patches: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
-
-    def send(self, patch: dict[str, Any]) -> None:
-        with self.lock:
-            self.patches.append(patch)
-
-    def state(self) -> dict[str, Any]:
-        merged: dict[str, Any] = {}
-        for patch in self.patches:
-            merged = compose(merged, patch)
-        return {k: v for k, v in merged.items() if v is not None}
 
 
 def make_spec(data: Path, **fields: Any) -> YoloTrainingSpec:

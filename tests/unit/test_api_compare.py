@@ -2,13 +2,12 @@
 order asked for, ``differing``, and every refusal (422 for what the query may not be, 404 naming an unreadable id,
 401 before anything)."""
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from fakes import AUTH, TOKEN, MemoryBackend
+from fakes import TOKEN, MemoryBackend
 from yolo_api.app import create_app
 from yolo_api.auth import Principal
 from yolo_api.settings import ApiSettings
@@ -28,17 +27,6 @@ class TeamA:
 
     async def allowed(self, who: Principal, action: str, namespace: str | None) -> bool:
         return namespace == "team-a" and action in ("get", "list")
-
-
-@pytest.fixture
-def backend() -> MemoryBackend:
-    return MemoryBackend()
-
-
-@pytest.fixture
-def http(backend: MemoryBackend) -> Iterator[TestClient]:
-    with TestClient(create_app(ApiSettings(backend="local", auth_token=TOKEN), backend=backend), headers=AUTH) as client:
-        yield client
 
 
 def compare(http: TestClient, *ids: str, **headers: str) -> Any:

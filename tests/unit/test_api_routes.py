@@ -1,29 +1,15 @@
 """Routes with TestClient over an in-memory backend: every envelope shape, the 404s, the 422s, cancel."""
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from fakes import AUTH, TOKEN, MemoryBackend
-from yolo_api.app import create_app
-from yolo_api.settings import ApiSettings
+from fakes import MemoryBackend
 from yolo_crd.spec import YoloTrainingSpec
 
 FINAL = {"mAP50": 0.3317, "mAP50-95": 0.2322, "precision": 0.9957, "recall": 0.3333, "f1_score": 0.4995}
-
-
-@pytest.fixture
-def backend() -> MemoryBackend:
-    return MemoryBackend()
-
-
-@pytest.fixture
-def http(backend: MemoryBackend) -> Iterator[TestClient]:
-    with TestClient(create_app(ApiSettings(backend="local", auth_token=TOKEN), backend=backend), headers=AUTH) as client:
-        yield client
 
 
 def test_train_returns_the_submitted_envelope(http: TestClient, backend: MemoryBackend) -> None:

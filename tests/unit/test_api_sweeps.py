@@ -1,13 +1,12 @@
 """The /sweeps routes over an in-memory backend: shapes, a 422 naming the field for each kind of bad input, 404,
 409, cancel (200 or 202), and authorization on ``yolosweeps`` as trainings are authorized on ``yolotrainings``."""
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from fakes import AUTH, TOKEN, MemoryBackend
+from fakes import MemoryBackend
 from yolo_api.app import create_app
 from yolo_api.auth import Principal
 from yolo_api.auth_kubernetes import access_review
@@ -18,17 +17,6 @@ BODY: dict[str, Any] = {"template": TEMPLATE, "objective": {"metric": "mAP50-95"
                         "algorithm": "grid", "parameters": {"lr0": {"values": [0.01, 0.02]}, "imgsz": {"values": [64, 96]}}}
 SPEC = {"template": {**TEMPLATE, "gpus": 0}, "objective": {"metric": "mAP50-95"}, "maxTrials": 3, "algorithm": "random",
         "parameters": {"lr0": {"min": 0.001, "max": 0.1, "scale": "log"}}}
-
-
-@pytest.fixture
-def backend() -> MemoryBackend:
-    return MemoryBackend()
-
-
-@pytest.fixture
-def http(backend: MemoryBackend) -> Iterator[TestClient]:
-    with TestClient(create_app(ApiSettings(backend="local", auth_token=TOKEN), backend=backend), headers=AUTH) as client:
-        yield client
 
 
 def trial(number: int, state: str, objective: float | None) -> dict[str, Any]:
