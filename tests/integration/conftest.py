@@ -18,6 +18,18 @@ def kube(api_server: ApiServer, tmp_path: Path) -> Iterator[client.ApiClient]:
         yield api
 
 
+@pytest.fixture
+def operator_kube(api_server: ApiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[client.ApiClient]:
+    """A client of the emulated API server, and the environment a kopf operator run in this process (KopfRunner)
+    reads: the kubeconfig, no in-cluster service host, a trainer image."""
+    kubeconfig = api_server.write_kubeconfig(tmp_path / "kubeconfig")
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("YOLO_OPERATOR_TRAINER_IMAGE", "registry.local/trainer:test")
+    with config.new_client_from_config(str(kubeconfig)) as api:
+        yield api
+
+
 CHROMIUM = os.environ.get("YOLO_TEST_CHROMIUM", "/usr/bin/chromium")
 # Flags for a closed network: without the background-networking ones Chromium keeps dialling out.
 FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -6,14 +6,12 @@ left deletions hanging, unretried event handlers, and observedGeneration that ne
 """
 
 import socket
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from kopf.testing import KopfRunner
-from kubernetes import client, config
+from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 
 from apiserver import ApiServer
@@ -25,13 +23,9 @@ OPERATOR = ["run", "-m", "yolo_operator.handlers", "--standalone", "--all-namesp
 
 
 @pytest.fixture
-def kube(api_server: ApiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[client.ApiClient]:
-    kubeconfig = api_server.write_kubeconfig(tmp_path / "kubeconfig")
-    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    monkeypatch.setenv("YOLO_OPERATOR_TRAINER_IMAGE", "registry.local/trainer:test")
-    with config.new_client_from_config(str(kubeconfig)) as api:
-        yield api
+def kube(operator_kube: client.ApiClient) -> client.ApiClient:
+    """The client of the emulated API server with the environment the in-process operator reads."""
+    return operator_kube
 
 
 def create(kube: client.ApiClient, name: str, annotations: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:

@@ -6,13 +6,11 @@ sweep cancels its running trials; a sweep whose trials the API server refuses fa
 The trainers' reports are written into each trial's status as a trainer writes them.
 """
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from kopf.testing import KopfRunner
-from kubernetes import client, config
+from kubernetes import client
 
 from apiserver import ApiServer
 from waiting import eventually
@@ -23,13 +21,9 @@ OPERATOR = ["run", "-m", "yolo_operator.handlers", "--standalone", "--all-namesp
 
 
 @pytest.fixture
-def kube(api_server: ApiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[client.ApiClient]:
-    kubeconfig = api_server.write_kubeconfig(tmp_path / "kubeconfig")
-    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    monkeypatch.setenv("YOLO_OPERATOR_TRAINER_IMAGE", "registry.local/trainer:test")
-    with config.new_client_from_config(str(kubeconfig)) as api:
-        yield api
+def kube(operator_kube: client.ApiClient) -> client.ApiClient:
+    """The client of the emulated API server with the environment the in-process operator reads."""
+    return operator_kube
 
 
 def create_sweep(kube: client.ApiClient, name: str, **spec: Any) -> dict[str, Any]:

@@ -154,3 +154,25 @@ def test_the_crd_refuses_criteria_it_cannot_judge(criteria: dict[str, Any], says
     with pytest.raises(SchemaError, match=says):
         schema.admit({"spec": {"model": "m.yaml", "data": "d.yaml", "successCriteria": criteria}}, None)
     schema.admit({"spec": {"model": "m.yaml", "data": "d.yaml", "successCriteria": {"mAP50-95": 0.3}}}, None)
+
+
+def test_the_local_backend_writes_the_gate_verdict_condition_and_envelope(tmp_path: Any) -> None:
+    """Locally the backend plays the operator: the missed gate is the verdict, with the QualityGate condition,
+    and the envelope carries ``quality_gate`` (the trainer's report is written as the trainer writes it)."""
+    from yolo_api.backends.local import LocalBackend
+    from yolo_api.settings import ApiSettings
+
+    (tmp_path / "d.yaml").write_text("train: x\n")
+    backend = LocalBackend(ApiSettings(backend="local", state_dir=tmp_path / "state", local_gpus=0,
+                                       allowed_roots=[tmp_path]))
+    gated = spec(data=str(tmp_path / "d.yaml"), gpus=0, successCriteria={"mAP50": 0.9})
+    task = backend.submit(gated, "near-miss", None).task_id
+    local_store.patch_status(backend._conn, task, reported(MISSED).model_dump(by_alias=True, exclude_none=True,
+                                                                              exclude={"phase"}))
+    assert backend.conclude(task, RunEnd(True)) == Verdict(Phase.FAILED, "QualityGateNotMet", MISSED["message"])
+    record = backend.get(task)
+    assert record is not None and record.status is not None
+    condition = record.status.condition(QUALITY_GATE_CONDITION)
+    assert condition is not None and (condition.status, condition.reason) == ("False", "QualityGateNotMet")
+    code, body = record.envelope()
+    assert code == 500 and body["data"]["quality_gate"] == MISSED and body["data"]["reason"] == "QualityGateNotMet"

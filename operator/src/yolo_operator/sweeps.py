@@ -8,6 +8,7 @@ operator restarted at any moment rebuilds everything from the trials (kopf's res
 for every sweep). No finalizer: deleting a sweep deletes its trials through their owner references.
 """
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -93,8 +94,6 @@ class SweepController:
         self.queue.request(namespace, name)
 
     async def _step(self, key: Key) -> None:
-        import asyncio
-
         with metrics.timed("sweep"):
             await asyncio.to_thread(self.step, *key)
 
